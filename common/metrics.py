@@ -1,0 +1,62 @@
+"""SR evaluation protocol: Y channel (ITU-R BT.601), border crop, PSNR and SSIM.
+
+PSNR is the closed form; SSIM is scikit-image's with the settings that reproduce the
+MATLAB/papers' SSIM (11x11 Gaussian, sigma 1.5, population covariance). Inputs are arrays
+in [0, 1] (HxWx3 RGB or HxW grey); they are quantised to 8-bit first, as saved images are.
+"""
+from __future__ import annotations
+
+import numpy as np
+from skimage.metrics import structural_similarity
+
+
+def quantize(img: np.ndarray) -> np.ndarray:
+    """[0,1] float -> float64 in [0,255] with the rounding an 8-bit file applies."""
+    return np.clip(np.rint(np.asarray(img, dtype=np.float64) * 255.0), 0, 255)
+
+
+def rgb_to_y(img255: np.ndarray) -> np.ndarray:
+    """RGB in [0,255] -> Y in [16,235] (BT.601, as MATLAB rgb2ycbcr). Grey passes through as-is."""
+    if img255.ndim == 2:
+        return img255
+    r, g, b = img255[..., 0], img255[..., 1], img255[..., 2]
+    return 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+
+
+def _prepare(sr: np.ndarray, hr: np.ndarray, crop: int):
+    if sr.shape != hr.shape:
+        raise ValueError(f"shape mismatch: prediction {sr.shape} vs reference {hr.shape}")
+    sr_y, hr_y = rgb_to_y(quantize(sr)), rgb_to_y(quantize(hr))
+    if crop > 0:
+        sr_y, hr_y = sr_y[crop:-crop, crop:-crop], hr_y[crop:-crop, crop:-crop]
+    return sr_y, hr_y
+
+
+def psnr(a255: np.ndarray, b255: np.ndarray, data_range: float = 255.0) -> float:
+    mse = float(np.mean((np.asarray(a255, np.float64) - np.asarray(b255, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(data_range**2 / mse)
+
+
+def ssim(a255: np.ndarray, b255: np.ndarray, data_range: float = 255.0) -> float:
+    return float(
+        structural_similarity(
+            a255, b255, data_range=data_range, gaussian_weights=True, sigma=1.5,
+            use_sample_covariance=False, channel_axis=-1 if a255.ndim == 3 else None,
+        )
+    )
+
+
+def psnr_y(sr: np.ndarray, hr: np.ndarray, crop: int = 0) -> float:
+    return psnr(*_prepare(sr, hr, crop))
+
+
+def ssim_y(sr: np.ndarray, hr: np.ndarray, crop: int = 0) -> float:
+    return ssim(*_prepare(sr, hr, crop))
+
+
+def psnr_rgb(pred: np.ndarray, ref: np.ndarray, crop: int = 0) -> float:
+    """PSNR over all channels (colorization and interpolation report this)."""
+    a, b = quantize(pred), quantize(ref)
+    if crop > 0:
+        a, b = a[crop:-crop, crop:-crop], b[crop:-crop, crop:-crop]
+    return psnr(a, b)

@@ -1,0 +1,90 @@
+"""FlashSR: the flagship fast PSNR-oriented super-resolution CNN (x2 / x4).
+
+Plain 3x3 convs in residual blocks (the fastest op on CPU ORT, CUDA and TensorRT alike),
+one PixelShuffle upsampler (ESPCN), and a bilinear skip of the input so the network only
+learns the high-frequency residual. Channel dropout sits before the upsampler ("reflash"
+placement, Kong et al. 2022): it regularises training and gives Monte-Carlo dropout samples.
+
+For portable MC dropout the masks can be passed explicitly (`dropout_masks`, shape
+N x mask_channels, already scaled by 1/(1-p)); TensorRT has no stochastic Dropout, so exports
+take the masks as an input and K passes run as one batch of K.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ChannelDropout(nn.Module):
+    """Dropout2d that can also apply a caller-supplied per-sample channel mask."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if mask is not None:
+            return x * mask[:, :, None, None].to(x.dtype)
+        if self.training and self.p > 0:
+            return F.dropout2d(x, self.p, training=True)
+        return x
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.act = nn.LeakyReLU(0.1, inplace=True)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.act(self.conv1(x)))
+
+
+class FlashSR(nn.Module):
+    """LR RGB [0,1] (N,3,H,W) -> SR RGB (N,3,sH,sW); output is not clamped (callers clamp)."""
+
+    def __init__(self, scale: int = 4, channels: int = 64, blocks: int = 9, dropout: float = 0.1,
+                 in_channels: int = 3):
+        super().__init__()
+        if scale not in (2, 3, 4):
+            raise ValueError(f"FlashSR supports scale 2, 3 or 4, not {scale}")
+        self.scale = scale
+        self.channels = channels
+        self.head = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.body = nn.Sequential(*[ResidualBlock(channels) for _ in range(blocks)])
+        self.body_tail = nn.Conv2d(channels, channels, 3, padding=1)
+        self.dropout = ChannelDropout(dropout)
+        self.upsample = nn.Sequential(
+            nn.Conv2d(channels, in_channels * scale * scale, 3, padding=1),
+            nn.PixelShuffle(scale),
+        )
+        self._init_weights()
+
+    @property
+    def mask_channels(self) -> int:
+        """Width of one explicit dropout mask row (see module docstring)."""
+        return self.channels
+
+    @property
+    def dropout_p(self) -> float:
+        return self.dropout.p
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, a=0.1, nonlinearity="leaky_relu")
+                nn.init.zeros_(m.bias)
+        for block in self.body:  # start each block near identity: stable, faster early training
+            block.conv2.weight.data.mul_(0.1)
+        nn.init.zeros_(self.upsample[0].weight)
+
+    def forward(self, x: torch.Tensor, dropout_masks: Optional[torch.Tensor] = None) -> torch.Tensor:
+        feat = self.head(x)
+        feat = feat + self.body_tail(self.body(feat))
+        feat = self.dropout(feat, dropout_masks)
+        skip = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        return self.upsample(feat) + skip

@@ -1,0 +1,127 @@
+"""The model registry: a name -> (constructor, kwargs, scale, task, tensor spec).
+
+Constructor defaults match the shipped weights; a spec's kwargs only name what differs
+between registered variants (e.g. the scale). Architectures are looked up by the `arch` string
+stored in checkpoint sidecars, so a checkpoint always rebuilds the module it was saved from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+from torch import nn
+
+from common.paths import WEIGHTS_DIR
+
+from .checkpoint import CheckpointError, load_checkpoint, load_state_into, read_sidecar
+from .flashsr import FlashSR
+
+ARCHITECTURES: Dict[str, Callable[..., nn.Module]] = {
+    "flashsr": FlashSR,
+}
+
+TASKS = ("sr", "colorize", "interpolate")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    arch: str
+    task: str
+    scale: int
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+    in_channels: int = 3
+    out_channels: int = 3
+    pad_multiple: int = 1  # input H and W must be multiples of this (tiling pads to it)
+    mc_dropout: bool = False  # has dropout usable for Monte-Carlo uncertainty
+    description: str = ""
+
+    @property
+    def weights_path(self) -> Path:
+        return WEIGHTS_DIR / f"{self.name}.safetensors"
+
+    def has_weights(self) -> bool:
+        return self.weights_path.exists()
+
+    def build(self, **overrides) -> nn.Module:
+        return ARCHITECTURES[self.arch](**{**self.kwargs, **overrides})
+
+    def io_spec(self) -> Dict[str, Any]:
+        """Tensor contract for exporters and servers (NCHW float32 in [0,1])."""
+        return {
+            "input": {"name": "lr", "layout": "NCHW", "channels": self.in_channels, "dtype": "float32", "range": [0, 1]},
+            "output": {"name": "sr", "layout": "NCHW", "channels": self.out_channels, "dtype": "float32",
+                       "scale": self.scale},
+        }
+
+
+_SPECS = [
+    ModelSpec("flashsr_x2", "flashsr", "sr", 2, {"scale": 2}, mc_dropout=True,
+              description="Flagship fast CNN, x2 (residual 3x3 blocks, PixelShuffle, bilinear skip)"),
+    ModelSpec("flashsr_x4", "flashsr", "sr", 4, {"scale": 4}, mc_dropout=True,
+              description="Flagship fast CNN, x4 (residual 3x3 blocks, PixelShuffle, bilinear skip)"),
+]
+REGISTRY: Dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def get_spec(name: str) -> ModelSpec:
+    if name not in REGISTRY:
+        raise KeyError(f"unknown model '{name}'; registered: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def resolve_name(model: str, scale: Optional[int] = None) -> ModelSpec:
+    """Accept 'flashsr_x4' or ('flashsr', 4); reject a scale the model does not have."""
+    if model in REGISTRY:
+        spec = REGISTRY[model]
+        if scale is not None and spec.scale != scale:
+            raise ValueError(f"model '{model}' is x{spec.scale}; --scale {scale} does not apply")
+        return spec
+    candidates = sorted(s.scale for s in REGISTRY.values() if s.name.rsplit("_x", 1)[0] == model)
+    if not candidates:
+        raise KeyError(f"unknown model '{model}'; registered: {', '.join(sorted(REGISTRY))}")
+    if scale is None:
+        if len(candidates) > 1:
+            raise ValueError(f"model '{model}' comes in scales {candidates}: pass --scale")
+        scale = candidates[0]
+    if scale not in candidates:
+        raise ValueError(f"model '{model}' has no x{scale} variant (available: {candidates})")
+    return REGISTRY[f"{model}_x{scale}"]
+
+
+def model_from_checkpoint(weights_path: Path, expected_arch: Optional[str] = None) -> nn.Module:
+    """Rebuild the architecture named in the sidecar and load the weights (eval mode)."""
+    state, info = load_checkpoint(weights_path, expected_arch)
+    if info["arch"] not in ARCHITECTURES:
+        raise CheckpointError(f"{weights_path}: unknown architecture '{info['arch']}'")
+    try:
+        model = ARCHITECTURES[info["arch"]](**info.get("args", {}))
+    except TypeError as exc:
+        raise CheckpointError(f"{weights_path}: sidecar args do not fit '{info['arch']}' ({exc})") from None
+    load_state_into(model, state, str(weights_path), info["arch"])
+    return model.eval()
+
+
+def load_model(name: str, weights_path: Optional[Path] = None) -> nn.Module:
+    """The registered model with its shipped (or given) weights, in eval mode."""
+    spec = get_spec(name)
+    path = Path(weights_path) if weights_path else spec.weights_path
+    if not path.exists():
+        raise CheckpointError(f"model '{name}' has no weights at {path} (train it with train/ first)")
+    return model_from_checkpoint(path, expected_arch=spec.arch)
+
+
+def describe(spec: ModelSpec) -> Dict[str, Any]:
+    """The `python -m models --json` record for one model."""
+    params = sum(p.numel() for p in spec.build().parameters())
+    weights, metrics = None, None
+    if spec.has_weights():
+        weights = str(spec.weights_path.relative_to(WEIGHTS_DIR.parent)) if spec.weights_path.is_relative_to(
+            WEIGHTS_DIR.parent) else str(spec.weights_path)
+        try:
+            metrics = read_sidecar(spec.weights_path).get("metrics")
+        except CheckpointError:
+            metrics = None
+    return {"name": spec.name, "task": spec.task, "scale": spec.scale, "params": int(params),
+            "weights": weights, "metrics": metrics}

@@ -1,0 +1,112 @@
+"""Pieces every training script shares: device choice, EMA, LR schedule, metrics CSV, run state.
+
+A run directory holds `model.safetensors` + `model.json` (the EMA weights, a normal checkpoint)
+and `state.pt` (optimizer, schedule, raw weights, iteration) so any run resumes exactly.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def default_workers(device: torch.device) -> int:
+    cores = os.cpu_count() or 2
+    return max(1, min(8, cores - 1)) if device.type == "cuda" else max(0, min(2, cores - 1))
+
+
+def cosine_lr(step: int, progress: float, warmup: int, floor: float = 0.01) -> float:
+    """Multiplier: linear warm-up over `warmup` steps, then cosine decay to `floor` of the base LR.
+
+    `progress` in [0, 1] is the run's completed fraction: by steps, or by time under a time
+    budget, so a chunk that must end at a deadline still anneals fully before it.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, max(0.0, progress))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class EMA:
+    """Exponential moving average of the weights: a cheap, reliable PSNR gain for short runs."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for ema_v, v in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if ema_v.dtype.is_floating_point:
+                ema_v.mul_(decay).add_(v.detach(), alpha=1 - decay)
+            else:
+                ema_v.copy_(v)
+
+
+class MetricsCSV:
+    """Append-only CSV; the header is fixed by the first row's keys (resumes append)."""
+
+    def __init__(self, path: Path, fields: list):
+        self.path = Path(path)
+        self.fields = fields
+        if not self.path.exists():
+            with open(self.path, "w", newline="") as fh:
+                csv.DictWriter(fh, fieldnames=fields).writeheader()
+
+    def write(self, row: Dict[str, Any]) -> None:
+        with open(self.path, "a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore").writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def save_state(run_dir: Path, *, step: int, model: nn.Module, optimizer, ema: Optional[EMA], extra: Dict[str, Any]) -> None:
+    state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "ema": ema.model.state_dict() if ema else None, "extra": extra}
+    tmp = Path(run_dir) / "state.pt.tmp"
+    torch.save(state, tmp)
+    tmp.replace(Path(run_dir) / "state.pt")
+
+
+def load_state(run_dir: Path, model: nn.Module, optimizer, ema: Optional[EMA], device) -> Optional[Dict[str, Any]]:
+    path = Path(run_dir) / "state.pt"
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if ema is not None and state.get("ema") is not None:
+        ema.model.load_state_dict(state["ema"])
+    return state
+
+
+class Stopwatch:
+    """Wall-clock budget so a chunked run (e.g. a 10-minute GPU lease) checkpoints before the cut."""
+
+    def __init__(self, budget_s: float = 0.0):
+        self.start = time.perf_counter()
+        self.budget = budget_s
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def expired(self) -> bool:
+        return self.budget > 0 and self.elapsed >= self.budget

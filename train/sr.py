@@ -1,0 +1,228 @@
+"""Train a registered SR model: `python -m train.sr --model flashsr --scale 4 --iters 20000`.
+
+Runs unchanged on CPU and CUDA (`--device auto`; bf16 autocast on CUDA). Resumes from the run
+directory automatically; `--time-budget` stops cleanly with a checkpoint before a deadline so
+long runs can be done in chunks. `--publish` writes the EMA weights to weights/NAME.safetensors.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from common.metrics import psnr_y
+from common.paths import data_root
+from models import get_spec, resolve_name, save_checkpoint
+from models.checkpoint import CheckpointError, read_weights
+
+from .data import (DEGRADATIONS, CountingSampler, DataError, PatchConfig, SRPatchDataset, load_folder,
+                   split_validation, validation_pairs)
+from .loop import EMA, MetricsCSV, Stopwatch, cosine_lr, default_workers, load_state, pick_device, save_state
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m train.sr", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", required=True, help="registered name (flashsr_x4) or family (flashsr) with --scale")
+    p.add_argument("--scale", type=int, default=None)
+    p.add_argument("--iters", type=int, default=20000, help="total optimizer steps of the run")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--patch", type=int, default=48, help="LR patch side (HR side = patch x scale)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--loss", choices=["l1", "mse", "charbonnier"], default="l1")
+    p.add_argument("--ema", type=float, default=0.999, help="EMA decay (0 disables)")
+    p.add_argument("--degradation", choices=sorted(DEGRADATIONS), default="bicubic")
+    p.add_argument("--dropout", type=float, default=None, help="override the model's dropout p")
+    p.add_argument("--data", type=Path, default=None, help="HR image folder (default $STSR_DATA/train)")
+    p.add_argument("--data-limit", type=int, default=0, help="use only the first N images (tests)")
+    p.add_argument("--val-count", type=int, default=10, help="training images held out for validation")
+    p.add_argument("--val-every", type=int, default=1000)
+    p.add_argument("--save-every", type=int, default=1000)
+    p.add_argument("--run-dir", type=Path, default=None, help="default runs/NAME")
+    p.add_argument("--init-from", type=Path, default=None, help="start from a checkpoint's matching tensors")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing run state instead of resuming")
+    p.add_argument("--time-budget", type=float, default=0.0, help="stop (with a checkpoint) after N seconds")
+    p.add_argument("--schedule", choices=["steps", "time"], default="steps",
+                   help="'time': the cosine ends at --time-budget (for fixed-length GPU chunks)")
+    p.add_argument("--publish", action="store_true", help="copy the final EMA weights to weights/")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace):
+    """Stop at once, with a clear message, on flags that make no sense."""
+    try:
+        spec = resolve_name(args.model, args.scale)
+    except (KeyError, ValueError) as exc:
+        raise SystemExit(f"error: {exc.args[0]}")
+    if spec.task != "sr":
+        raise SystemExit(f"error: '{spec.name}' is a {spec.task} model; train it with train.{spec.task}")
+    if args.patch < 8:
+        raise SystemExit(f"error: --patch {args.patch} is smaller than the model's receptive field; use >= 8")
+    if args.iters < 1 or args.batch_size < 1:
+        raise SystemExit("error: --iters and --batch-size must be positive")
+    if args.dropout is not None and not 0 <= args.dropout < 1:
+        raise SystemExit("error: --dropout must be in [0, 1)")
+    return spec
+
+
+def pixel_loss(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if name == "l1":
+        return F.l1_loss(pred, target)
+    if name == "mse":
+        return F.mse_loss(pred, target)
+    return torch.sqrt((pred - target) ** 2 + 1e-6).mean()
+
+
+@torch.no_grad()
+def validate(model, pairs, device, scale: int) -> float:
+    scores = []
+    for lr, hr in pairs:
+        x = torch.from_numpy(lr.transpose(2, 0, 1)).unsqueeze(0).to(device)
+        sr = model(x).clamp_(0, 1)[0].float().cpu().numpy().transpose(1, 2, 0)
+        scores.append(psnr_y(sr, hr, crop=scale))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def init_from(model, path: Path) -> int:
+    """Copy tensors whose name and shape match (e.g. an x2 body into an x4 model)."""
+    try:
+        state = read_weights(path)
+    except CheckpointError as exc:
+        raise SystemExit(f"error: --init-from: {exc}")
+    own = model.state_dict()
+    taken = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not taken:
+        raise SystemExit(f"error: --init-from {path}: no tensor matches this model")
+    own.update(taken)
+    model.load_state_dict(own)
+    return len(taken)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    spec = check_args(args)
+    torch.manual_seed(args.seed)
+    device = pick_device(args.device)
+    data_dir = args.data or data_root() / "train"
+    try:
+        images, names = load_folder(data_dir, limit=args.data_limit)
+        train_imgs, _, val_imgs, val_names = split_validation(images, names, args.val_count)
+        dataset = SRPatchDataset(train_imgs, PatchConfig(spec.scale, args.patch, args.degradation), seed=args.seed)
+    except DataError as exc:
+        raise SystemExit(f"error: {exc}")
+    val = validation_pairs(val_imgs, spec.scale)
+
+    overrides = {} if args.dropout is None else {"dropout": args.dropout}
+    model = spec.build(**overrides).to(device)
+    model_args = {**spec.kwargs, **overrides}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
+    ema = EMA(model, args.ema) if args.ema > 0 else None
+    run_dir = args.run_dir or Path("runs") / spec.name
+    if args.fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = load_state(run_dir, model, optimizer, ema, device)
+    step = state["step"] if state else 0
+    if state:
+        print(f"resuming {run_dir} at step {step}", file=sys.stderr)
+    elif args.init_from:
+        print(f"initialised {init_from(model, args.init_from)} tensors from {args.init_from}", file=sys.stderr)
+        if ema:
+            ema.model.load_state_dict(model.state_dict())
+    if step >= args.iters:
+        print(f"run already at {step} >= --iters {args.iters}", file=sys.stderr)
+
+    workers = default_workers(device) if args.workers is None else args.workers
+    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=CountingSampler(step * args.batch_size),
+                        num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+                        prefetch_factor=4 if workers > 0 else None)
+    use_amp = device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        model = model.to(memory_format=torch.channels_last)
+    log = MetricsCSV(run_dir / "metrics.csv", ["step", "loss", "lr", "val_psnr_y", "seconds", "steps_per_s"])
+    clock = Stopwatch(args.time_budget)
+    meta = {"model": spec.name, "task": spec.task, "scale": spec.scale,
+            "data": {"train_dir": str(data_dir), "train_images": len(train_imgs), "val_images": val_names,
+                     "degradation": args.degradation, "lr_patch": args.patch, "batch_size": args.batch_size},
+            "training": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+    prior_seconds = state["extra"].get("seconds", 0.0) if state else 0.0
+
+    def checkpoint(val_psnr=None):
+        save_state(run_dir, step=step, model=model, optimizer=optimizer, ema=ema,
+                   extra={"seconds": prior_seconds + clock.elapsed})
+        info = {**meta, "iterations": step, "train_seconds": round(prior_seconds + clock.elapsed, 1)}
+        if val_psnr is not None:
+            info["val_psnr_y"] = round(val_psnr, 3)
+        save_checkpoint(run_dir / "model.safetensors", ema.model if ema else model, arch=spec.arch,
+                        args=model_args, meta=info)
+
+    def progress(at_step: int) -> float:
+        by_steps = (at_step - args.warmup) / max(1, args.iters - args.warmup)
+        by_time = clock.elapsed / args.time_budget if args.time_budget > 0 and args.schedule == "time" else 0.0
+        return max(by_steps, by_time)
+
+    model.train()
+    it = iter(loader)
+    bar = tqdm(total=args.iters, initial=step, desc=spec.name, dynamic_ncols=True, disable=None)
+    t_last, s_last, val_psnr = time.perf_counter(), step, None
+    while step < args.iters and not clock.expired():
+        lr_t, hr_t = next(it)
+        lr_t = lr_t.to(device, non_blocking=True)
+        hr_t = hr_t.to(device, non_blocking=True)
+        if device.type == "cuda":
+            lr_t = lr_t.contiguous(memory_format=torch.channels_last)
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * cosine_lr(step, progress(step), args.warmup)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            pred = model(lr_t)
+        loss = pixel_loss(args.loss, pred.float(), hr_t)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if ema:
+            ema.update(model, step)
+        step += 1
+        bar.update(1)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{val_psnr:.2f}" if val_psnr else "-")
+        if step % args.val_every == 0 or step == args.iters:
+            val_psnr = validate(ema.model if ema else model.eval(), val, device, spec.scale)
+            model.train()
+            now = time.perf_counter()
+            log.write({"step": step, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "val_psnr_y": val_psnr,
+                       "seconds": prior_seconds + clock.elapsed, "steps_per_s": (step - s_last) / (now - t_last)})
+            t_last, s_last = now, step
+            print(f"step {step}: loss {loss.item():.4f} val Y-PSNR {val_psnr:.3f} dB", file=sys.stderr, flush=True)
+        if step % args.save_every == 0:
+            checkpoint(val_psnr)
+    bar.close()
+    checkpoint(val_psnr)
+    if clock.expired() and step < args.iters:
+        print(f"time budget reached at step {step}/{args.iters}; resume with the same command", file=sys.stderr)
+    if args.publish:
+        target = get_spec(spec.name).weights_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(run_dir / "model.safetensors", target)
+        shutil.copy(run_dir / "model.json", target.with_suffix(".json"))
+        print(f"published {target}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
