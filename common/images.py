@@ -115,7 +115,7 @@ def read_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side
     except UnidentifiedImageError:
         raise ImageLoadError(f"{name}: not an image file (or a format that cannot be read)") from None
     except Image.DecompressionBombError:
-        raise ImageLoadError(f"{name}: image too large (decompression bomb guard)") from None
+        raise ImageLoadError(f"{name}: image too large (over the decompression-bomb limit of {Image.MAX_IMAGE_PIXELS * 2 / 1e6:.0f} MP)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageLoadError(f"{name}: corrupt or truncated image ({exc})") from None
 

@@ -109,6 +109,12 @@ def load_model(name: str, weights_path: Optional[Path] = None) -> nn.Module:
     path = Path(weights_path) if weights_path else spec.weights_path
     if not path.exists():
         raise CheckpointError(f"model '{name}' has no weights at {path} (train it with train/ first)")
+    info = read_sidecar(path)
+    clashes = {k: (info.get("args", {}).get(k), v) for k, v in spec.kwargs.items()
+               if info.get("args", {}).get(k, v) != v}
+    if clashes:
+        detail = ", ".join(f"{k}={got} (expected {want})" for k, (got, want) in clashes.items())
+        raise CheckpointError(f"{path}: checkpoint does not fit '{name}': {detail}")
     return model_from_checkpoint(path, expected_arch=spec.arch)
 
 

@@ -1,0 +1,287 @@
+"""Inference backends behind one interface: named NCHW float32 arrays in, named arrays out.
+
+PyTorch, ONNX Runtime and TensorRT each load the same registered model; the pipeline code
+(serve.sr, serve.tiling, later colorize/interpolate/MC dropout) only ever calls `run` and never
+knows which runtime answered. Heavy runtimes are imported inside the classes so `import serve`
+works on a machine that has neither onnxruntime-gpu nor TensorRT.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from common.paths import PROJECT_ROOT
+from models import get_spec, load_model
+
+from .contract import (BackendUnavailable, InputError, ModelMismatch, ServeError, check_graph_io, check_inputs,
+                       check_outputs, tensor_contract)
+from .tiling import onnx_receptive_radius, receptive_radius, spec_radius
+
+TRT_EP, CUDA_EP, CPU_EP = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
+GPU_PROVIDERS = (TRT_EP, CUDA_EP)
+
+
+def cache_dir() -> Path:
+    """Where ORT-TensorRT engine and timing caches live (env STSR_CACHE, default .cache/ in the project)."""
+    return Path(os.environ.get("STSR_CACHE", PROJECT_ROOT / ".cache"))
+
+
+class Backend(ABC):
+    """One loaded model on one runtime. `run` validates inputs and outputs against the registry spec."""
+
+    kind = "base"
+
+    def __init__(self, model_name: str):
+        self.model_name = model_name
+        self.spec = get_spec(model_name)
+        self.inputs, self.outputs = tensor_contract(self.spec)
+        self.device = "cpu"
+        self.provider = ""  # what actually runs it: "torch cpu fp32", "CPUExecutionProvider", "TensorRT 10.x"
+        self.selection_reason = ""  # set by serve.runtime.best_available
+        self._radius: Optional[int] = None  # of the loaded graph, when the runtime lets us read it
+
+    @property
+    def receptive_radius(self) -> int:
+        """Input pixels of context each output needs (serve.tiling's exact-overlap rule)."""
+        return self._radius if self._radius is not None else spec_radius(self.model_name)
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.model_name}"
+
+    def run(self, inputs: Mapping[str, Any]) -> Dict[str, np.ndarray]:
+        checked = check_inputs(self.model_name, self.inputs, inputs, self.spec.pad_multiple)
+        raw = self._run(checked)
+        return check_outputs(self.model_name, self.outputs, raw, checked, f"{self.kind} backend ({self.provider})")
+
+    @abstractmethod
+    def _run(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """Runtime-specific inference on already validated float32 arrays."""
+
+    def close(self) -> None:
+        """Release runtime resources; the backend must not be used afterwards."""
+
+    def describe(self) -> Dict[str, str]:
+        return {"backend": self.kind, "provider": self.provider, "device": self.device, "model": self.model_name}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.model_name} on {self.provider}>"
+
+
+def module_available(name: str) -> bool:
+    """Installed, without importing it (TensorRT's import alone takes seconds and GPU memory)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # ValueError: in sys.modules without a spec
+        return name in sys.modules
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+class TorchBackend(Backend):
+    """The PyTorch module itself: the reference every other backend is tested against.
+
+    Positional mapping: the module is called with the contract's inputs in order, and a tensor
+    result (or a tuple of them) is named after the contract's outputs. fp16 is CUDA-only (CPU half
+    convs are slow and inaccurate); outputs are always float32.
+    """
+
+    kind = "torch"
+
+    def __init__(self, model_name: str, *, device: str = "cpu", fp16: bool = False,
+                 weights_path: Optional[Union[str, Path]] = None, module=None):
+        super().__init__(model_name)
+        import torch
+
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendUnavailable("torch has no CUDA here (CPU-only build or no GPU)")
+        if fp16 and not device.startswith("cuda"):
+            raise ValueError("fp16 is only supported on CUDA")
+        self._torch = torch
+        self._dtype = torch.float16 if fp16 else torch.float32
+        module = module if module is not None else load_model(model_name, weights_path)
+        self.module = module.eval().to(device=device, dtype=self._dtype)
+        self._radius = receptive_radius(self.module)
+        self.device = "cuda" if device.startswith("cuda") else "cpu"
+        self._device = torch.device(device)
+        self.provider = f"torch {device} {'fp16' if fp16 else 'fp32'}"
+        # CUDA: one stream of work at a time keeps memory bounded and fp16 buffers unshared.
+        self._lock = threading.Lock() if self.device == "cuda" else None
+
+    def _forward(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            args = [torch.from_numpy(inputs[t.name]).to(self._device, self._dtype) for t in self.inputs]
+            result = self.module(*args)
+            if isinstance(result, Mapping):
+                items = dict(result)
+            else:
+                tensors = result if isinstance(result, (tuple, list)) else (result,)
+                items = {t.name: v for t, v in zip(self.outputs, tensors)}
+            return {k: v.float().cpu().numpy() for k, v in items.items()}
+
+    def _run(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        if self._lock is None:
+            return self._forward(inputs)
+        with self._lock:
+            return self._forward(inputs)
+
+    def close(self) -> None:
+        self.module = None
+        if self.device == "cuda":
+            self._torch.cuda.empty_cache()
+
+
+ProviderChoice = Union[str, Sequence[str]]
+
+
+class OrtBackend(Backend):
+    """An ONNX file on ONNX Runtime, on the first execution provider of TensorRT -> CUDA -> CPU that loads.
+
+    `providers`: 'auto' (all three, in that order), 'gpu' (TensorRT, CUDA; fails if neither loads),
+    'cpu', or an explicit list. `provider` reports the one that actually runs the graph.
+    """
+
+    kind = "onnx"
+
+    def __init__(self, model_name: str, onnx_path: Union[str, Path], *, providers: ProviderChoice = "auto",
+                 threads: Optional[int] = None, trt_fp16: bool = False, device_id: int = 0):
+        super().__init__(model_name)
+        import onnxruntime as ort
+
+        self.onnx_path = Path(onnx_path)
+        if not self.onnx_path.is_file():
+            raise ServeError(f"{self.onnx_path}: ONNX file not found (export it with export.onnx_export)")
+        wanted = self._wanted_providers(providers)
+        available = ort.get_available_providers()
+        candidates = [p for p in wanted if p in available]
+        self.skipped = [f"{p}: not in this onnxruntime build" for p in wanted if p not in available]
+        if not candidates:
+            raise BackendUnavailable(f"onnxruntime has none of {wanted} (available: {', '.join(available)})")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = int(threads or 0)  # 0: ORT picks (one per physical core)
+        options.log_severity_level = 3  # errors only: TRT/CUDA fallbacks are reported through `skipped`
+        self.session = self._first_session_that_loads(ort, options, candidates, trt_fp16, device_id)
+        self.provider = self.session.get_providers()[0]
+        for p in candidates[: candidates.index(self.provider)] if self.provider in candidates else []:
+            if not any(s.startswith(p) for s in self.skipped):
+                self.skipped.append(f"{p}: did not initialise (onnxruntime fell back)")
+        if self.provider not in candidates:
+            raise BackendUnavailable(f"onnxruntime fell back to {self.provider}; asked for {candidates}")
+        self.device = "cuda" if self.provider in GPU_PROVIDERS else "cpu"
+        exported_from = self.session.get_modelmeta().custom_metadata_map.get("stsr.model")  # export/'s stamp
+        if exported_from and exported_from != model_name:
+            raise ModelMismatch(f"{self.onnx_path} is the ONNX of another model: exported from '{exported_from}', "
+                                f"not '{model_name}'")
+        check_graph_io(model_name, str(self.onnx_path), self.inputs, self.outputs,
+                       {i.name: i.shape for i in self.session.get_inputs()},
+                       {o.name: o.shape for o in self.session.get_outputs()})
+        self._output_names = [t.name for t in self.outputs]
+        self._radius = onnx_receptive_radius(self.onnx_path)
+
+    @staticmethod
+    def _wanted_providers(providers: ProviderChoice) -> List[str]:
+        if isinstance(providers, str):
+            table = {"auto": [TRT_EP, CUDA_EP, CPU_EP], "gpu": [TRT_EP, CUDA_EP], "cpu": [CPU_EP]}
+            if providers not in table:
+                raise ValueError(f"providers must be one of {sorted(table)} or a list, not '{providers}'")
+            return table[providers]
+        return list(providers)
+
+    @staticmethod
+    def _provider_options(provider: str, trt_fp16: bool, device_id: int) -> Dict[str, Any]:
+        if provider == TRT_EP:
+            trt_cache = cache_dir() / "ort-trt"
+            trt_cache.mkdir(parents=True, exist_ok=True)
+            # "1"/"0": ORT passes option values as strings, and every ORT version parses these as bools
+            return {"device_id": str(device_id), "trt_fp16_enable": "1" if trt_fp16 else "0",
+                    "trt_engine_cache_enable": "1", "trt_engine_cache_path": str(trt_cache),
+                    "trt_timing_cache_enable": "1", "trt_timing_cache_path": str(trt_cache)}
+        if provider == CUDA_EP:
+            return {"device_id": str(device_id)}
+        return {}
+
+    def _first_session_that_loads(self, ort, options, candidates: List[str], trt_fp16: bool, device_id: int):
+        """Create the session, dropping the leading provider each time one fails to initialise."""
+        for start in range(len(candidates)):
+            chain = candidates[start:]
+            try:
+                return ort.InferenceSession(str(self.onnx_path), sess_options=options, providers=chain,
+                                            provider_options=[self._provider_options(p, trt_fp16, device_id)
+                                                              for p in chain])
+            except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/RuntimeException types
+                text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+                if chain == [CPU_EP]:  # the CPU provider always initialises: the file itself is bad
+                    raise ModelMismatch(f"{self.onnx_path}: not a loadable ONNX model ({text})") from None
+                self.skipped.append(f"{chain[0]}: {text}")
+        raise BackendUnavailable(f"no execution provider could load {self.onnx_path}: " + "; ".join(self.skipped))
+
+    def _run(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        values = self.session.run(self._output_names, inputs)  # InferenceSession.run is thread-safe
+        return dict(zip(self._output_names, values))
+
+    def close(self) -> None:
+        self.session = None
+
+
+class TrtBackend(Backend):
+    """A serialized TensorRT engine run through export.trt_runtime.TrtEngine (named tensors, execute_async_v3).
+
+    TrtEngine serialises calls on its execution context (per-shape state) with its own lock.
+    """
+
+    kind = "trt"
+
+    def __init__(self, model_name: str, engine_path: Union[str, Path]):
+        super().__init__(model_name)
+        if not module_available("tensorrt"):
+            raise BackendUnavailable("TensorRT is not installed (pip package 'tensorrt')")
+        try:
+            from export.trt_runtime import TrtEngine
+        except ImportError as exc:
+            raise BackendUnavailable(f"export.trt_runtime is not available ({exc})") from None
+        self.engine_path = Path(engine_path)
+        if not self.engine_path.is_file():
+            raise BackendUnavailable(f"{self.engine_path}: no TensorRT engine (build it with export/)")
+        try:
+            self.engine = TrtEngine(self.engine_path)
+        except Exception as exc:  # no CUDA device, engine built by another TensorRT version, ...
+            raise BackendUnavailable(f"TensorRT could not load {self.engine_path}: {exc}") from None
+        names_in = getattr(self.engine, "input_names", None)
+        names_out = getattr(self.engine, "output_names", None)
+        if names_in is not None and names_out is not None:
+            shapes = getattr(self.engine, "shapes", {}) or {}
+            check_graph_io(model_name, str(self.engine_path), self.inputs, self.outputs,
+                           {n: shapes.get(n, [-1, None, -1, -1]) for n in names_in},
+                           {n: shapes.get(n, [-1, None, -1, -1]) for n in names_out})
+        import tensorrt
+
+        self.device = "cuda"
+        self.provider = f"TensorRT {tensorrt.__version__}"
+
+    def _run(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        return dict(self.engine.infer(inputs))
+
+    def close(self) -> None:
+        close = getattr(self.engine, "close", None)
+        if callable(close):
+            close()
+        self.engine = None
+
+
+__all__ = ["Backend", "TorchBackend", "OrtBackend", "TrtBackend", "BackendUnavailable", "ModelMismatch",
+           "InputError", "ServeError", "cache_dir", "cuda_available", "module_available"]

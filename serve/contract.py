@@ -1,0 +1,124 @@
+"""The tensor contract every backend is held to, and the errors serving raises.
+
+Backends speak named NCHW float32 arrays (`{"lr": x} -> {"sr": y}` for SR). The names and channel
+counts come from `ModelSpec.io_spec()`, so a wrong tensor or an ONNX/engine of another model fails
+with a sentence that names the model and what differs, instead of a runtime shape dump.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+
+class ServeError(RuntimeError):
+    """Base of the serving errors (callers that show messages to users catch this)."""
+
+
+class BackendUnavailable(ServeError):
+    """This backend cannot run here (runtime not installed, no GPU, no engine file); the message says which."""
+
+
+class ModelMismatch(ServeError):
+    """An ONNX file or engine does not fit the model it was loaded for (names, channels or scale)."""
+
+
+class InputError(ServeError, ValueError):
+    """Input tensors or images the model cannot take (rank, channels, zero size, too many pixels)."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    channels: Optional[int]  # None: not an image tensor (e.g. a timestep), channel count not checked
+    rank: int = 4
+    scale: int = 1  # image outputs: spatial size = input size * scale
+
+    def describe(self) -> str:
+        dims = ["N", str(self.channels or "C"), "H", "W"][: self.rank] if self.rank == 4 else [f"rank {self.rank}"]
+        return f"{self.name}[{','.join(dims)}]"
+
+
+def tensor_contract(spec) -> Tuple[Tuple[TensorSpec, ...], Tuple[TensorSpec, ...]]:
+    """(inputs, outputs) of a ModelSpec; accepts io_spec() with 'input'/'output' or lists 'inputs'/'outputs'."""
+    io = spec.io_spec()
+
+    def entries(single: str, many: str) -> Sequence[Dict[str, Any]]:
+        return list(io[many]) if many in io else [io[single]]
+
+    inputs = tuple(TensorSpec(e["name"], e.get("channels"), int(e.get("rank", 4))) for e in entries("input", "inputs"))
+    outputs = tuple(TensorSpec(e["name"], e.get("channels"), int(e.get("rank", 4)), int(e.get("scale", 1)))
+                    for e in entries("output", "outputs"))
+    return inputs, outputs
+
+
+def check_inputs(model: str, contract: Sequence[TensorSpec], inputs: Mapping[str, Any],
+                 pad_multiple: int = 1) -> Dict[str, np.ndarray]:
+    """Validate named inputs against the contract; returns contiguous float32 copies/views."""
+    if not isinstance(inputs, Mapping):
+        raise InputError(f"{model}: inputs must be a dict of name -> array, got {type(inputs).__name__}")
+    wanted = [t.name for t in contract]
+    unknown = sorted(set(inputs) - set(wanted))
+    missing = [n for n in wanted if n not in inputs]
+    if unknown or missing:
+        raise InputError(f"{model}: expects inputs {wanted}; missing {missing}, unknown {unknown}")
+    checked = {}
+    for t in contract:
+        arr = np.asarray(inputs[t.name])
+        if arr.dtype.kind not in "fiub":
+            raise InputError(f"{model}: input '{t.name}' has dtype {arr.dtype}, expected float32")
+        if arr.ndim != t.rank:
+            raise InputError(f"{model}: input '{t.name}' must be {t.describe()} ({t.rank}-D), got shape {arr.shape}")
+        if arr.size == 0:
+            raise InputError(f"{model}: input '{t.name}' is empty (shape {arr.shape})")
+        if t.rank == 4 and t.channels is not None and arr.shape[1] != t.channels:
+            raise InputError(f"{model}: input '{t.name}' must have {t.channels} channels (NCHW), got shape {arr.shape}")
+        if t.rank == 4 and pad_multiple > 1 and (arr.shape[2] % pad_multiple or arr.shape[3] % pad_multiple):
+            raise InputError(f"{model}: input '{t.name}' H and W must be multiples of {pad_multiple}, got {arr.shape}"
+                             " (serve.tiling pads for you)")
+        checked[t.name] = np.ascontiguousarray(arr, dtype=np.float32)
+    return checked
+
+
+def check_outputs(model: str, contract: Sequence[TensorSpec], outputs: Mapping[str, np.ndarray],
+                  inputs: Mapping[str, np.ndarray], source: str) -> Dict[str, np.ndarray]:
+    """Catch a runtime that computes something else (e.g. an x2 ONNX loaded for an x4 model)."""
+    first_image = next((a for a in inputs.values() if a.ndim == 4), None)
+    result = {}
+    for t in contract:
+        if t.name not in outputs:
+            raise ModelMismatch(f"{source} gave outputs {sorted(outputs)}, but '{model}' needs '{t.name}'")
+        arr = np.asarray(outputs[t.name], dtype=np.float32)
+        if t.rank == 4 and first_image is not None:
+            want = (first_image.shape[0], t.channels or arr.shape[1],
+                    first_image.shape[2] * t.scale, first_image.shape[3] * t.scale)
+            if arr.shape != want:
+                raise ModelMismatch(f"{source} returned '{t.name}' of shape {arr.shape} for input "
+                                    f"{first_image.shape}; '{model}' should give {want} (is it another model?)")
+        result[t.name] = arr
+    return result
+
+
+def check_graph_io(model: str, source: str, contract_in: Sequence[TensorSpec], contract_out: Sequence[TensorSpec],
+                   graph_in: Mapping[str, Sequence[Any]], graph_out: Mapping[str, Sequence[Any]]) -> None:
+    """Compare a serialized graph's declared I/O (name -> shape, dims int or symbolic) with the contract."""
+    problems = []
+    for kind, contract, graph in (("input", contract_in, graph_in), ("output", contract_out, graph_out)):
+        names = [t.name for t in contract]
+        if kind == "input" and sorted(graph) != sorted(names):
+            problems.append(f"inputs are {sorted(graph)}, expected {sorted(names)}")
+            continue
+        for t in contract:
+            if t.name not in graph:
+                problems.append(f"no {kind} '{t.name}' (has {sorted(graph)})")
+                continue
+            shape = list(graph[t.name])
+            if len(shape) != t.rank:
+                problems.append(f"{kind} '{t.name}' is {len(shape)}-D, expected {t.describe()}")
+            elif t.rank == 4 and t.channels is not None and isinstance(shape[1], int) and shape[1] != t.channels:
+                problems.append(f"{kind} '{t.name}' has {shape[1]} channels, expected {t.channels}")
+    if problems:
+        want = ", ".join(t.describe() for t in contract_in) + " -> " + ", ".join(t.describe() for t in contract_out)
+        raise ModelMismatch(f"{source} looks like the graph of another model: " + "; ".join(problems)
+                            + f". '{model}' needs {want}; re-export it for this model.")

@@ -1,0 +1,183 @@
+"""The super-resolution pipeline: any decoded image in, upscaled image plus run info out.
+
+`upscale` takes what the app and CLI have (a common.images.DecodedImage, or an HxW / HxWx1 / HxWx3 /
+HxWx4 array, float in [0,1] or uint8/uint16) and handles what the model does not: grey images run as
+RGB, alpha is resized beside the model (bicubic), 16-bit precision is kept on the float path, and
+pixel limits stop a request before it allocates gigabytes.
+
+CLI: python -m serve.sr IN.png --model flashsr_x4 --out OUT.png [--backend auto|torch|onnx|trt] [--tile 256]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Union
+
+import numpy as np
+from PIL import Image
+
+from common.images import DecodedImage, ImageLoadError, read_image, to_uint8
+from models import CheckpointError, get_spec
+
+from .contract import InputError, ServeError
+from .runtime import get_backend
+from .tiling import plan_for, tiled_apply
+
+MAX_INPUT_PIXELS = 16_000_000  # 4000x4000
+MAX_OUTPUT_PIXELS = 100_000_000  # one float32 RGB output + weights is ~1.6 GB here
+
+
+@dataclass
+class UpscaleResult:
+    image: np.ndarray  # float32 HxWxC in [0,1]: C=3 (RGB), 4 (RGBA), or 1 (grey with grey="single")
+    info: Dict[str, Any] = field(default_factory=dict)
+    bit_depth: int = 8  # of the source; `save` writes 16-bit PNG/TIFF when this is 16
+
+    def to_uint8(self) -> np.ndarray:
+        return to_uint8(self.image)
+
+    def to_uint16(self) -> np.ndarray:
+        return np.clip(np.rint(self.image * 65535.0), 0, 65535).astype(np.uint16)
+
+
+def _split_array(arr: np.ndarray) -> DecodedImage:
+    """An array in any of the accepted layouts/dtypes -> DecodedImage (float RGB + optional alpha)."""
+    arr = np.asarray(arr)
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+        raise InputError(f"image must be HxW, HxWx1, HxWx3 or HxWx4, got shape {arr.shape}")
+    if arr.size == 0:
+        raise InputError(f"image is empty (shape {arr.shape})")
+    bit_depth = 16 if arr.dtype == np.uint16 else 8
+    if arr.dtype.kind in "ui":
+        arr = arr.astype(np.float32) / (65535.0 if arr.dtype == np.uint16 else 255.0)
+    elif arr.dtype.kind != "f":
+        raise InputError(f"image dtype {arr.dtype} is not supported (use float in [0,1], uint8 or uint16)")
+    arr = np.clip(np.nan_to_num(arr.astype(np.float32, copy=False)), 0.0, 1.0)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    grey = arr.shape[2] == 1
+    alpha = arr[..., 3] if arr.shape[2] == 4 else None
+    rgb = np.repeat(arr, 3, axis=2) if grey else arr[..., :3]
+    return DecodedImage(np.ascontiguousarray(rgb), alpha, grey, bit_depth)
+
+
+def resize_alpha(alpha: np.ndarray, size_hw: tuple) -> np.ndarray:
+    """Bicubic resize of an HxW float mask in PIL's 32-bit float mode (no 8-bit rounding of 16-bit alpha)."""
+    pil = Image.fromarray(np.ascontiguousarray(alpha, dtype=np.float32), mode="F")
+    out = np.asarray(pil.resize((int(size_hw[1]), int(size_hw[0])), Image.BICUBIC), dtype=np.float32)
+    return np.clip(out, 0.0, 1.0)
+
+
+def check_size(width: int, height: int, scale: int, max_input_pixels: int, max_output_pixels: int) -> None:
+    if width * height > max_input_pixels:
+        raise InputError(f"input {width}x{height} is {width * height / 1e6:.1f} MP, over the limit of "
+                         f"{max_input_pixels / 1e6:.1f} MP; downscale or crop it first")
+    out_pixels = width * height * scale * scale
+    if out_pixels > max_output_pixels:
+        raise InputError(f"x{scale} of {width}x{height} would be {width * scale}x{height * scale} = "
+                         f"{out_pixels / 1e6:.1f} MP, over the output limit of {max_output_pixels / 1e6:.1f} MP; "
+                         "use a smaller input or a smaller scale")
+
+
+def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x4", backend: str = "auto", *,
+            tile: int = 256, overlap: Optional[int] = None, batch_size: int = 4, grey: str = "rgb",
+            max_input_pixels: int = MAX_INPUT_PIXELS, max_output_pixels: int = MAX_OUTPUT_PIXELS,
+            progress: Optional[Callable[[int, int], None]] = None, **backend_options) -> UpscaleResult:
+    """Super-resolve one image; returns UpscaleResult(image float HxWxC in [0,1], info).
+
+    grey: for grey sources, "rgb" returns HxWx3 with R=G=B (the channel mean of the model output,
+    so no colour cast appears), "single" returns HxWx1. Alpha comes back as a 4th channel, bicubic-
+    resized. `overlap=None` picks the exact overlap for the model (serve.tiling: 50 px for FlashSR,
+    so keep tiles >= ~200 px or the overlap dominates the work); `tile=0` runs the whole image at once. `backend_options` go to serve.runtime.get_backend (weights_path, threads...).
+    """
+    if grey not in ("rgb", "single"):
+        raise ValueError(f"grey must be 'rgb' or 'single', not '{grey}'")
+    decoded = image if isinstance(image, DecodedImage) else _split_array(image)
+    spec = get_spec(model_name)
+    if spec.task != "sr":
+        raise ValueError(f"'{model_name}' is a {spec.task} model, not super-resolution")
+    height, width = decoded.rgb.shape[:2]
+    if height == 0 or width == 0:
+        raise InputError(f"image is empty ({width}x{height})")
+    check_size(width, height, spec.scale, max_input_pixels, max_output_pixels)
+
+    runner = get_backend(model_name, backend, **backend_options)
+    name_in, name_out = runner.inputs[0].name, runner.outputs[0].name
+    plan = plan_for(runner.receptive_radius, tile=tile if tile > 0 else max(height, width) + 1, overlap=overlap,
+                    batch_size=batch_size)
+    lr = decoded.rgb.transpose(2, 0, 1)[None]
+    started = time.perf_counter()
+    out, tiles = tiled_apply(lambda batch: runner.run({name_in: batch})[name_out], lr, spec.scale, plan,
+                             spec.pad_multiple, progress)
+    seconds = time.perf_counter() - started
+    rgb = np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0)
+    if decoded.was_grey:
+        mean = rgb.mean(axis=2, keepdims=True)
+        rgb = mean if grey == "single" else np.repeat(mean, 3, axis=2)
+    channels = [rgb]
+    if decoded.alpha is not None:
+        channels.append(resize_alpha(decoded.alpha, rgb.shape[:2])[..., None])
+    result = np.ascontiguousarray(np.concatenate(channels, axis=2) if len(channels) > 1 else rgb)
+    info = {**runner.describe(), "selection": runner.selection_reason, "seconds": round(seconds, 4),
+            "tiles": tiles, "tile": plan.tile, "overlap": plan.overlap, "scale": spec.scale,
+            "input_size": [width, height], "output_size": [result.shape[1], result.shape[0]]}
+    return UpscaleResult(result, info, decoded.bit_depth)
+
+
+def save_image(result: UpscaleResult, path: Union[str, Path], bits: Union[int, str] = "auto") -> Path:
+    """Write PNG/TIFF/JPEG/WebP; 16-bit (PNG/TIFF) when bits=16, or bits='auto' and the source was 16-bit."""
+    path = Path(path)
+    bits = result.bit_depth if bits == "auto" else int(bits)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if bits == 16:
+        if path.suffix.lower() not in (".png", ".tif", ".tiff"):
+            raise ValueError(f"{path.suffix} cannot hold 16-bit images; use .png or .tif")
+        import cv2
+
+        arr = result.to_uint16()
+        if arr.shape[2] >= 3:  # OpenCV writes BGR(A)
+            arr = arr[..., [2, 1, 0, 3][: arr.shape[2]]]
+        if not cv2.imwrite(str(path), arr):
+            raise OSError(f"{path}: could not write image")
+        return path
+    arr = result.to_uint8()
+    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(path)
+    return path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m serve.sr", description="Upscale one image with a registered SR model.")
+    p.add_argument("input", help="image file")
+    p.add_argument("--model", default="flashsr_x4")
+    p.add_argument("--out", required=True, help="output file (.png keeps 16-bit sources 16-bit)")
+    p.add_argument("--backend", default="auto", help="auto, torch, onnx, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--tile", type=int, default=256, help="tile side in input pixels (0: whole image)")
+    p.add_argument("--overlap", type=int, default=None, help="tile overlap (default: exact for the model)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--bits", default="auto", choices=["auto", "8", "16"])
+    p.add_argument("--grey", default="rgb", choices=["rgb", "single"], help="grey inputs: write RGB or 1 channel")
+    p.add_argument("--weights", default=None, help="checkpoint to use instead of the shipped weights")
+    args = p.parse_args(argv)
+    options = {"weights_path": args.weights} if args.weights else {}
+    try:
+        decoded = read_image(args.input)
+        result = upscale(decoded, args.model, args.backend, tile=args.tile, overlap=args.overlap,
+                         batch_size=args.batch_size, grey=args.grey, **options)
+        save_image(result, args.out, args.bits)
+    except (ImageLoadError, ServeError, CheckpointError, KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    info = result.info
+    print(f"{args.out}: {info['output_size'][0]}x{info['output_size'][1]} from {info['input_size'][0]}x"
+          f"{info['input_size'][1]} with {info['model']} on {info['backend']} ({info['provider']}), "
+          f"{info['tiles']} tiles, {info['seconds']:.2f}s")
+    if info.get("selection"):
+        print(info["selection"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

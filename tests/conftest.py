@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny synthetic images, a scratch weights dir, the shared data root (skip if absent)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from common.paths import data_root
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def smooth_image(rng, h: int, w: int) -> np.ndarray:
+    """A natural-ish float RGB image (low-pass noise plus edges), values in [0, 1]."""
+    small = rng.random((max(2, h // 8), max(2, w // 8), 3)).astype(np.float32)
+    img = np.asarray(Image.fromarray((small * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC), np.float32) / 255
+    img[h // 3: h // 2, :, 0] = 0.9
+    return np.clip(img, 0, 1)
+
+
+@pytest.fixture
+def image_folder(tmp_path, rng):
+    """A folder of 8 small PNG/JPEG training images."""
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for i in range(8):
+        arr = (smooth_image(rng, 72 + 4 * i, 80) * 255).astype(np.uint8)
+        Image.fromarray(arr).save(folder / (f"img_{i}.png" if i % 2 else f"img_{i}.jpg"))
+    return folder
+
+
+@pytest.fixture
+def shared_data():
+    root = data_root()
+    if not (root / "benchmark" / "Set5").is_dir():
+        pytest.skip(f"shared benchmark data not found under {root} (set STSR_DATA)")
+    return root

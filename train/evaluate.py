@@ -1,0 +1,161 @@
+"""Benchmark evaluation: `python -m train.evaluate --task sr --model flashsr_x4 --sets Set5,Set14,BSD100 --json`.
+
+Protocol (../shared/data/README.md): HR mod-cropped to the scale, LR by PIL bicubic (antialiased)
+downscaling, PSNR/SSIM on the BT.601 Y channel after cropping `scale` pixels from each border.
+`--model bicubic` is the baseline (PIL bicubic upscaling; `--scale` picks its scale).
+Unreadable benchmark files are reported on stderr by name and skipped, never a crash.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import torch
+
+from common.images import ImageLoadError, list_images, read_image
+from common.metrics import psnr_y, ssim_y
+from common.paths import benchmark_dir
+from common.resize import bicubic_downscale, bicubic_upscale, mod_crop
+from models import REGISTRY, get_spec, load_model
+from models.checkpoint import CheckpointError, read_sidecar, write_sidecar
+
+BASELINES = ("bicubic",)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", choices=["sr"], default="sr")
+    p.add_argument("--model", required=True, help="comma list of registered names, 'bicubic', or 'all'")
+    p.add_argument("--sets", default="Set5,Set14,BSD100", help="benchmark folders under $STSR_DATA/benchmark")
+    p.add_argument("--scale", type=int, default=None, help="scale for 'bicubic' (default: 2 and 4 with 'all')")
+    p.add_argument("--weights", type=Path, default=None, help="evaluate this checkpoint instead of the shipped one")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--limit", type=int, default=0, help="first N images of each set (quick checks)")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
+    p.add_argument("--update-sidecar", action="store_true", help="store the results in the weights' JSON sidecar")
+    return p.parse_args(argv)
+
+
+def load_set(name: str, limit: int = 0) -> List[tuple]:
+    folder = benchmark_dir(name)
+    if not folder.is_dir():
+        raise SystemExit(f"error: benchmark set '{name}' not found at {folder} (set STSR_DATA)")
+    images = []
+    for path in list_images(folder)[: limit or None]:
+        try:
+            images.append((path.name, read_image(path).rgb))
+        except ImageLoadError as exc:
+            print(f"warning: skipping {exc}", file=sys.stderr)
+    if not images:
+        raise SystemExit(f"error: no readable images in {folder}")
+    return images
+
+
+def make_upscaler(model_name: str, scale: int, weights: Path, device: torch.device):
+    """Returns f(lr HxWx3 float) -> sr HxWx3 float, for a registered model or the bicubic baseline."""
+    if model_name == "bicubic":
+        return lambda lr: bicubic_upscale(lr, scale)
+    try:
+        model = load_model(model_name, weights).to(device)
+    except CheckpointError as exc:
+        raise SystemExit(f"error: {exc}")
+
+    @torch.inference_mode()
+    def run(lr: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).unsqueeze(0).to(device)
+        return model(x).clamp_(0, 1)[0].cpu().numpy().transpose(1, 2, 0)
+
+    return run
+
+
+def evaluate_sr(model_name: str, scale: int, sets: Dict[str, list], weights=None, device="cpu") -> List[dict]:
+    upscale = make_upscaler(model_name, scale, weights, torch.device(device))
+    rows = []
+    for set_name, images in sets.items():
+        psnrs, ssims, seconds = [], [], 0.0
+        for _, hr in images:
+            hr = mod_crop(hr, scale)
+            lr = bicubic_downscale(hr, scale)
+            start = time.perf_counter()
+            sr = upscale(lr)
+            seconds += time.perf_counter() - start
+            psnrs.append(psnr_y(sr, hr, crop=scale))
+            ssims.append(ssim_y(sr, hr, crop=scale))
+        rows.append({"model": model_name, "set": set_name, "scale": scale, "psnr_y": round(float(np.mean(psnrs)), 4),
+                     "ssim_y": round(float(np.mean(ssims)), 5), "seconds": round(seconds, 3), "images": len(images)})
+    return rows
+
+
+def plan(args) -> List[tuple]:
+    """(model, scale) pairs to evaluate."""
+    names = [n.strip() for n in args.model.split(",") if n.strip()]
+    if names == ["all"]:
+        names = [s.name for s in REGISTRY.values() if s.task == "sr"] + ["bicubic"]
+    jobs = []
+    for name in names:
+        if name == "bicubic":
+            scales = [args.scale] if args.scale else sorted({s.scale for s in REGISTRY.values() if s.task == "sr"})
+            jobs += [("bicubic", s) for s in scales]
+            continue
+        try:
+            spec = get_spec(name)
+        except KeyError as exc:
+            raise SystemExit(f"error: {exc.args[0]}")
+        if spec.task != "sr":
+            raise SystemExit(f"error: '{name}' is a {spec.task} model, not sr")
+        if args.scale and args.scale != spec.scale:
+            raise SystemExit(f"error: '{name}' is x{spec.scale}; --scale {args.scale} does not apply")
+        jobs.append((name, spec.scale))
+    return jobs
+
+
+def markdown_table(rows: List[dict], sets: List[str]) -> str:
+    keyed = {}
+    for r in rows:
+        keyed.setdefault((r["model"], r["scale"]), {})[r["set"]] = r
+    head = "| model | scale | " + " | ".join(f"{s} PSNR / SSIM" for s in sets) + " |"
+    lines = [head, "|" + "---|" * (2 + len(sets))]
+    for (model, scale), per_set in sorted(keyed.items(), key=lambda kv: (kv[0][1], kv[0][0] != "bicubic", kv[0][0])):
+        cells = [f"{per_set[s]['psnr_y']:.2f} / {per_set[s]['ssim_y']:.4f}" if s in per_set else "-" for s in sets]
+        lines.append(f"| {model} | x{scale} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    set_names = [s.strip() for s in args.sets.split(",") if s.strip()]
+    jobs = plan(args)
+    sets = {name: load_set(name, args.limit) for name in set_names}
+    torch.set_grad_enabled(False)
+    rows = []
+    for model_name, scale in jobs:
+        result = evaluate_sr(model_name, scale, sets, args.weights, args.device)
+        rows += result
+        if args.update_sidecar and model_name != "bicubic":
+            path = args.weights or get_spec(model_name).weights_path
+            info = read_sidecar(path)
+            info.setdefault("metrics", {}).update(
+                {r["set"]: {"psnr_y": r["psnr_y"], "ssim_y": r["ssim_y"]} for r in result})
+            write_sidecar(path, info)
+        if not args.json:
+            for r in result:
+                print(f"{r['model']:<14} x{r['scale']} {r['set']:<8} Y-PSNR {r['psnr_y']:.3f} dB  SSIM {r['ssim_y']:.4f}"
+                      f"  ({r['images']} images, {r['seconds']:.2f} s)", file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    if args.markdown:
+        print(markdown_table(rows, set_names))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
