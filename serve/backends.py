@@ -21,7 +21,7 @@ from common.paths import PROJECT_ROOT
 from models import get_spec, load_model
 
 from .contract import (BackendUnavailable, InputError, ModelMismatch, ServeError, check_graph_io, check_inputs,
-                       check_outputs, tensor_contract)
+                       check_outputs, mc_contract, tensor_contract)
 from .tiling import onnx_receptive_radius, receptive_radius, spec_radius
 
 TRT_EP, CUDA_EP, CPU_EP = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -34,14 +34,20 @@ def cache_dir() -> Path:
 
 
 class Backend(ABC):
-    """One loaded model on one runtime. `run` validates inputs and outputs against the registry spec."""
+    """One loaded model on one runtime. `run` validates inputs and outputs against the registry spec.
+
+    mc=True: the Monte-Carlo dropout variant ({"lr": 1xCxHxW, "masks": KxM} -> K outputs, export/mc.py).
+    """
 
     kind = "base"
 
-    def __init__(self, model_name: str):
+    def __init__(self, model_name: str, mc: bool = False):
         self.model_name = model_name
         self.spec = get_spec(model_name)
-        self.inputs, self.outputs = tensor_contract(self.spec)
+        if mc and not self.spec.mc_dropout:
+            raise ServeError(f"'{model_name}' has no Monte-Carlo dropout (its spec says mc_dropout=False)")
+        self.mc = mc
+        self.inputs, self.outputs = mc_contract(self.spec) if mc else tensor_contract(self.spec)
         self.device = "cpu"
         self.provider = ""  # what actually runs it: "torch cpu fp32", "CPUExecutionProvider", "TensorRT 10.x"
         self.selection_reason = ""  # set by serve.runtime.best_available
@@ -69,7 +75,8 @@ class Backend(ABC):
         """Release runtime resources; the backend must not be used afterwards."""
 
     def describe(self) -> Dict[str, str]:
-        return {"backend": self.kind, "provider": self.provider, "device": self.device, "model": self.model_name}
+        return {"backend": self.kind, "provider": self.provider, "device": self.device, "model": self.model_name,
+                **({"variant": "mc"} if self.mc else {})}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.model_name} on {self.provider}>"
@@ -102,8 +109,8 @@ class TorchBackend(Backend):
     kind = "torch"
 
     def __init__(self, model_name: str, *, device: str = "cpu", fp16: bool = False,
-                 weights_path: Optional[Union[str, Path]] = None, module=None):
-        super().__init__(model_name)
+                 weights_path: Optional[Union[str, Path]] = None, module=None, mc: bool = False):
+        super().__init__(model_name, mc)
         import torch
 
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -111,8 +118,13 @@ class TorchBackend(Backend):
         if fp16 and not device.startswith("cuda"):
             raise ValueError("fp16 is only supported on CUDA")
         self._torch = torch
+        if device.startswith("cuda"):
+            # Tiles give a handful of fixed shapes: let cuDNN time its algorithms once per shape.
+            torch.backends.cudnn.benchmark = True
         self._dtype = torch.float16 if fp16 else torch.float32
         module = module if module is not None else load_model(model_name, weights_path)
+        if mc:
+            module = _mc_module(model_name, module)
         self.module = module.eval().to(device=device, dtype=self._dtype)
         self._radius = receptive_radius(self.module)
         self.device = "cuda" if device.startswith("cuda") else "cpu"
@@ -145,6 +157,19 @@ class TorchBackend(Backend):
             self._torch.cuda.empty_cache()
 
 
+def _mc_module(model_name: str, module):
+    """The module wrapped so it takes explicit dropout masks (export.mc.MCDropoutWrapper)."""
+    from export.artifacts import ExportError
+    from export.mc import MCDropoutWrapper
+
+    if isinstance(module, MCDropoutWrapper):
+        return module
+    try:
+        return MCDropoutWrapper(module)
+    except ExportError as exc:
+        raise ServeError(f"'{model_name}': {exc}") from None
+
+
 ProviderChoice = Union[str, Sequence[str]]
 
 
@@ -158,8 +183,8 @@ class OrtBackend(Backend):
     kind = "onnx"
 
     def __init__(self, model_name: str, onnx_path: Union[str, Path], *, providers: ProviderChoice = "auto",
-                 threads: Optional[int] = None, trt_fp16: bool = False, device_id: int = 0):
-        super().__init__(model_name)
+                 threads: Optional[int] = None, trt_fp16: bool = False, device_id: int = 0, mc: bool = False):
+        super().__init__(model_name, mc)
         import onnxruntime as ort
 
         self.onnx_path = Path(onnx_path)
@@ -246,8 +271,8 @@ class TrtBackend(Backend):
 
     kind = "trt"
 
-    def __init__(self, model_name: str, engine_path: Union[str, Path]):
-        super().__init__(model_name)
+    def __init__(self, model_name: str, engine_path: Union[str, Path], mc: bool = False):
+        super().__init__(model_name, mc)
         if not module_available("tensorrt"):
             raise BackendUnavailable("TensorRT is not installed (pip package 'tensorrt')")
         try:

@@ -34,6 +34,7 @@ def synthetic_root(tmp_path, image_folder):
     for i in range(2):
         from tests.conftest import smooth_image
         Image.fromarray((smooth_image(rng, 48, 56) * 255).astype(np.uint8)).save(bench / f"t{i}.png")
+    (bench / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")  # evaluate must name it and go on
     return root
 
 
@@ -56,9 +57,11 @@ def test_train_save_reload_evaluate_export_serve(synthetic_root, tmp_path):
     out = _run(["-m", "train.evaluate", "--model", "flashsr_x2,bicubic", "--scale", "2", "--sets", "Tiny",
                 "--weights", str(weights), "--json"], env)
     rows = json.loads(out.stdout)
+    assert "broken.png" in out.stderr and "Traceback" not in out.stderr
     assert {(r["model"], r["set"]) for r in rows} == {("flashsr_x2", "Tiny"), ("bicubic", "Tiny")}
     for r in rows:
         assert set(r) >= {"model", "set", "scale", "psnr_y", "ssim_y", "seconds"} and 10 < r["psnr_y"] < 60
+        assert r["images"] == 2
 
     # Export and serve the fresh checkpoint through ONNX Runtime; torch must agree.
     os.environ["STSR_CACHE"] = env["STSR_CACHE"]
