@@ -1,9 +1,13 @@
 """Portable Monte-Carlo dropout: the dropout masks become a graph input.
 
 ONNX Runtime and TensorRT either drop Dropout at inference or have no RNG at all, so the
-exported MC graph is deterministic: the caller draws K masks (sample_masks), the graph tiles
-the one LR image K times and applies mask k to copy k, and the K outputs give the mean and
-the per-pixel spread. Same masks, same output, on every runtime.
+exported MC graph is deterministic: the caller draws K masks (sample_masks), the graph runs
+the one LR image under each mask, and the K outputs give the mean and the per-pixel spread. Same masks, same output, on every runtime.
+
+Everything before the dropout layer does not depend on the mask, so running it K times is
+waste (for FlashSR ~99% of a pass). A model that can split itself there provides
+`forward_mc(lr 1xCxHxW, masks KxM)`; the wrapper then runs the trunk once and only the layers
+after dropout K times (MC_GRAPH names this graph layout so stale exports get rebuilt).
 """
 from __future__ import annotations
 
@@ -13,9 +17,11 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 import onnx
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from models import ModelSpec
+from models.flashsr import FlashSR
 
 from .artifacts import ExportError
 from .parity import (DEFAULT_ATOL, DEFAULT_SIZES, check_parity, max_abs_error, ort_session, run_ort,
@@ -36,8 +42,30 @@ def sample_masks(k: int, channels: int, p: float, seed: int) -> np.ndarray:
     return (keep / (1.0 - p)).astype(np.float32)
 
 
+MC_GRAPH = "shared-trunk/1"  # bump when the MC graph layout changes: ensure_onnx re-exports older files
+
+
+def _flashsr_forward_mc(model: FlashSR, lr: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """FlashSR.forward with the trunk run once and broadcast over the K masks (same numbers).
+
+    Belongs in models/flashsr.py as FlashSR.forward_mc; kept here until it moves there
+    (tests/test_uncertainty.py checks it against the model's own forward).
+    """
+    feat = model.head(lr)
+    feat = feat + model.body_tail(model.body(feat))
+    skip = F.interpolate(lr, scale_factor=model.scale, mode="bilinear", align_corners=False)
+    return model.upsample(model.dropout(feat, masks)) + skip  # (1,C,H,W) * (K,C,1,1) broadcasts to K
+
+
+SHARED_TRUNK_FORWARDS = {FlashSR: _flashsr_forward_mc}
+
+
 class MCDropoutWrapper(nn.Module):
-    """(lr 1xCxHxW, masks KxM) -> K outputs: the model run on K copies of lr, one mask each."""
+    """(lr 1xCxHxW, masks KxM) -> K outputs: the model run on lr once per mask.
+
+    Uses the model's `forward_mc` (or a registered shared-trunk forward) when it has one, else
+    runs the whole model on K copies of lr.
+    """
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -45,7 +73,15 @@ class MCDropoutWrapper(nn.Module):
             raise ExportError(f"{type(model).__name__} takes no explicit dropout masks; it has no MC export")
         self.model = model
 
+    @property
+    def shares_trunk(self) -> bool:
+        return hasattr(self.model, "forward_mc") or type(self.model) in SHARED_TRUNK_FORWARDS
+
     def forward(self, lr: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        if hasattr(self.model, "forward_mc"):
+            return self.model.forward_mc(lr, masks)
+        if type(self.model) in SHARED_TRUNK_FORWARDS:
+            return SHARED_TRUNK_FORWARDS[type(self.model)](self.model, lr, masks)
         return self.model(lr.expand(masks.shape[0], -1, -1, -1), dropout_masks=masks)
 
 

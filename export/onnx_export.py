@@ -24,7 +24,7 @@ from common import paths
 from models import ModelSpec
 
 from .artifacts import ExportError, file_sha256, load_source_model, read_json, resolve_spec, utc_now, write_json
-from .mc import MCDropoutWrapper, check_mc_parity, mc_io, stochastic_nodes
+from .mc import MC_GRAPH, MCDropoutWrapper, check_mc_parity, mc_io, stochastic_nodes
 from .parity import DEFAULT_ATOL, check_parity
 from .tasks import ExportIO, task_io
 
@@ -157,6 +157,8 @@ def export_onnx(name: str, weights_path: Optional[Path] = None, out_dir: Optiona
     record = _record(spec, variant, out, source, source_sha, opset, io, simplified, parity)
     if mask_effect is not None:
         record["mask_effect"] = mask_effect
+    if mc:
+        record["mc_graph"] = MC_GRAPH
     write_json(sidecar_path(out), record)
     log.info("exported %s (%s) -> %s", name, variant, out)
     return out
@@ -201,6 +203,8 @@ def _stale_reason(out: Path, record: Optional[Dict[str, Any]], name: str, weight
         return "the weights changed since it was exported"
     if record.get("sha256") != file_sha256(out):
         return "the ONNX file changed since its sidecar was written"
+    if record.get("variant", "").startswith("mc") and record.get("mc_graph") != MC_GRAPH:
+        return f"its MC graph layout is '{record.get('mc_graph')}', not the current '{MC_GRAPH}'"
     return None
 
 

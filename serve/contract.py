@@ -34,6 +34,7 @@ class TensorSpec:
     channels: Optional[int]  # None: not an image tensor (e.g. a timestep), channel count not checked
     rank: int = 4
     scale: int = 1  # image outputs: spatial size = input size * scale
+    batch_from: Optional[str] = None  # outputs: the input whose first dim is the batch (default: first image)
 
     def describe(self) -> str:
         dims = ["N", str(self.channels or "C"), "H", "W"][: self.rank] if self.rank == 4 else [f"rank {self.rank}"]
@@ -51,6 +52,19 @@ def tensor_contract(spec) -> Tuple[Tuple[TensorSpec, ...], Tuple[TensorSpec, ...
     outputs = tuple(TensorSpec(e["name"], e.get("channels"), int(e.get("rank", 4)), int(e.get("scale", 1)))
                     for e in entries("output", "outputs"))
     return inputs, outputs
+
+
+MASKS_INPUT = "masks"  # the Monte-Carlo dropout variant's extra input (export/mc.py)
+
+
+def mc_contract(spec) -> Tuple[Tuple[TensorSpec, ...], Tuple[TensorSpec, ...]]:
+    """The MC-dropout variant: image (1,C,H,W) plus masks (K, mask channels) -> K outputs."""
+    inputs, outputs = tensor_contract(spec)
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ServeError(f"'{spec.name}': Monte-Carlo dropout serving supports single-input models")
+    out = outputs[0]
+    return ((inputs[0], TensorSpec(MASKS_INPUT, None, rank=2)),
+            (TensorSpec(out.name, out.channels, out.rank, out.scale, batch_from=MASKS_INPUT),))
 
 
 def check_inputs(model: str, contract: Sequence[TensorSpec], inputs: Mapping[str, Any],
@@ -91,7 +105,8 @@ def check_outputs(model: str, contract: Sequence[TensorSpec], outputs: Mapping[s
             raise ModelMismatch(f"{source} gave outputs {sorted(outputs)}, but '{model}' needs '{t.name}'")
         arr = np.asarray(outputs[t.name], dtype=np.float32)
         if t.rank == 4 and first_image is not None:
-            want = (first_image.shape[0], t.channels or arr.shape[1],
+            batch = inputs[t.batch_from].shape[0] if t.batch_from in inputs else first_image.shape[0]
+            want = (batch, t.channels or arr.shape[1],
                     first_image.shape[2] * t.scale, first_image.shape[3] * t.scale)
             if arr.shape != want:
                 raise ModelMismatch(f"{source} returned '{t.name}' of shape {arr.shape} for input "

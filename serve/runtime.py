@@ -40,11 +40,12 @@ def resolve_kind(kind: str) -> str:
     raise ValueError(f"unknown backend '{kind}'; use one of {', '.join(KINDS + ALIASES)}")
 
 
-def onnx_path_for(model_name: str, weights_path: Optional[Union[str, Path]] = None) -> Path:
+def onnx_path_for(model_name: str, weights_path: Optional[Union[str, Path]] = None, mc: bool = False) -> Path:
     """The model's ONNX file, exported by export/ once and again only when the weights change.
 
     Shipped weights export to weights/onnx/; any other checkpoint (benchmarks, tests) to the serve
     cache, one folder per checkpoint checksum, so it never overwrites the shipped model's file.
+    mc=True: the Monte-Carlo dropout variant NAME_mc.onnx.
     """
     try:
         from export.artifacts import ExportError
@@ -56,12 +57,13 @@ def onnx_path_for(model_name: str, weights_path: Optional[Union[str, Path]] = No
         raise CheckpointError(f"model '{model_name}' has no weights at {weights} (train it with train/ first)")
     out_dir = None if weights_path is None else cache_dir() / "onnx" / file_sha256(weights)[:16]
     try:
-        return Path(ensure_onnx(model_name, weights, out_dir))
+        return Path(ensure_onnx(model_name, weights, out_dir, mc=mc))
     except ExportError as exc:
         raise ServeError(f"could not export '{model_name}' to ONNX: {exc}") from None
 
 
-def engine_path_for(model_name: str, weights_path: Optional[Union[str, Path]] = None, fp16: bool = False) -> Path:
+def engine_path_for(model_name: str, weights_path: Optional[Union[str, Path]] = None, fp16: bool = False,
+                    mc: bool = False) -> Path:
     """The TensorRT engine for this GPU and TensorRT version: export/'s cached one, built on first use
     (minutes; later calls and processes reuse it from weights/trt/)."""
     try:
@@ -69,33 +71,35 @@ def engine_path_for(model_name: str, weights_path: Optional[Union[str, Path]] = 
         from export.tensorrt_build import build_engine
     except ImportError as exc:
         raise BackendUnavailable(f"TensorRT engine building is unavailable ({exc}); pass engine_path=...") from None
-    source = onnx_path_for(model_name, weights_path) if weights_path else None  # never re-export the shipped name
+    source = onnx_path_for(model_name, weights_path, mc) if weights_path else None  # never re-export the shipped name
     try:
-        return Path(build_engine(model_name, onnx_file=source, precision="fp16" if fp16 else "fp32"))
+        return Path(build_engine(model_name, onnx_file=source, mc=mc, precision="fp16" if fp16 else "fp32"))
     except ExportError as exc:  # no GPU, TensorRT import failing, a build that fails its parity check...
         raise BackendUnavailable(f"no TensorRT engine for '{model_name}': {exc}") from None
 
 
 def create_backend(model_name: str, kind: str, *, weights_path: Optional[str] = None, onnx_path: Optional[str] = None,
-                   engine_path: Optional[str] = None, threads: Optional[int] = None, fp16: bool = False) -> Backend:
+                   engine_path: Optional[str] = None, threads: Optional[int] = None, fp16: bool = False,
+                   mc: bool = False) -> Backend:
     """A new backend of a concrete kind (or 'torch'/'onnx'); raises BackendUnavailable when it cannot run here.
 
     fp16 applies on GPU only (torch-cuda, ORT's TensorRT provider); `threads` sets ORT's intra-op
-    pool (torch's pool is process-wide: set it with torch.set_num_threads).
+    pool (torch's pool is process-wide: set it with torch.set_num_threads). mc=True loads the
+    Monte-Carlo dropout variant (dropout masks as an input; serve.uncertainty uses it).
     """
     kind = resolve_kind(kind)
     if kind == "auto":
         raise ValueError("create_backend needs a concrete kind; use best_available for 'auto'")
     if kind == "torch-cpu":
-        return TorchBackend(model_name, device="cpu", weights_path=weights_path)
+        return TorchBackend(model_name, device="cpu", weights_path=weights_path, mc=mc)
     if kind == "torch-cuda":
         if not cuda_available():
             raise BackendUnavailable("torch has no CUDA here (CPU-only build or no GPU)")
-        return TorchBackend(model_name, device="cuda", fp16=fp16, weights_path=weights_path)
+        return TorchBackend(model_name, device="cuda", fp16=fp16, weights_path=weights_path, mc=mc)
     if kind == "trt":
         if not module_available("tensorrt"):
             raise BackendUnavailable("TensorRT is not installed (pip package 'tensorrt')")
-        return TrtBackend(model_name, engine_path or engine_path_for(model_name, weights_path, fp16))
+        return TrtBackend(model_name, engine_path or engine_path_for(model_name, weights_path, fp16, mc), mc=mc)
     providers = {"onnx": "auto", "onnx-gpu": "gpu", "onnx-cpu": "cpu"}[kind]
     if providers == "gpu":
         import onnxruntime as ort
@@ -103,8 +107,8 @@ def create_backend(model_name: str, kind: str, *, weights_path: Optional[str] = 
         if not set(GPU_PROVIDERS) & set(ort.get_available_providers()):
             raise BackendUnavailable("onnxruntime has no GPU provider here (install onnxruntime-gpu); available: "
                                      + ", ".join(ort.get_available_providers()))
-    path = onnx_path or onnx_path_for(model_name, weights_path)
-    return OrtBackend(model_name, path, providers=providers, threads=threads, trt_fp16=fp16)
+    path = onnx_path or onnx_path_for(model_name, weights_path, mc)
+    return OrtBackend(model_name, path, providers=providers, threads=threads, trt_fp16=fp16, mc=mc)
 
 
 def _options_key(options: Dict[str, Any]) -> Tuple:

@@ -1,0 +1,307 @@
+"""Per-pixel uncertainty for super-resolution: K stochastic passes -> mean, spread, heatmap, ranked patches.
+
+Estimators:
+    mc   Monte-Carlo dropout. K dropout masks are drawn once (export.mc.sample_masks, fixed seed) and fed
+         to the model's MC variant as an input, so PyTorch, ONNX Runtime and TensorRT give the same
+         numbers for the same masks; the passes run in chunks of `chunk` masks per call (bounded memory).
+    tta  Test-time augmentation: the deterministic model on the 8 flips/rotations of the input, undone
+         on the output; the spread between them is the second estimator (needs no dropout).
+The whole image is processed in exact tiles (serve.tiling), every tile with the same K masks, so the
+result equals one untiled run. The spread is the sample std (ddof=1) of BT.601 luminance
+(0.299 R + 0.587 G + 0.114 B, RGB in [0,1]) over the K clipped predictions.
+
+By default the input is centre-cropped to whole `patch` x `patch` squares (the seed's behaviour), so the
+most / least certain patches tile the picture exactly.
+
+CLI: python -m serve.uncertainty IMAGE --passes 40 --out DIR [--model flashsr_x2] [--estimator mc|tta]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+
+from common.images import DecodedImage, ImageLoadError, read_image
+from models import CheckpointError, get_spec, load_model
+
+from .contract import MASKS_INPUT, InputError, ServeError
+from .runtime import get_backend
+from .sr import _split_array, check_size
+from .tiling import pad_to_multiple, plan_for, tile_starts, tiled_apply
+from .uncertainty_outputs import (Triplet, colorize, rank_patches, render_colorbar, robust_max, write_outputs,
+                                  zip_outputs)
+
+ESTIMATORS = ("mc", "tta")
+MIN_PASSES, MAX_PASSES = 2, 128
+MAX_INPUT_PIXELS = 4_000_000  # K passes of a 2000x2000 image already take minutes on CPU
+MAX_OUTPUT_PIXELS = 16_000_000  # the statistics (7 float32 channels) of 16 MP are ~450 MB
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+# the 8 dihedral transforms as (quarter turns, mirror); identity first, same-shape ones adjacent
+DIHEDRAL = ((0, False), (2, False), (0, True), (2, True), (1, False), (3, False), (1, True), (3, True))
+Progress = Callable[[float, str], None]
+
+__all__ = ["UncertaintyResult", "estimate_uncertainty", "write_outputs", "zip_outputs", "ESTIMATORS",
+           "MIN_PASSES", "MAX_PASSES"]
+
+
+@dataclass
+class UncertaintyResult:
+    cropped_lr: np.ndarray  # HxWx3 float [0,1]: the input the model saw
+    one_prediction: np.ndarray  # sHxsWx3: one stochastic pass (MC) or the plain model (TTA)
+    mean_prediction: np.ndarray  # sHxsWx3: mean of the K passes
+    std_map: np.ndarray  # sHxsW float32: per-pixel std of luminance
+    heatmap: np.ndarray  # sHxsWx3 float [0,1]: std_map through the colormap, 0..robust max
+    colorbar: np.ndarray  # HxWx3 uint8: the heatmap's scale with tick labels
+    most_certain: List[Triplet] = field(default_factory=list)  # (LR patch, mean patch, heatmap patch)
+    least_certain: List[Triplet] = field(default_factory=list)  # most uncertain first
+    summary: Dict[str, Any] = field(default_factory=dict)
+
+
+def _check_arguments(passes, estimator: str, patch: int, top_n: int, chunk: int) -> None:
+    if estimator not in ESTIMATORS:
+        raise InputError(f"estimator must be one of {', '.join(ESTIMATORS)}, not '{estimator}'")
+    if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or not MIN_PASSES <= passes <= MAX_PASSES:
+        raise InputError(f"passes must be a whole number from {MIN_PASSES} to {MAX_PASSES} (got {passes!r}): "
+                         f"the spread needs at least {MIN_PASSES}, and the cap keeps the run time bounded")
+    for name, value, low in (("patch", patch, 1), ("top_n", top_n, 0), ("chunk", chunk, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise InputError(f"{name} must be a whole number >= {low} (got {value!r})")
+
+
+def centre_crop(rgb: np.ndarray, patch: int) -> np.ndarray:
+    """The centred crop to whole patch x patch squares (the seed's crop)."""
+    h, w = rgb.shape[:2]
+    ch, cw = h // patch * patch, w // patch * patch
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(rgb[top:top + ch, left:left + cw])
+
+
+@lru_cache(maxsize=8)
+def _dropout_params(model_name: str, weights: str, stamp: int) -> Tuple[int, float]:
+    """(mask width, dropout p) of the checkpoint; `stamp` (mtime) makes a replaced file load again."""
+    model = load_model(model_name, Path(weights))
+    if not hasattr(model, "mask_channels") or getattr(model, "dropout_p", None) is None:
+        raise InputError(f"'{model_name}' takes no explicit dropout masks (needs mask_channels and dropout_p); "
+                         "use estimator='tta'")
+    return int(model.mask_channels), float(model.dropout_p)
+
+
+def dropout_params(model_name: str, weights_path=None) -> Tuple[int, float]:
+    path = Path(weights_path) if weights_path else get_spec(model_name).weights_path
+    if not path.exists():
+        raise CheckpointError(f"model '{model_name}' has no weights at {path} (train it with train/ first)")
+    return _dropout_params(model_name, str(path), path.stat().st_mtime_ns)
+
+
+class _Moments:
+    """Running sums over passes for one tile: first pass, RGB mean and luminance std (shifted, float64)."""
+
+    def __init__(self):
+        self.count = 0
+        self.first = self.first_y = self.rgb_sum = self.d_sum = self.d_sq = None
+
+    def add(self, predictions: np.ndarray) -> None:
+        preds = np.clip(predictions, 0.0, 1.0)
+        y = np.tensordot(preds, LUMA, axes=([1], [0]))  # (k, h, w)
+        if self.first is None:
+            self.first, self.first_y = preds[0].copy(), y[0].astype(np.float64)
+            self.rgb_sum = np.zeros(preds.shape[1:], np.float64)
+            self.d_sum, self.d_sq = np.zeros_like(self.first_y), np.zeros_like(self.first_y)
+        d = y - self.first_y  # shifting by one sample keeps E[d^2] - E[d]^2 free of cancellation
+        self.rgb_sum += preds.sum(axis=0, dtype=np.float64)
+        self.d_sum += d.sum(axis=0)
+        self.d_sq += (d * d).sum(axis=0)
+        self.count += len(preds)
+
+    def channels(self) -> np.ndarray:
+        """(7, h, w) float32: one pass (3), mean (3), std (1)."""
+        k = self.count
+        var = np.maximum(self.d_sq - self.d_sum ** 2 / k, 0.0) / max(k - 1, 1)
+        return np.concatenate([self.first, self.rgb_sum / k, np.sqrt(var)[None]]).astype(np.float32)
+
+
+def _dihedral(x: np.ndarray, turns: int, mirror: bool) -> np.ndarray:
+    x = x[..., ::-1] if mirror else x
+    return np.rot90(x, turns, axes=(-2, -1))
+
+
+def _undo_dihedral(y: np.ndarray, turns: int, mirror: bool) -> np.ndarray:
+    y = np.rot90(y, -turns, axes=(-2, -1))
+    return y[..., ::-1] if mirror else y
+
+
+def _mc_passes(runner, masks: np.ndarray, chunk: int):
+    """tile -> chunks of K predictions, one mask each (the same masks for every tile)."""
+    name_in, name_out = runner.inputs[0].name, runner.outputs[0].name
+
+    def passes(tile: np.ndarray) -> Iterator[np.ndarray]:
+        for start in range(0, len(masks), chunk):
+            yield runner.run({name_in: tile, MASKS_INPUT: masks[start:start + chunk]})[name_out]
+    return passes
+
+
+def _tta_groups(transforms) -> List[list]:
+    """Transforms that keep the tile's shape, then those that transpose it (each group batches)."""
+    return [group for group in ([t for t in transforms if t[0] % 2 == odd] for odd in (0, 1)) if group]
+
+
+def _tta_passes(runner, transforms, chunk: int):
+    """tile -> chunks of predictions on flipped/rotated copies, mapped back to the tile's frame."""
+    name_in, name_out = runner.inputs[0].name, runner.outputs[0].name
+
+    def passes(tile: np.ndarray) -> Iterator[np.ndarray]:
+        for group in _tta_groups(transforms):
+            for start in range(0, len(group), chunk):
+                part = group[start:start + chunk]
+                batch = np.concatenate([_dihedral(tile, *t) for t in part])
+                out = runner.run({name_in: np.ascontiguousarray(batch)})[name_out]
+                yield np.stack([_undo_dihedral(o, *t) for o, t in zip(out, part)])
+    return passes
+
+
+def _tile_count(h: int, w: int, plan, pad_multiple: int) -> int:
+    """How many tiles tiled_apply will run (for progress fractions)."""
+    hp, wp = pad_to_multiple(np.zeros((1, 1, h, w), np.float32), pad_multiple)[0].shape[-2:]
+    tile = max(pad_multiple, plan.tile // pad_multiple * pad_multiple)
+    return len(tile_starts(hp, min(tile, hp), plan.overlap)) * len(tile_starts(wp, min(tile, wp), plan.overlap))
+
+
+def max_batch(runner, input_name: str) -> Optional[int]:
+    """The most samples one call may carry: a TensorRT engine's profile max, else no limit (None)."""
+    profile = getattr(getattr(runner, "engine", None), "profile", None)
+    if not callable(profile):
+        return None
+    try:
+        return int(profile(input_name)[2][0])
+    except Exception:  # an engine without that input or profile: let the call itself report it
+        return None
+
+
+def _estimator(model_name: str, spec, estimator: str, passes: int, backend: str, seed: int, chunk: int, options):
+    """(backend, tile -> chunks of predictions, passes actually run, calls per tile, extra summary fields)."""
+    if estimator == "tta":
+        runner = get_backend(model_name, backend, **options)
+        chunk = min(chunk, max_batch(runner, runner.inputs[0].name) or chunk)
+        transforms = DIHEDRAL[:min(passes, len(DIHEDRAL))]
+        calls = sum(math.ceil(len(group) / chunk) for group in _tta_groups(transforms))
+        return runner, _tta_passes(runner, transforms, chunk), len(transforms), calls, {"chunk": chunk}
+    if not spec.mc_dropout:
+        raise InputError(f"'{model_name}' has no Monte-Carlo dropout (spec.mc_dropout is False); use estimator='tta'")
+    channels, p = dropout_params(model_name, options.get("weights_path"))
+    if p <= 0.0:
+        raise InputError(f"'{model_name}' was built with dropout p=0: MC passes would all be equal; "
+                         "use estimator='tta'")
+    runner = get_backend(model_name, backend, mc=True, **options)
+    chunk = min(chunk, max_batch(runner, MASKS_INPUT) or chunk)
+    from export.mc import sample_masks
+
+    masks = sample_masks(passes, channels, p, seed)
+    return runner, _mc_passes(runner, masks, chunk), passes, math.ceil(passes / chunk), {"dropout_p": p,
+                                                                                       "chunk": chunk}
+
+
+def estimate_uncertainty(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x2", passes: int = 40,
+                         backend: str = "auto", estimator: str = "mc", patch: int = 64, top_n: int = 4,
+                         seed: int = 0, chunk: int = 8, crop_to_patches: bool = True,
+                         progress: Optional[Progress] = None, *, tile: int = 256, colormap: str = "inferno",
+                         max_input_pixels: int = MAX_INPUT_PIXELS, max_output_pixels: int = MAX_OUTPUT_PIXELS,
+                         **backend_options) -> UncertaintyResult:
+    """K stochastic passes over one image -> UncertaintyResult (see the module docstring).
+
+    `image`: a DecodedImage or an HxWx3 (HxW, HxWx4, uint8/uint16) array, float in [0,1]; alpha is
+    ignored. `progress(fraction, description)` is called after every chunk of passes. Raises
+    InputError for passes outside 2..128, an image smaller than one patch, or too many pixels.
+    `backend_options` go to serve.runtime.get_backend (weights_path, threads, ...).
+    """
+    _check_arguments(passes, estimator, patch, top_n, chunk)
+    decoded = image if isinstance(image, DecodedImage) else _split_array(image)
+    spec = get_spec(model_name)
+    if spec.task != "sr":
+        raise InputError(f"'{model_name}' is a {spec.task} model, not super-resolution")
+    h, w = decoded.rgb.shape[:2]
+    if h < patch or w < patch:
+        raise InputError(f"image is {w}x{h}, smaller than one {patch}x{patch} patch; the uncertainty map "
+                         f"needs an image of at least {patch}x{patch} pixels")
+    check_size(w, h, spec.scale, max_input_pixels, max_output_pixels)
+    lr = centre_crop(decoded.rgb, patch) if crop_to_patches else np.ascontiguousarray(decoded.rgb)
+    started = time.perf_counter()
+    runner, per_tile, count, calls, extra = _estimator(model_name, spec, estimator, passes, backend, seed, chunk,
+                                                       backend_options)
+    plan = plan_for(runner.receptive_radius, tile=tile if tile > 0 else max(lr.shape[:2]) + 1, batch_size=1)
+    steps = _tile_count(*lr.shape[:2], plan, spec.pad_multiple) * calls
+    done = [0]
+
+    def run_tile(batch: np.ndarray) -> np.ndarray:
+        moments = _Moments()
+        for predictions in per_tile(batch):
+            moments.add(predictions)
+            done[0] += 1
+            if progress is not None:
+                progress(min(done[0] / steps, 1.0), f"{estimator} passes: step {done[0]} of {steps}")
+        return moments.channels()[None]
+
+    stats, tiles = tiled_apply(run_tile, lr.transpose(2, 0, 1)[None], spec.scale, plan, spec.pad_multiple)
+    one, mean = (np.ascontiguousarray(stats[0, i:i + 3].transpose(1, 2, 0)) for i in (0, 3))
+    std_map = np.ascontiguousarray(np.maximum(stats[0, 6], 0.0))
+    vmax = robust_max(std_map)
+    heatmap = colorize(std_map, vmax, colormap)
+    most, least, most_records, least_records = rank_patches(lr, mean, heatmap, std_map, patch, spec.scale, top_n)
+    seconds = time.perf_counter() - started
+    summary = {
+        "model": model_name, "estimator": estimator, "passes": count, "seed": seed,
+        "mean_std": round(float(std_map.mean()), 7), "max_std": round(float(std_map.max()), 7),
+        "heatmap_max_std": round(vmax, 7), "colormap": colormap, "std_of": "BT.601 luminance, RGB in [0,1], ddof=1",
+        "seconds": round(seconds, 3), "backend": f"{runner.kind} ({runner.provider})",
+        "backend_selection": runner.selection_reason, **extra,
+        "scale": spec.scale, "input_size": [w, h], "cropped_size": [lr.shape[1], lr.shape[0]],
+        "output_size": [mean.shape[1], mean.shape[0]], "crop_to_patches": crop_to_patches, "tiles": tiles,
+        "patch": patch, "most_certain": most_records, "least_certain": least_records,
+    }
+    return UncertaintyResult(lr, one, mean, std_map, heatmap, render_colorbar(vmax, colormap), most, least, summary)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m serve.uncertainty", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("image", help="image file (the low-resolution input)")
+    p.add_argument("--out", required=True, help="output folder (the seed's layout plus summary.json)")
+    p.add_argument("--model", default="flashsr_x2")
+    p.add_argument("--passes", type=int, default=40, help=f"stochastic passes K ({MIN_PASSES}..{MAX_PASSES})")
+    p.add_argument("--estimator", default="mc", choices=ESTIMATORS)
+    p.add_argument("--backend", default="auto", help="auto, torch, onnx, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--patch", type=int, default=64, help="patch side in LR pixels (crop and ranking)")
+    p.add_argument("--top-n", type=int, default=4, help="how many most / least certain patches to save")
+    p.add_argument("--seed", type=int, default=0, help="seed of the dropout masks")
+    p.add_argument("--chunk", type=int, default=8, help="passes per call (bounds memory)")
+    p.add_argument("--tile", type=int, default=256, help="tile side in LR pixels (0: whole image)")
+    p.add_argument("--no-crop", action="store_true", help="keep the whole image (no centre crop to patches)")
+    p.add_argument("--weights", default=None, help="checkpoint to use instead of the shipped weights")
+    p.add_argument("--zip", default=None, help="also write the outputs into this zip file")
+    args = p.parse_args(argv)
+    options = {"weights_path": args.weights} if args.weights else {}
+    try:
+        result = estimate_uncertainty(read_image(args.image), args.model, args.passes, args.backend, args.estimator,
+                                      args.patch, args.top_n, args.seed, args.chunk, not args.no_crop,
+                                      tile=args.tile, **options)
+        files = write_outputs(result, args.out)
+        if args.zip:
+            zip_outputs(result, args.zip)
+    except (ImageLoadError, ServeError, CheckpointError, KeyError, ValueError) as exc:
+        print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+        return 2
+    s = result.summary
+    print(f"{args.out}: {len(files)} files; {s['estimator']} x{s['passes']} on {s['backend']}, "
+          f"{s['output_size'][0]}x{s['output_size'][1]}, mean std {s['mean_std']:.4g}, max {s['max_std']:.4g}, "
+          f"{s['seconds']:.2f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
