@@ -17,11 +17,9 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 import onnx
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from models import ModelSpec
-from models.flashsr import FlashSR
 
 from .artifacts import ExportError
 from .parity import (DEFAULT_ATOL, DEFAULT_SIZES, check_parity, max_abs_error, ort_session, run_ort,
@@ -45,26 +43,11 @@ def sample_masks(k: int, channels: int, p: float, seed: int) -> np.ndarray:
 MC_GRAPH = "shared-trunk/1"  # bump when the MC graph layout changes: ensure_onnx re-exports older files
 
 
-def _flashsr_forward_mc(model: FlashSR, lr: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """FlashSR.forward with the trunk run once and broadcast over the K masks (same numbers).
-
-    Belongs in models/flashsr.py as FlashSR.forward_mc; kept here until it moves there
-    (tests/test_uncertainty.py checks it against the model's own forward).
-    """
-    feat = model.head(lr)
-    feat = feat + model.body_tail(model.body(feat))
-    skip = F.interpolate(lr, scale_factor=model.scale, mode="bilinear", align_corners=False)
-    return model.upsample(model.dropout(feat, masks)) + skip  # (1,C,H,W) * (K,C,1,1) broadcasts to K
-
-
-SHARED_TRUNK_FORWARDS = {FlashSR: _flashsr_forward_mc}
-
-
 class MCDropoutWrapper(nn.Module):
     """(lr 1xCxHxW, masks KxM) -> K outputs: the model run on lr once per mask.
 
-    Uses the model's `forward_mc` (or a registered shared-trunk forward) when it has one, else
-    runs the whole model on K copies of lr.
+    Uses the model's `forward_mc` (trunk once, layers after dropout K times) when it has one,
+    else runs the whole model on K copies of lr.
     """
 
     def __init__(self, model: nn.Module):
@@ -75,13 +58,11 @@ class MCDropoutWrapper(nn.Module):
 
     @property
     def shares_trunk(self) -> bool:
-        return hasattr(self.model, "forward_mc") or type(self.model) in SHARED_TRUNK_FORWARDS
+        return hasattr(self.model, "forward_mc")
 
     def forward(self, lr: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         if hasattr(self.model, "forward_mc"):
             return self.model.forward_mc(lr, masks)
-        if type(self.model) in SHARED_TRUNK_FORWARDS:
-            return SHARED_TRUNK_FORWARDS[type(self.model)](self.model, lr, masks)
         return self.model(lr.expand(masks.shape[0], -1, -1, -1), dropout_masks=masks)
 
 

@@ -82,9 +82,20 @@ class FlashSR(nn.Module):
             block.conv2.weight.data.mul_(0.1)
         nn.init.zeros_(self.upsample[0].weight)
 
-    def forward(self, x: torch.Tensor, dropout_masks: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _trunk(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.head(x)
-        feat = feat + self.body_tail(self.body(feat))
-        feat = self.dropout(feat, dropout_masks)
+        return feat + self.body_tail(self.body(feat))
+
+    def forward(self, x: torch.Tensor, dropout_masks: Optional[torch.Tensor] = None) -> torch.Tensor:
+        feat = self.dropout(self._trunk(x), dropout_masks)
         skip = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
         return self.upsample(feat) + skip
+
+    def forward_mc(self, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """K Monte-Carlo samples of one image (x: 1xCxHxW, masks: KxC) -> K outputs.
+
+        Same numbers as forward(x.expand(K, ...), masks), but the trunk before the dropout (~99%
+        of the work) runs once and is broadcast over the K masks.
+        """
+        skip = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        return self.upsample(self.dropout(self._trunk(x), masks)) + skip

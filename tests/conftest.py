@@ -41,3 +41,35 @@ def shared_data():
     if not (root / "benchmark" / "Set5").is_dir():
         pytest.skip(f"shared benchmark data not found under {root} (set STSR_DATA)")
     return root
+
+
+# --- the Gradio app, launched once per session on loopback (tests/test_app*.py, tests/test_bad_inputs.py) ---
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """URL of app.demo served in this process on 127.0.0.1 (a free port); closed at the end of the session."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import app
+
+    app.demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True,
+                    **app.launch_kwargs())
+    yield app.demo.local_url.rstrip("/")
+    app.demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(app_url, tmp_path_factory):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False, analytics_enabled=False,
+                  download_files=str(tmp_path_factory.mktemp("client_downloads")))

@@ -1,0 +1,77 @@
+"""Benchmark tab: serve.bench's latency benchmark on this machine, table and plot."""
+from __future__ import annotations
+
+import argparse
+from typing import List, Sequence
+
+import gradio as gr
+
+from .common import limits, models_for, user_errors, workdir
+
+SIZES = ["128", "256", "512", "720p"]
+BACKENDS = ["onnx", "torch", "trt", "onnx-cpu", "onnx-gpu", "torch-cpu", "torch-cuda"]
+MAX_RUNS = 20
+
+
+def _pixels(size: str) -> int:
+    from serve.bench import parse_size
+
+    w, h = parse_size(size)
+    return w * h
+
+
+@user_errors
+def benchmark(models: Sequence[str], backends: Sequence[str], sizes: Sequence[str], runs: int = 5,
+              progress=gr.Progress()):
+    """Median/p90 latency and throughput of each (model, backend, input size); skipped backends say why."""
+    from serve.bench import format_table, plot, run_bench
+
+    models, backends, sizes = list(models or []), list(backends or []), list(sizes or [])
+    known = [s.name for s in models_for("sr")]
+    if not models or not backends or not sizes:
+        raise gr.Error("Choose at least one model, one backend and one input size.")
+    unknown = [m for m in models if m not in known]
+    if unknown:
+        raise gr.Error(f"Unknown model(s) {', '.join(unknown)}; available: {', '.join(known)}.")
+    bad = [b for b in backends if b not in BACKENDS + ["auto"]]
+    if bad:
+        raise gr.Error(f"Unknown backend(s) {', '.join(bad)}; use {', '.join(BACKENDS)}.")
+    runs = int(runs)
+    if not 1 <= runs <= MAX_RUNS:
+        raise gr.Error(f"Runs must be between 1 and {MAX_RUNS}.")
+    warmup = 1
+    work = len(models) * len(backends) * (runs + warmup) * sum(_pixels(s) for s in sizes)
+    budget = limits().bench_pixel_runs
+    if work > budget:
+        raise gr.Error(f"This benchmark would push {work / 1e6:.0f} MP through the models, over this machine's "
+                       f"budget of {budget / 1e6:.0f} MP: choose fewer sizes, backends or runs.")
+    progress(0, desc=f"benchmarking {len(models) * len(backends)} model/backend pairs")
+    args = argparse.Namespace(models=",".join(models), backends=",".join(backends), sizes=",".join(sizes), runs=runs,
+                              warmup=warmup, threads=None, fp16=False, tile=0, seed=0, weights=None, json=False)
+    rows = run_bench(args)
+    out = workdir("bench")
+    plot(rows, out / "bench.png")
+    table = format_table(rows)
+    slim = [{k: v for k, v in r.items() if k != "times_ms"} for r in rows]
+    return table, str(out / "bench.png"), slim
+
+
+def build() -> None:
+    models: List[str] = [s.name for s in models_for("sr")]
+    lim = limits()
+    gr.Markdown("Latency of the models on this machine, per backend and input size (one pass over a random "
+                "input, no tiling; 1 warm-up run, then the timed runs). Backends that cannot run here are listed "
+                "with the reason. Requests of other users running at the same time slow it down.")
+    with gr.Row():
+        chosen_models = gr.CheckboxGroup(models, value=models[-1:], label="Models")
+        backends = gr.CheckboxGroup(BACKENDS, value=["onnx", "torch"] + (["trt"] if lim.gpu else []),
+                                    label="Backends")
+        sizes = gr.CheckboxGroup(SIZES, value=["128", "256"], label="Input sizes")
+        runs = gr.Slider(1, MAX_RUNS, value=5, step=1, label="Timed runs")
+    run = gr.Button("Run benchmark", variant="primary", elem_id="bench-run")
+    table = gr.Code(label="Results", language=None, elem_id="bench-table")
+    chart = gr.Image(label="Median latency", type="filepath", interactive=False)
+    with gr.Accordion("All figures", open=False):
+        rows = gr.JSON(label="All figures")
+    run.click(benchmark, [chosen_models, backends, sizes, runs], [table, chart, rows], api_name="benchmark",
+              concurrency_id="bench", concurrency_limit=1)

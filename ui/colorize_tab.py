@@ -1,0 +1,82 @@
+"""Colorization tab: grey (or colour, turned grey first) in, colour out, before/after slider.
+
+It runs when a model with task 'colorize' has weights and serve/colorize.py provides
+    colorize(image: DecodedImage, model_name: str, backend: str = "auto", progress=None) -> result
+with result.image (float HxWx3 in [0,1]) and result.info (as serve.upscale's). Until both exist the
+tab shows a "not available yet" note, its button is disabled and the API endpoint answers with a
+clear error.
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional
+
+import gradio as gr
+import numpy as np
+
+from .common import (NOT_AVAILABLE, backend_choices, describe_backend, example_path, image_upload, limits,
+                     load_image, pipeline, progress_callback, save_png, user_errors, workdir)
+
+
+def colorizer() -> Optional[Callable]:
+    return pipeline("colorize", "colorize", "colorize")[0]
+
+
+def available_models() -> List[str]:
+    return pipeline("colorize", "colorize", "colorize")[1]
+
+
+def to_grey(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma, replicated to 3 channels (what a grey photograph looks like)."""
+    y = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    return np.repeat(y[..., None], 3, axis=2).astype(np.float32)
+
+
+@user_errors
+def colorize_image(image, model: Optional[str] = None, backend: str = "auto", progress=gr.Progress()):
+    """Colorize one photo; colour inputs are turned grey first so the result can be compared."""
+    models = available_models()
+    if not models:
+        raise gr.Error("Colorization is not available yet: no colorization model has been trained.")
+    model = model or models[0]
+    if model not in models:
+        raise gr.Error(f"'{model}' is not a trained colorization model; available: {', '.join(models)}.")
+    decoded = load_image(image, max_pixels=limits().sr_input_pixels)
+    was_colour = not decoded.was_grey
+    decoded.rgb, decoded.alpha, decoded.was_grey = to_grey(decoded.rgb), None, True
+    result = colorizer()(decoded, model, backend, progress=progress_callback(progress, "colorizing"))
+    out = workdir("colorize")
+    stem = decoded.name.rsplit(".", 1)[0][:60] or "image"
+    grey_png = save_png(decoded.rgb, out / f"{stem}_grey.png")
+    colour_png = save_png(result.image[..., :3], out / f"{stem}_{model}.png")
+    info = dict(result.info)
+    info["input_was_colour"] = was_colour
+    summary = f"**{model}**" + (": the colour input was turned grey first." if was_colour else ".")
+    return (grey_png, colour_png), colour_png, summary + "<br>" + describe_backend(info, backend), info
+
+
+def build() -> None:
+    models = available_models()
+    if not models:
+        gr.Markdown(NOT_AVAILABLE.format(what="no colorization model has been trained yet", task="colorization"),
+                    elem_id="colorize-note")
+    with gr.Row():
+        with gr.Column():
+            image = image_upload("Grey or colour photo (colour is turned grey first)", height=320,
+                                 elem_id="colorize-input")
+            with gr.Row():
+                model = gr.Dropdown(models, value=models[0] if models else None, label="Model",
+                                    interactive=bool(models))
+                backend = gr.Dropdown(backend_choices(), value="auto", label="Backend")
+            run = gr.Button("Colorize", variant="primary", interactive=bool(models), elem_id="colorize-run")
+        with gr.Column():
+            slider = gr.ImageSlider(label="Grey / colorized", type="filepath", interactive=False,
+                                    elem_id="colorize-output")
+            download = gr.File(label="Download the result")
+            summary = gr.Markdown(label="Summary")
+            with gr.Accordion("Run details", open=False):
+                details = gr.JSON(label="Run details")
+    examples = [[p] for p in (example_path("grey_old_tom_morris.png"), example_path("colour_frame.png")) if p]
+    if examples:
+        gr.Examples(examples, [image], cache_examples=False)
+    run.click(colorize_image, [image, model, backend], [slider, download, summary, details], api_name="colorize",
+              concurrency_id="compute")

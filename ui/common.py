@@ -1,0 +1,239 @@
+"""What every tab shares: the upload component, decoding with limits, error mapping, scratch folders.
+
+Errors users can fix (a bad file, an image too large, a model not trained yet) become gr.Error with
+a sentence that names the file by its uploaded name, never by the server's temp path. Outputs are
+written to per-request folders under Gradio's temp dir (GRADIO_TEMP_DIR); folders older than
+WORK_TTL_S are removed whenever a new one is made, so disk use stays bounded on a long-running Space.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Tuple
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from common.images import DecodedImage, ImageLoadError, read_image, to_uint8
+from models import REGISTRY, CheckpointError, ModelSpec
+
+log = logging.getLogger("stsr.app")
+
+WORK_TTL_S = 30 * 60
+MIN_SIDE = 8  # smaller images carry too little to upscale, colorize or interpolate
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+NOT_AVAILABLE = "**Not available yet**: {what}. This part fills in as soon as a {task} model is registered " \
+                "with weights."
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request limits, chosen so that one request finishes in reasonable time on the device."""
+    sr_input_pixels: int
+    sr_output_pixels: int
+    video_seconds: float
+    video_frames: int
+    video_sr_pixels: int  # all input frames' pixels together, for video SR
+    bench_pixel_runs: int  # sum over the benchmark's runs of the input pixels
+    uncertainty_pixel_passes: int  # K x input pixels of one uncertainty map (larger inputs are centre-cropped)
+    gpu: bool
+
+
+def _gpu_present() -> bool:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return True
+    except ImportError:
+        pass
+    try:
+        import onnxruntime as ort
+
+        return bool({"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers()))
+    except ImportError:
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def limits() -> Limits:
+    if _gpu_present():
+        return Limits(16_000_000, 64_000_000, 10.0, 300, 300_000_000, 2_000_000_000, 400_000_000, True)
+    # free CPU Space (2 vCPU): ORT CPU does ~0.15 output MP/s with FlashSR x4, so 16 MP out is ~1-2 min
+    return Limits(2_000_000, 16_000_000, 10.0, 300, 4_000_000, 20_000_000, 12_000_000, False)
+
+
+def _path_only(component: gr.Image, payload):
+    """gr.Image.preprocess replacement: (path, uploaded name) of the file, which is not opened here."""
+    if payload is None:
+        return None
+    if getattr(payload, "url", None) and str(payload.url).startswith("data:"):  # pasted from the clipboard
+        return gr.Image.preprocess(component, payload), "pasted image"
+    if not payload.path:
+        raise gr.Error("The upload arrived without a file.", print_exception=False)
+    return str(payload.path), Path(payload.orig_name or payload.path).name
+
+
+def image_upload(label: str, **kwargs) -> gr.Image:
+    """A gr.Image input that hands its handler (path, uploaded name) without opening the file.
+
+    Stock gr.Image opens every upload with PIL before the handler runs, so a non-image, a zero-byte
+    file or a decompression bomb fails inside Gradio with a message naming a temp path. Here
+    common.images.read_image does all decoding, with the pixel limit checked from the header.
+    (The override is set on the instance: a gr.Image subclass would make Gradio write a .pyi stub
+    next to this module at import time.)
+    """
+    kwargs.setdefault("sources", ["upload", "clipboard"])
+    component = gr.Image(label=label, type="filepath", image_mode=None, **kwargs)
+    component.preprocess = functools.partial(_path_only, component)
+    return component
+
+
+def uploaded(value: Any, what: str = "an image") -> tuple:
+    """(path, display name) from an image_upload/File/Video value; gr.Error when nothing was given."""
+    if value is None or value == "":
+        raise gr.Error(f"Please upload {what} first.")
+    if isinstance(value, tuple):
+        return str(value[0]), value[1]
+    if isinstance(value, dict):  # gr.File / gr.Video payloads when preprocess is skipped
+        value = value.get("path") or value.get("video", {}).get("path")
+    return str(value), Path(str(value)).name
+
+
+def load_image(value: Any, *, max_pixels: int, min_side: int = MIN_SIDE, what: str = "an image") -> DecodedImage:
+    """Decode an upload through common.images.read_image; errors name the uploaded file, not the temp path."""
+    path, name = uploaded(value, what)
+    try:
+        decoded = read_image(path, max_pixels=max_pixels, min_side=min_side)
+    except ImageLoadError as exc:
+        raise gr.Error(str(exc).replace(path, name)) from None
+    decoded.name = name
+    return decoded
+
+
+def frame_count(value: Any) -> int:
+    """Frames in an uploaded image file (GIF/WebP/APNG animations have more than 1); 1 when unknown."""
+    try:
+        with Image.open(uploaded(value)[0]) as img:
+            return int(getattr(img, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - only a note for the user; read_image reports real problems
+        return 1
+
+
+USER_ERRORS = (ImageLoadError, CheckpointError, ValueError, KeyError, OSError)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Show expected failures as a gr.Error with their message; log and summarise unexpected ones.
+
+    serve's InputError/ServeError (a RuntimeError/ValueError family) and the checkpoint errors carry
+    sentences meant for users. Anything else is a bug: logged with its traceback, shown briefly.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from serve.contract import ServeError
+
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error as exc:
+            log.info("%s refused: %s", fn.__name__, exc.message)
+            exc.print_exception = False  # an answer to the user, not a server fault
+            raise
+        except (ServeError, *USER_ERRORS) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            log.info("%s refused: %s", fn.__name__, message)
+            raise gr.Error(str(message), print_exception=False) from None
+        except MemoryError:
+            log.warning("%s ran out of memory", fn.__name__)
+            raise gr.Error("Out of memory for this request; try a smaller input.", print_exception=False) from None
+        except Exception as exc:  # noqa: BLE001 - the server must keep serving
+            log.error("%s failed:\n%s", fn.__name__, traceback.format_exc())
+            raise gr.Error(f"Internal error ({type(exc).__name__}: {exc}); the server is still running.",
+                           print_exception=False) from None
+
+    return wrapper
+
+
+def work_root() -> Path:
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio") / "stsr-work"
+
+
+def workdir(prefix: str) -> Path:
+    """A fresh folder for one request's outputs; sweeps folders older than WORK_TTL_S."""
+    root = work_root()
+    root.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - WORK_TTL_S
+    for old in root.iterdir():
+        try:
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=root))
+
+
+def save_png(arr: np.ndarray, path: Path, compress_level: int = 1) -> str:
+    """float [0,1] HxW(xC) -> 8-bit PNG (fast compression: these are previews and downloads)."""
+    img = to_uint8(arr)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    Image.fromarray(img).save(path, compress_level=compress_level)
+    return str(path)
+
+
+def models_for(task: str, *, trained_only: bool = True) -> List[ModelSpec]:
+    return [s for s in REGISTRY.values() if s.task == task and (s.has_weights() or not trained_only)]
+
+
+def pipeline(task: str, module: str, function: str) -> Tuple[Optional[Callable], List[str]]:
+    """(serve.<module>.<function>, names of trained `task` models), or (None, []) while that serve module
+    does not exist yet: how the colorization and interpolation tabs fill in once their models land."""
+    try:
+        fn = getattr(importlib.import_module(f"serve.{module}"), function)
+    except (ImportError, AttributeError):
+        return None, []
+    return fn, [s.name for s in models_for(task)]
+
+
+def backend_choices() -> List[str]:
+    """auto / onnx / torch, plus trt where TensorRT is installed (the list shown in every tab)."""
+    from serve.backends import module_available
+
+    return ["auto", "onnx", "torch"] + (["trt"] if module_available("tensorrt") else [])
+
+
+def describe_backend(info: dict, requested: str) -> str:
+    """'auto → onnx-cpu (CPUExecutionProvider)' plus why faster kinds were skipped."""
+    selection = info.get("selection") or ""
+    kind = selection.split("using ", 1)[1].split(" ", 1)[0] if "using " in selection else info.get("backend", "?")
+    picked = f"{kind} ({info.get('provider', '?')})"
+    text = f"**Backend**: {requested} → {picked}" if requested == "auto" else f"**Backend**: {picked}"
+    if requested == "auto" and "; skipped " in selection:
+        text += f"<br><small>auto skipped: {selection.split('; skipped ', 1)[1]}</small>"
+    return text
+
+
+def example_path(name: str) -> Optional[str]:
+    path = EXAMPLES_DIR / name
+    return str(path) if path.exists() else None
+
+
+def progress_callback(progress: Optional[gr.Progress], desc: str) -> Optional[Callable[[int, int], None]]:
+    """A (done, total) callback for serve's pipelines that drives a gr.Progress bar."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int) -> None:
+        progress((done, max(total, 1)), desc=desc, unit="tiles")
+
+    return report

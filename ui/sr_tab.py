@@ -1,0 +1,130 @@
+"""Super-resolution tab: upload -> model/scale/tile/backend -> before/after slider, download, metrics."""
+from __future__ import annotations
+
+from typing import Dict, List
+
+import gradio as gr
+import numpy as np
+
+from common.metrics import psnr_y, ssim_y
+from common.resize import bicubic_downscale, bicubic_resize, mod_crop
+from models import resolve_name
+
+from .common import (Limits, backend_choices, describe_backend, example_path, frame_count, image_upload, limits,
+                     load_image, models_for, progress_callback, save_png, user_errors, workdir)
+
+DEFAULT_TILE = 256
+MIN_TILE = 128  # FlashSR tiles overlap by ~52 px: smaller tiles would be mostly overlap
+
+
+def sr_families() -> Dict[str, List[int]]:
+    """{'flashsr': [2, 4]}: trained SR models by family, with their scales."""
+    families: Dict[str, List[int]] = {}
+    for spec in models_for("sr"):
+        families.setdefault(spec.name.rsplit("_x", 1)[0], []).append(spec.scale)
+    return {k: sorted(v) for k, v in sorted(families.items())}
+
+
+def _check_tile(tile) -> int:
+    tile = int(tile or 0)
+    if tile != 0 and tile < MIN_TILE:
+        raise gr.Error(f"Tile size {tile} is too small: use 0 (whole image at once) or at least {MIN_TILE}.")
+    return tile
+
+
+@user_errors
+def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backend: str = "auto",
+                  compare: bool = False, progress=gr.Progress()):
+    """Super-resolve one image. compare=True downscales it by the scale first and reports PSNR/SSIM
+    (Y channel, border of `scale` px cropped) of the result and of bicubic against the original."""
+    from serve import save_image, upscale
+
+    spec = resolve_name(model, int(scale))
+    lim: Limits = limits()
+    tile = _check_tile(tile)
+    s = spec.scale
+    decoded = load_image(image, max_pixels=lim.sr_input_pixels * (s * s if compare else 1),
+                         min_side=8 * (s if compare else 1))
+    hr = None
+    if compare:
+        hr = mod_crop(decoded.rgb, s)
+        decoded.rgb = bicubic_downscale(hr, s)
+        decoded.alpha = None
+    result = upscale(decoded, spec.name, backend, tile=tile, max_input_pixels=lim.sr_input_pixels,
+                     max_output_pixels=lim.sr_output_pixels, progress=progress_callback(progress, "upscaling"))
+    out = workdir("sr")
+    stem = decoded.name.rsplit(".", 1)[0][:60] or "image"
+    after = result.image
+    before = bicubic_resize(np.concatenate([decoded.rgb, decoded.alpha[..., None]], axis=2)
+                            if decoded.alpha is not None else decoded.rgb, after.shape[:2])
+    after_png = save_png(after, out / f"{stem}_{spec.name}.png")
+    before_png = save_png(before, out / f"{stem}_bicubic_x{s}.png")
+    download = after_png
+    if result.bit_depth == 16:  # the slider shows 8 bits; the download keeps the source's 16
+        download = str(save_image(result, out / f"{stem}_{spec.name}_16bit.png"))
+    info = dict(result.info)
+    info["download_bits"] = result.bit_depth
+    lines = [f"**{spec.name}**: {info['input_size'][0]}×{info['input_size'][1]} → "
+             f"{info['output_size'][0]}×{info['output_size'][1]} in {info['seconds']:.2f} s "
+             f"({info['tiles']} tile{'s' * (info['tiles'] != 1)})", describe_backend(info, backend)]
+    if compare:
+        sr_rgb, bic_rgb = after[..., :3], bicubic_resize(decoded.rgb, hr.shape[:2])
+        info["metrics"] = {"psnr_y": round(psnr_y(sr_rgb, hr, crop=s), 3),
+                           "ssim_y": round(ssim_y(sr_rgb, hr, crop=s), 4),
+                           "bicubic_psnr_y": round(psnr_y(bic_rgb, hr, crop=s), 3),
+                           "bicubic_ssim_y": round(ssim_y(bic_rgb, hr, crop=s), 4)}
+        m = info["metrics"]
+        lines.append(f"**Against the original** (Y channel, {s} px border cropped): PSNR {m['psnr_y']:.2f} dB, "
+                     f"SSIM {m['ssim_y']:.4f} — bicubic: {m['bicubic_psnr_y']:.2f} dB, {m['bicubic_ssim_y']:.4f}")
+    notes = []
+    if decoded.was_grey:
+        notes.append("grey input: upscaled as RGB, returned grey")
+    if decoded.alpha is not None:
+        notes.append("alpha channel resized bicubically beside the model")
+    if result.bit_depth == 16:
+        notes.append("16-bit source: the download is a 16-bit PNG")
+    if frame_count(image) > 1:
+        notes.append("animated file: its first frame was used")
+    if notes:
+        info["notes"] = notes
+        lines.append("Notes: " + "; ".join(notes) + ".")
+    return (before_png, after_png), download, "<br>".join(lines), info
+
+
+def build() -> None:
+    families = sr_families()
+    lim = limits()
+    if not families:
+        gr.Markdown("**Not available yet**: no super-resolution model has weights.")
+        return
+    first = next(iter(families))
+    gr.Markdown(f"Upscale a photo with a trained FlashSR network. Inputs up to {lim.sr_input_pixels / 1e6:.0f} MP "
+                f"(outputs up to {lim.sr_output_pixels / 1e6:.0f} MP) on this {'GPU' if lim.gpu else 'CPU'} machine.")
+    with gr.Row():
+        with gr.Column():
+            image = image_upload("Input image", height=320, elem_id="sr-input")
+            with gr.Row():
+                model = gr.Dropdown(list(families), value=first, label="Model", elem_id="sr-model")
+                scale = gr.Radio(families[first], value=families[first][-1], label="Scale", elem_id="sr-scale")
+            with gr.Row():
+                tile = gr.Slider(0, 1024, value=DEFAULT_TILE, step=64, label="Tile size (0 = whole image)")
+                backend = gr.Dropdown(backend_choices(), value="auto", label="Backend", elem_id="sr-backend")
+            compare = gr.Checkbox(False, label="Downscale first and compare with the original (PSNR/SSIM)")
+            run = gr.Button("Upscale", variant="primary", elem_id="sr-run")
+        with gr.Column():
+            slider = gr.ImageSlider(label="Before (bicubic) / after (model)", type="filepath", interactive=False,
+                                    elem_id="sr-output")
+            download = gr.File(label="Download the result", elem_id="sr-download")
+            summary = gr.Markdown(label="Summary", elem_id="sr-summary")
+            with gr.Accordion("Run details", open=False):
+                details = gr.JSON(label="Run details")
+    examples = [[p, first, families[first][-1], DEFAULT_TILE, "auto", cmp] for name, cmp in
+                (("sr_title_lr.png", False), ("sr_car_lr.png", False), ("sr_tents_lr.png", False),
+                 ("hr_frame_crop.png", True)) if (p := example_path(name))]
+    if examples:
+        gr.Examples(examples, [image, model, scale, tile, backend, compare], cache_examples=False,
+                    label="Examples (the last one compares against its original)")
+    model.change(lambda m: gr.Radio(choices=families.get(m, []), value=(families.get(m) or [None])[-1]),
+                 model, scale, api_visibility="private", queue=False)
+    run.click(upscale_image, [image, model, scale, tile, backend, compare], [slider, download, summary, details],
+              api_name="upscale", concurrency_id="compute")
