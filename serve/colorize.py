@@ -1,0 +1,164 @@
+"""The colorization pipeline: a grey (or colour) photo in, a colour photo out.
+
+    from serve.colorize import colorize
+    result = colorize(decoded_image, "colorize_lab", backend="auto")  # -> ColorizeResult(image, info)
+
+What the model does not handle is done here. A colour input is turned grey first (its lightness;
+info["converted_from_colour"] says so). The model sees the lightness L/100 (CIE Lab, D65) at most
+`chroma_max_side` pixels on the long side: chroma is low-frequency, so its a/b are taken from the
+model's output, upsampled bilinearly to full size and recombined with the exact full-resolution L,
+so the result has the input's exact structure at any size and runtime cost stays bounded. Alpha
+is passed through untouched, 16-bit input keeps full precision (and `save_image` writes 16-bit),
+and images under MIN_SIDE px a side or over the pixel limit get a clear InputError.
+
+CLI: python -m serve.colorize IN.png --out OUT.png [--model colorize_lab] [--backend auto|torch|onnx|trt]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Callable, Optional, Union
+
+import cv2
+import numpy as np
+import torch
+
+from common.images import DecodedImage, ImageLoadError, read_image
+from models import CheckpointError, get_spec
+from models.lab_color import lab_to_rgb
+
+from .contract import InputError, ServeError
+from .runtime import get_backend
+from .sr import UpscaleResult, _split_array, save_image
+from .tiling import pad_to_multiple
+
+DEFAULT_MODEL = "colorize_lab"
+MIN_SIDE = 8  # a smaller image carries no context to choose colours from
+MAX_INPUT_PIXELS = 40_000_000
+CHROMA_MAX_SIDE = 512
+COLOUR_TOLERANCE = 2.0 / 255  # channel spread below this counts as grey (8-bit rounding of a grey photo)
+
+ColorizeResult = UpscaleResult  # image HxWx3 (or HxWx4 with alpha) float in [0,1], info dict, bit_depth
+
+
+def lightness(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 sRGB in [0,1] -> HxW float32 L/100 (CIE Lab L, D65; same as skimage rgb2lab[..., 0] / 100)."""
+    c = np.clip(np.asarray(rgb, dtype=np.float32), 0.0, 1.0)
+    linear = np.where(c > 0.04045, ((np.maximum(c, 0.04045) + 0.055) / 1.055) ** 2.4, c / 12.92)
+    y = linear[..., 0] * 0.212671 + linear[..., 1] * 0.715160 + linear[..., 2] * 0.072169
+    f = np.where(y > 0.008856, np.cbrt(np.maximum(y, 0.008856)), 7.787 * y + 16.0 / 116.0)
+    return np.clip((116.0 * f - 16.0) / 100.0, 0.0, 1.0).astype(np.float32)
+
+
+def is_colour(rgb: np.ndarray) -> bool:
+    """True when the RGB channels differ anywhere by more than 8-bit rounding."""
+    spread = rgb.max(axis=2) - rgb.min(axis=2)
+    return bool(spread.max(initial=0.0) > COLOUR_TOLERANCE)
+
+
+def _resize(arr: np.ndarray, size_hw: tuple, shrink: bool) -> np.ndarray:
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    out = cv2.resize(np.ascontiguousarray(arr, dtype=np.float32), (int(size_hw[1]), int(size_hw[0])),
+                     interpolation=interpolation)
+    return out.reshape(int(size_hw[0]), int(size_hw[1]), -1) if arr.ndim == 3 else out
+
+
+def _rgb_to_ab(rgb: np.ndarray) -> np.ndarray:
+    from skimage.color import rgb2lab
+
+    return rgb2lab(np.clip(rgb, 0.0, 1.0))[..., 1:].astype(np.float32)
+
+
+def _lab_to_rgb(grey: np.ndarray, ab: np.ndarray, rows: int = 1024) -> np.ndarray:
+    """Exact L + ab -> RGB with the models' own conversion, a band of rows at a time (bounded memory)."""
+    out = np.empty(grey.shape + (3,), dtype=np.float32)
+    with torch.inference_mode():
+        for top in range(0, grey.shape[0], rows):
+            lab = np.concatenate([grey[top: top + rows, :, None] * 100.0, ab[top: top + rows]], axis=2)
+            t = torch.from_numpy(np.ascontiguousarray(lab.transpose(2, 0, 1)))[None]
+            out[top: top + rows] = lab_to_rgb(t)[0].numpy().transpose(1, 2, 0)
+    return out
+
+
+def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_MODEL, backend: str = "auto", *,
+             chroma_max_side: int = CHROMA_MAX_SIDE, max_input_pixels: int = MAX_INPUT_PIXELS,
+             progress: Optional[Callable[[int, int], None]] = None, **backend_options) -> ColorizeResult:
+    """Colorize one image; returns ColorizeResult(image float HxWx3 [+alpha] in [0,1], info, bit_depth).
+
+    `image`: a DecodedImage, or an HxW / HxWx1 / HxWx3 / HxWx4 array (float in [0,1], uint8 or uint16).
+    info["converted_from_colour"] is True when a colour image was turned grey first. `backend_options`
+    go to serve.runtime.get_backend (weights_path, threads, ...).
+    """
+    decoded = image if isinstance(image, DecodedImage) else _split_array(image)
+    spec = get_spec(model_name)
+    if spec.task != "colorize":
+        raise ValueError(f"'{model_name}' is a {spec.task} model, not colorization")
+    if chroma_max_side < spec.pad_multiple:
+        raise ValueError(f"chroma_max_side must be at least {spec.pad_multiple}")
+    height, width = decoded.rgb.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise InputError(f"image {width}x{height} is too small to colorize (needs at least {MIN_SIDE} px a side)")
+    if height * width > max_input_pixels:
+        raise InputError(f"image {width}x{height} is {height * width / 1e6:.1f} MP, over the colorization limit of "
+                         f"{max_input_pixels / 1e6:.1f} MP; downscale or crop it first")
+    converted = not decoded.was_grey and is_colour(decoded.rgb)
+    grey = lightness(decoded.rgb)
+
+    runner = get_backend(model_name, backend, **backend_options)
+    factor = min(1.0, chroma_max_side / max(height, width))
+    small_hw = (max(1, round(height * factor)), max(1, round(width * factor)))
+    small = grey if factor == 1.0 else _resize(grey, small_hw, shrink=True)
+    if progress:
+        progress(0, 1)
+    started = time.perf_counter()
+    padded, (h, w) = pad_to_multiple(small[None, None], spec.pad_multiple)
+    out = runner.run({runner.inputs[0].name: padded})[runner.outputs[0].name]
+    seconds = time.perf_counter() - started
+    ab = _rgb_to_ab(out[0, :, :h, :w].transpose(1, 2, 0))
+    if factor != 1.0:
+        ab = _resize(ab, (height, width), shrink=False)
+    rgb = _lab_to_rgb(grey, ab)
+    if progress:
+        progress(1, 1)
+    channels = [rgb] + ([decoded.alpha[..., None].astype(np.float32)] if decoded.alpha is not None else [])
+    result = np.ascontiguousarray(np.concatenate(channels, axis=2) if len(channels) > 1 else rgb)
+    info = {**runner.describe(), "selection": runner.selection_reason, "seconds": round(seconds, 4),
+            "converted_from_colour": converted, "input_size": [width, height],
+            "output_size": [result.shape[1], result.shape[0]], "chroma_size": [small_hw[1], small_hw[0]],
+            "luminance": "exact input lightness (CIE L); model chroma upsampled" if factor != 1.0
+            else "exact input lightness (CIE L)", "alpha_preserved": decoded.alpha is not None,
+            "bit_depth": decoded.bit_depth}
+    if converted:
+        info["note"] = "the input was a colour image: it was turned grey (its lightness) before colorizing"
+    return ColorizeResult(result, info, decoded.bit_depth)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m serve.colorize", description="Colorize one grey (or colour) image.")
+    p.add_argument("input", help="image file (grey or colour; colour is turned grey first)")
+    p.add_argument("--out", required=True, help="output file (.png keeps 16-bit sources 16-bit)")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--backend", default="auto", help="auto, torch, onnx, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--chroma-size", type=int, default=CHROMA_MAX_SIDE, help="long side the model runs at")
+    p.add_argument("--bits", default="auto", choices=["auto", "8", "16"])
+    p.add_argument("--weights", default=None, help="checkpoint to use instead of the shipped weights")
+    args = p.parse_args(argv)
+    options = {"weights_path": args.weights} if args.weights else {}
+    try:
+        result = colorize(read_image(args.input), args.model, args.backend, chroma_max_side=args.chroma_size,
+                          **options)
+        save_image(result, args.out, args.bits)
+    except (ImageLoadError, ServeError, CheckpointError, KeyError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    info = result.info
+    print(f"{args.out}: {info['output_size'][0]}x{info['output_size'][1]} with {info['model']} on {info['backend']} "
+          f"({info['provider']}), chroma at {info['chroma_size'][0]}x{info['chroma_size'][1]}, {info['seconds']:.2f}s")
+    if info["converted_from_colour"]:
+        print("note: " + info["note"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Train a colorization model: `python -m train.colorize --model colorize_lab --iters 2000`.
+
+Colour training images (../shared/data/train) are made grey on the fly (L/100 of CIE Lab, see
+models.lab_color), so the target is always the true colour. `--loss` picks seed 000's mse | mep |
+ssim (on RGB, any model) or `chroma` (the Lab model's rebalanced ab loss, train/colorize_losses.py);
+the default follows the model name (grey2rgb_mep -> mep, colorize_lab -> chroma). Same conventions
+as train/sr.py: resumable run directory (runs/NAME), EMA weights, metrics.csv, --time-budget,
+--publish. `--calibrate-gain` (Lab model) picks the chroma gain on the held-out images at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from common.metrics import colorfulness, psnr_rgb
+from common.paths import data_root
+from models import get_spec, save_checkpoint
+from models.lab_color import grey_from_rgb, grey_to_rgb, rgb_to_lab
+
+from .colorize_losses import RGB_LOSSES, chroma_loss
+from .data import CountingSampler, DataError, load_folder, split_validation
+from .loop import EMA, MetricsCSV, Stopwatch, cosine_lr, load_state, pick_device, save_state
+
+LOSSES = sorted(RGB_LOSSES) + ["chroma"]
+MIN_COLOURFULNESS = 5.0  # training images below this are (near) grey: they would teach sepia
+GAINS = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2.0)
+COLOUR_TARGET = 0.5  # of the truth's colourfulness: the issue's target (README)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m train.colorize", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", required=True, help="registered colorize model, e.g. colorize_lab, grey2rgb_mse")
+    p.add_argument("--loss", choices=LOSSES, default=None, help="default: from the model name")
+    p.add_argument("--saturation", type=float, default=1.0, help="chroma loss: weight of the saturation term")
+    p.add_argument("--rebalance", type=float, default=1.0, help="chroma loss: extra weight of saturated pixels")
+    p.add_argument("--iters", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--patch", type=int, default=128, help="training crop side")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--ema", type=float, default=0.995, help="EMA decay (0 disables)")
+    p.add_argument("--data", type=Path, default=None, help="colour image folder (default $STSR_DATA/train)")
+    p.add_argument("--data-limit", type=int, default=0, help="use only the first N images (tests)")
+    p.add_argument("--val-count", type=int, default=16, help="training images held out for validation")
+    p.add_argument("--val-every", type=int, default=250)
+    p.add_argument("--save-every", type=int, default=250)
+    p.add_argument("--run-dir", type=Path, default=None, help="default runs/NAME")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing run state instead of resuming")
+    p.add_argument("--time-budget", type=float, default=0.0, help="stop (with a checkpoint) after N seconds")
+    p.add_argument("--schedule", choices=["steps", "time"], default="steps",
+                   help="'time': the cosine ends at --time-budget")
+    p.add_argument("--calibrate-gain", action="store_true", help="Lab model: pick chroma_gain on validation")
+    p.add_argument("--publish", action="store_true", help="copy the final EMA weights to weights/")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace):
+    """Stop at once, with a clear message, on flags that make no sense."""
+    try:
+        spec = get_spec(args.model)
+    except KeyError as exc:
+        raise SystemExit(f"error: {exc.args[0]}")
+    if spec.task != "colorize":
+        raise SystemExit(f"error: '{spec.name}' is a {spec.task} model; train it with train.{spec.task}")
+    if args.loss is None:
+        suffix = spec.name.rsplit("_", 1)[-1]
+        args.loss = suffix if suffix in RGB_LOSSES else "chroma"
+    if args.loss == "chroma" and spec.arch != "colorize_lab":
+        raise SystemExit(f"error: --loss chroma needs a model that predicts Lab chroma (colorize_lab), not {spec.arch}")
+    if args.calibrate_gain and spec.arch != "colorize_lab":
+        raise SystemExit("error: --calibrate-gain applies to the Lab model only")
+    if args.patch < 16 or args.patch % spec.pad_multiple:
+        raise SystemExit(f"error: --patch must be >= 16 and a multiple of {spec.pad_multiple} for {spec.name}")
+    if args.iters < 1 or args.batch_size < 1:
+        raise SystemExit("error: --iters and --batch-size must be positive")
+    return spec
+
+
+class ColourPatchDataset(Dataset):
+    """Random RGB crops (horizontal flips only: skies stay on top). Item i is seeded by (seed, i)."""
+
+    def __init__(self, images, patch: int, seed: int = 0):
+        self.images = [im for im in images if min(im.shape[:2]) >= patch]
+        if not self.images:
+            raise DataError(f"no colour training image is at least {patch}px a side; use a smaller --patch")
+        self.patch, self.seed = patch, seed
+
+    def __len__(self) -> int:
+        return 1 << 40
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.seed, index])
+        img = self.images[int(rng.integers(len(self.images)))]
+        y = int(rng.integers(0, img.shape[0] - self.patch + 1))
+        x = int(rng.integers(0, img.shape[1] - self.patch + 1))
+        crop = img[y: y + self.patch, x: x + self.patch]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+
+
+def colour_only(images, names):
+    """Drop grey (or nearly grey) training images."""
+    keep = [(im, n) for im, n in zip(images, names) if colorfulness(im[::4, ::4]) >= MIN_COLOURFULNESS]
+    return [k[0] for k in keep], [k[1] for k in keep]
+
+
+def validation_crops(images, multiple: int, side: int = 256):
+    """Centre crops (a multiple of the model's pad size) for quick validation."""
+    crops = []
+    for img in images:
+        h, w = min(img.shape[0], side), min(img.shape[1], side)
+        h, w = h - h % multiple, w - w % multiple
+        if h >= multiple and w >= multiple:
+            top, left = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
+            crops.append(np.ascontiguousarray(img[top: top + h, left: left + w]))
+    return crops
+
+
+@torch.no_grad()
+def validate(model, crops, device) -> dict:
+    """Mean RGB PSNR, colourfulness of the outputs and of the truth, and the grey baseline's PSNR."""
+    psnrs, grey_psnrs, colour, colour_gt = [], [], [], []
+    for rgb in crops:
+        x = torch.from_numpy(rgb.transpose(2, 0, 1)).unsqueeze(0).to(device)
+        grey = grey_from_rgb(x)
+        out = model(grey).clamp(0, 1)[0].cpu().numpy().transpose(1, 2, 0)
+        base = grey_to_rgb(grey)[0].cpu().numpy().transpose(1, 2, 0)
+        psnrs.append(psnr_rgb(out, rgb))
+        grey_psnrs.append(psnr_rgb(base, rgb))
+        colour.append(colorfulness(out))
+        colour_gt.append(colorfulness(rgb))
+    mean = lambda v: float(np.mean(v)) if v else float("nan")  # noqa: E731
+    return {"val_psnr": mean(psnrs), "val_grey_psnr": mean(grey_psnrs), "val_colorfulness": mean(colour),
+            "val_colorfulness_gt": mean(colour_gt)}
+
+
+def calibrate_gain(model, crops, device, log=sys.stderr) -> float:
+    """The chroma gain for the shipped model, chosen on held-out images.
+
+    Among gains whose PSNR beats the grey baseline, the smallest that reaches COLOUR_TARGET of the
+    truth's colourfulness, else the most colourful of them; if none beats grey, the best PSNR.
+    """
+    original, rows = model.chroma_gain, []
+    for gain in GAINS:
+        model.chroma_gain = gain
+        rows.append((gain, validate(model, crops, device)))
+        r = rows[-1][1]
+        print(f"gain {gain:.2f}: val PSNR {r['val_psnr']:.3f} (grey {r['val_grey_psnr']:.3f}) colourfulness "
+              f"{r['val_colorfulness']:.1f} / {r['val_colorfulness_gt']:.1f}", file=log, flush=True)
+    model.chroma_gain = original
+    beat_grey = [(g, r) for g, r in rows if r["val_psnr"] > r["val_grey_psnr"]]
+    if not beat_grey:
+        return max(rows, key=lambda gr: gr[1]["val_psnr"])[0]
+    colourful = [g for g, r in beat_grey if r["val_colorfulness"] >= COLOUR_TARGET * r["val_colorfulness_gt"]]
+    return colourful[0] if colourful else beat_grey[-1][0]
+
+
+def compute_loss(name: str, model, rgb: torch.Tensor, rebalance: float = 1.0, saturation: float = 1.0) -> torch.Tensor:
+    grey = grey_from_rgb(rgb)
+    if name == "chroma":
+        return chroma_loss(model.predict_ab(grey), rgb_to_lab(rgb)[:, 1:], rebalance, saturation)
+    return RGB_LOSSES[name](model(grey), rgb)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    spec = check_args(args)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    device = pick_device(args.device)
+    data_dir = args.data or data_root() / "train"
+    try:
+        images, names = colour_only(*load_folder(data_dir, limit=args.data_limit))
+        if not images:
+            raise DataError(f"no colour images under {data_dir} (grey images cannot teach colour)")
+        train_imgs, _, val_imgs, val_names = split_validation(images, names, args.val_count)
+        dataset = ColourPatchDataset(train_imgs, args.patch, seed=args.seed)
+    except DataError as exc:
+        raise SystemExit(f"error: {exc}")
+    val = validation_crops(val_imgs, spec.pad_multiple)
+
+    model = spec.build().to(device)
+    model_args = dict(spec.kwargs)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
+    ema = EMA(model, args.ema) if args.ema > 0 else None
+    run_dir = args.run_dir or Path("runs") / spec.name
+    if args.fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = load_state(run_dir, model, optimizer, ema, device)
+    step = state["step"] if state else 0
+    if state:
+        print(f"resuming {run_dir} at step {step}", file=sys.stderr)
+    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=CountingSampler(step * args.batch_size),
+                        num_workers=0)
+    log = MetricsCSV(run_dir / "metrics.csv", ["step", "loss", "lr", "val_psnr", "val_grey_psnr", "val_colorfulness",
+                                               "val_colorfulness_gt", "seconds", "steps_per_s"])
+    clock = Stopwatch(args.time_budget)
+    meta = {"model": spec.name, "task": spec.task, "scale": 1, "loss": args.loss,
+            "data": {"train_dir": str(data_dir), "train_images": len(train_imgs), "val_images": val_names,
+                     "grey_input": "L/100 of CIE Lab (D65)", "patch": args.patch, "batch_size": args.batch_size},
+            "training": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+    prior_seconds = state["extra"].get("seconds", 0.0) if state else 0.0
+    scores = dict(state["extra"].get("val", {})) if state else {}
+
+    def checkpoint():
+        save_state(run_dir, step=step, model=model, optimizer=optimizer, ema=ema,
+                   extra={"seconds": prior_seconds + clock.elapsed, "val": scores})
+        info = {**meta, "iterations": step, "train_seconds": round(prior_seconds + clock.elapsed, 1),
+                **{k: round(v, 3) for k, v in scores.items()}}
+        save_checkpoint(run_dir / "model.safetensors", ema.model if ema else model, arch=spec.arch,
+                        args=model_args, meta=info)
+
+    def progress(at_step: int) -> float:
+        by_steps = (at_step - args.warmup) / max(1, args.iters - args.warmup)
+        by_time = clock.elapsed / args.time_budget if args.time_budget > 0 and args.schedule == "time" else 0.0
+        return max(by_steps, by_time)
+
+    model.train()
+    it = iter(loader)
+    bar = tqdm(total=args.iters, initial=step, desc=spec.name, dynamic_ncols=True, disable=None)
+    t_last, s_last = time.perf_counter(), step
+    while step < args.iters and not clock.expired():
+        rgb = next(it).to(device)
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * cosine_lr(step, progress(step), args.warmup)
+        loss = compute_loss(args.loss, model, rgb, args.rebalance, args.saturation)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if ema:
+            ema.update(model, step)
+        step += 1
+        bar.update(1)
+        if step % args.val_every == 0 or step == args.iters:
+            scores = validate(ema.model if ema else model.eval(), val, device)
+            model.train()
+            now = time.perf_counter()
+            log.write({"step": step, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], **scores,
+                       "seconds": prior_seconds + clock.elapsed, "steps_per_s": (step - s_last) / (now - t_last)})
+            t_last, s_last = now, step
+            print(f"step {step}: loss {loss.item():.4f} val PSNR {scores['val_psnr']:.3f} dB (grey "
+                  f"{scores['val_grey_psnr']:.3f}) colourfulness {scores['val_colorfulness']:.1f} / "
+                  f"{scores['val_colorfulness_gt']:.1f}", file=sys.stderr, flush=True)
+        if step % args.save_every == 0:
+            checkpoint()
+    bar.close()
+    final = ema.model if ema else model.eval()
+    if args.calibrate_gain and val:
+        gain = calibrate_gain(final, val, device)
+        final.chroma_gain = model.chroma_gain = gain
+        model_args["chroma_gain"] = gain
+        scores = validate(final, val, device)
+        print(f"chroma gain {gain:.2f}", file=sys.stderr)
+    checkpoint()
+    if clock.expired() and step < args.iters:
+        print(f"time budget reached at step {step}/{args.iters}; resume with the same command", file=sys.stderr)
+    if args.publish:
+        target = spec.weights_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(run_dir / "model.safetensors", target)
+        shutil.copy(run_dir / "model.json", target.with_suffix(".json"))
+        print(f"published {target}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

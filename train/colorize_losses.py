@@ -1,0 +1,73 @@
+"""Colorization losses. Seed 000's three (MSE, MEP, 1 - SSIM) on RGB, and the Lab model's chroma loss.
+
+All take prediction and target as (N,3,H,W) RGB in [0,1] except `chroma_loss`, which works on
+Lab ab maps (N,2,H,W) in Lab units (see models.lab_color).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from models.colorize_lab import AB_RANGE
+
+MEP_ALPHA = 0.5  # the seed's weighting between MSE and the entropy term
+
+
+def mep_loss(pred: torch.Tensor, target: torch.Tensor, alpha: float = MEP_ALPHA) -> torch.Tensor:
+    """Seed 000's LossMEP: alpha * MSE + (1 - alpha) * cross-entropy -sum(target * log(pred)).
+
+    The seed sums the entropy term over the last axis; here it is averaged over pixels too, so the
+    weighting does not depend on the crop width (the seed's form up to that constant).
+    """
+    entropy = -(target * torch.log(pred.clamp(min=0.0) + 1e-8)).mean()
+    return alpha * F.mse_loss(pred, target) + (1 - alpha) * entropy
+
+
+def _gaussian_window(channels: int, like: torch.Tensor, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    coords = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+
+
+def ssim_torch(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM (11x11 Gaussian, sigma 1.5, data range 1; the standard constants), per channel."""
+    c = pred.shape[1]
+    window = _gaussian_window(c, pred)
+    blur = lambda x: F.conv2d(x, window, groups=c)  # noqa: E731  ('valid': no padding artefacts)
+    mu_p, mu_t = blur(pred), blur(target)
+    var_p = blur(pred * pred) - mu_p**2
+    var_t = blur(target * target) - mu_t**2
+    cov = blur(pred * target) - mu_p * mu_t
+    c1, c2 = 0.01**2, 0.03**2
+    ssim_map = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
+    return ssim_map.mean()
+
+
+def ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return 1.0 - ssim_torch(pred, target)
+
+
+def mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(pred, target)
+
+
+RGB_LOSSES = {"mse": mse_loss, "mep": mep_loss, "ssim": ssim_loss}
+
+
+def chroma_loss(ab_pred: torch.Tensor, ab_true: torch.Tensor, rebalance: float = 1.0,
+                saturation: float = 1.0) -> torch.Tensor:
+    """Colour-rebalanced L1 on ab plus a per-image saturation-matching term.
+
+    Regression to the mean of plausible colours gives sepia. Two counterweights: each pixel's L1 is
+    weighted by (1 + rebalance * chroma_true / 40), so the rarer saturated pixels count more, and
+    images whose mean predicted chroma falls short of the true one pay the shortfall (one-sided:
+    never penalised for being as colourful as the truth).
+    """
+    pred, true = ab_pred / AB_RANGE, ab_true / AB_RANGE
+    chroma_true = torch.sqrt((ab_true**2).sum(dim=1, keepdim=True) + 1e-6)
+    weight = 1.0 + rebalance * chroma_true / 40.0
+    l1 = (weight * (pred - true).abs()).mean() / weight.mean()
+    chroma_pred = torch.sqrt((ab_pred**2).sum(dim=1, keepdim=True) + 1e-6)
+    shortfall = F.relu(chroma_true.mean(dim=(1, 2, 3)) - chroma_pred.mean(dim=(1, 2, 3))) / AB_RANGE
+    return l1 + saturation * shortfall.mean()
