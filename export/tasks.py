@@ -88,19 +88,36 @@ def _sr_io(spec: ModelSpec) -> ExportIO:
     )
 
 
+def _colorize_io(spec: ModelSpec) -> ExportIO:
+    """Grey L/100 (N,1,H,W) -> RGB (N,3,H,W), same size; the Lab->RGB conversion is inside the graph."""
+    io = spec.io_spec()
+    return ExportIO(
+        inputs=(TensorSpec(io["input"]["name"], ("batch", spec.in_channels, "height", "width")),),
+        outputs=(TensorSpec(io["output"]["name"], ("batch", spec.out_channels, "height", "width")),),
+    )
+
+
 def _not_yet(task: str) -> Callable[[ModelSpec], ExportIO]:
     def build(spec: ModelSpec) -> ExportIO:
         raise NotImplementedError(f"export of '{task}' models is not implemented yet ({spec.name})")
     return build
 
 
-# One entry per registry task. 'colorize' will be _sr_io with 1 input channel (L) and 2-3
-# outputs; 'interpolate' two frames ("batch", 3, "height", "width") plus a timestep
+def _interpolate_io(spec: ModelSpec) -> ExportIO:
+    """Two frames (N,C,H,W) and a timestep (N,1,1,1) in (0,1) -> the frame at t (N,C,H,W)."""
+    frame = ("batch", spec.in_channels, "height", "width")
+    timestep = TensorSpec("t", ("batch", 1, 1, 1), layout="N111",
+                          sampler=lambda shape, rng: rng.uniform(0.05, 0.95, shape).astype(np.float32))
+    return ExportIO(inputs=(TensorSpec("frame0", frame), TensorSpec("frame1", frame), timestep),
+                    outputs=(TensorSpec("frame", frame),))
+
+
+# One entry per registry task. 'interpolate' two frames ("batch", 3, "height", "width") plus a timestep
 # ("batch", 1, 1, 1) with a U[0,1) sampler -- describe them here when those models land.
 TASK_IO: Dict[str, Callable[[ModelSpec], ExportIO]] = {
     "sr": _sr_io,
-    "colorize": _not_yet("colorize"),
-    "interpolate": _not_yet("interpolate"),
+    "colorize": _colorize_io,
+    "interpolate": _interpolate_io,
 }
 
 

@@ -15,10 +15,18 @@ from torch import nn
 from common.paths import WEIGHTS_DIR
 
 from .checkpoint import CheckpointError, load_checkpoint, load_state_into, read_sidecar
+from .colorize_lab import ColorizeLab
+from .convlstm_interp import ConvLSTMInterpolator
 from .flashsr import FlashSR
+from .flowinterp import FlowInterp
+from .grey2rgb import Grey2RGBAutoEncoder
 
 ARCHITECTURES: Dict[str, Callable[..., nn.Module]] = {
     "flashsr": FlashSR,
+    "flowinterp": FlowInterp,
+    "convlstm_interp": ConvLSTMInterpolator,
+    "grey2rgb": Grey2RGBAutoEncoder,
+    "colorize_lab": ColorizeLab,
 }
 
 TASKS = ("sr", "colorize", "interpolate")
@@ -49,11 +57,23 @@ class ModelSpec:
 
     def io_spec(self) -> Dict[str, Any]:
         """Tensor contract for exporters and servers (NCHW float32 in [0,1])."""
+        name_in, name_out = ("grey", "rgb") if self.task == "colorize" else ("lr", "sr")  # colorize: L/100 -> RGB
         return {
-            "input": {"name": "lr", "layout": "NCHW", "channels": self.in_channels, "dtype": "float32", "range": [0, 1]},
-            "output": {"name": "sr", "layout": "NCHW", "channels": self.out_channels, "dtype": "float32",
+            "input": {"name": name_in, "layout": "NCHW", "channels": self.in_channels, "dtype": "float32", "range": [0, 1]},
+            "output": {"name": name_out, "layout": "NCHW", "channels": self.out_channels, "dtype": "float32",
                        "scale": self.scale},
         }
+
+
+@dataclass(frozen=True)
+class InterpolationSpec(ModelSpec):
+    """Frame interpolators: two frames and a timestep in, the frame at t out (one tensor contract)."""
+
+    def io_spec(self) -> Dict[str, Any]:
+        frame = {"layout": "NCHW", "channels": self.in_channels, "dtype": "float32", "range": [0, 1]}
+        return {"inputs": [{"name": "frame0", **frame}, {"name": "frame1", **frame},
+                           {"name": "t", "layout": "N111", "channels": None, "dtype": "float32", "range": [0, 1]}],
+                "outputs": [{"name": "frame", **frame, "scale": 1}]}
 
 
 _SPECS = [
@@ -61,6 +81,21 @@ _SPECS = [
               description="Flagship fast CNN, x2 (residual 3x3 blocks, PixelShuffle, bilinear skip)"),
     ModelSpec("flashsr_x4", "flashsr", "sr", 4, {"scale": 4}, mc_dropout=True,
               description="Flagship fast CNN, x4 (residual 3x3 blocks, PixelShuffle, bilinear skip)"),
+    ModelSpec("colorize_lab", "colorize_lab", "colorize", 1, in_channels=1, pad_multiple=32,
+              description="Default colorizer: U-Net predicts Lab chroma from L, recombined with the exact L"),
+    ModelSpec("grey2rgb_mse", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8,
+              description="Seed 000 Grey2RGB autoencoder trained with MSE"),
+    ModelSpec("grey2rgb_mep", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8,
+              description="Seed 000 Grey2RGB autoencoder trained with MSE + entropy (MEP)"),
+    ModelSpec("grey2rgb_ssim", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8,
+              description="Seed 000 Grey2RGB autoencoder trained with 1 - SSIM"),
+]
+_SPECS += [
+    InterpolationSpec("flowinterp", "flowinterp", "interpolate", 1,
+                      description="Default frame interpolator: coarse-to-fine intermediate flow (RIFE-style), "
+                                  "grid_sample warping, fusion mask, refinement; any t in (0,1)"),
+    InterpolationSpec("convlstm_interp", "convlstm_interp", "interpolate", 1,
+                      description="Seed 000 ConvLSTM baseline: residual on the linear blend, t as an input plane"),
 ]
 REGISTRY: Dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 

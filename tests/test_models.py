@@ -15,8 +15,9 @@ def test_every_model_builds_and_maps_shapes(name):
     spec = get_spec(name)
     model = spec.build().eval()
     x = torch.rand(2, spec.in_channels, 11, 17)
+    args = (x, x.flip(-1), torch.full((2, 1, 1, 1), 0.5)) if spec.task == "interpolate" else (x,)  # frames + t
     with torch.no_grad():
-        y = model(x)
+        y = model(*args)
     assert y.shape == (2, spec.out_channels, 11 * spec.scale, 17 * spec.scale)
     assert torch.isfinite(y).all()
 

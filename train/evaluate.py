@@ -1,5 +1,13 @@
 """Benchmark evaluation: `python -m train.evaluate --task sr --model flashsr_x4 --sets Set5,Set14,BSD100 --json`.
 
+`--task interpolate --model flowinterp,convlstm_interp,blend --sets BSD68,UCF101`: see
+train/eval_interpolate.py.
+
+`--task colorize --model colorize_lab,grey --sets BSD68,Set14`: see train/eval_colorize.py.
+
+`--task uncertainty --model flashsr_x2 --sets BSD68,Set14` measures how well the uncertainty map
+(serve.uncertainty; --estimator mc|tta, --passes K) predicts the real error: see train/calibration.py.
+
 Protocol (../shared/data/README.md): HR mod-cropped to the scale, LR by PIL bicubic (antialiased)
 downscaling, PSNR/SSIM on the BT.601 Y channel after cropping `scale` pixels from each border.
 `--model bicubic` is the baseline (PIL bicubic upscaling; `--scale` picks its scale).
@@ -31,7 +39,7 @@ BASELINES = ("bicubic",)
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", choices=["sr"], default="sr")
+    p.add_argument("--task", choices=["sr", "uncertainty", "colorize", "interpolate"], default="sr")
     p.add_argument("--model", required=True, help="comma list of registered names, 'bicubic', or 'all'")
     p.add_argument("--sets", default="Set5,Set14,BSD100", help="benchmark folders under $STSR_DATA/benchmark")
     p.add_argument("--scale", type=int, default=None, help="scale for 'bicubic' (default: 2 and 4 with 'all')")
@@ -41,6 +49,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
     p.add_argument("--update-sidecar", action="store_true", help="store the results in the weights' JSON sidecar")
+    unc = p.add_argument_group("--task uncertainty")
+    unc.add_argument("--estimator", choices=["mc", "tta"], default="mc", help="MC dropout or flip/rotation TTA")
+    unc.add_argument("--passes", type=int, default=40, help="stochastic passes K (TTA uses at most 8)")
+    unc.add_argument("--chunk", type=int, default=8, help="passes per backend call")
+    unc.add_argument("--backend", default="auto", help="serve backend kind (auto, onnx-cpu, torch-cpu, ...)")
+    unc.add_argument("--seed", type=int, default=0, help="seed of the dropout masks")
     return p.parse_args(argv)
 
 
@@ -129,10 +143,44 @@ def markdown_table(rows: List[dict], sets: List[str]) -> str:
     return "\n".join(lines)
 
 
+def main_uncertainty(args, set_names: List[str]) -> int:
+    """--task uncertainty: one calibration row per (model, set)."""
+    from serve.contract import ServeError
+    from train.calibration import evaluate_uncertainty, format_row
+
+    jobs = [(name, scale) for name, scale in plan(args) if name != "bicubic"]
+    if not jobs:
+        raise SystemExit("error: --task uncertainty needs a registered model (bicubic has no uncertainty)")
+    sets = {name: load_set(name, args.limit) for name in set_names}
+    rows = []
+    for model_name, _ in jobs:
+        try:
+            result = evaluate_uncertainty(model_name, sets, args.passes, args.estimator, args.backend, args.chunk,
+                                          args.seed, args.weights, log=None if args.json else sys.stderr)
+        except (ServeError, CheckpointError) as exc:
+            raise SystemExit(f"error: {exc}")
+        rows += result
+        for r in result:
+            print(format_row(r), file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
     set_names = [s.strip() for s in args.sets.split(",") if s.strip()]
+    if args.task == "uncertainty":
+        return main_uncertainty(args, set_names)
+    if args.task == "interpolate":  # frame interpolation: see train/eval_interpolate.py
+        from train.eval_interpolate import main_interpolate
+
+        return main_interpolate(args, set_names)
+    if args.task == "colorize":  # grey -> colour: RGB PSNR/SSIM and colourfulness, see train/eval_colorize.py
+        from train.eval_colorize import main_colorize
+
+        return main_colorize(args, set_names)
     jobs = plan(args)
     sets = {name: load_set(name, args.limit) for name in set_names}
     torch.set_grad_enabled(False)

@@ -1,0 +1,106 @@
+"""Seed 000's ConvLSTM, kept as the frame-interpolation baseline (grey or RGB).
+
+ConvLSTMCell / ConvLSTM follow the seed: a multi-layer ConvLSTM whose cell input is weighted by
+`alpha` against the recurrent state, run over a frame sequence, returning one output per input
+frame plus one extra extrapolated step at the end. ConvLSTMInterpolator wraps it with the same
+signature as the flow model, forward(frame0, frame1, t), so serving and evaluation are shared:
+the two frames are the sequence, the extra step's state is decoded into a residual on the linear
+blend (1-t)*frame0 + t*frame1, and t enters both through that blend and as a constant input plane.
+The recurrence runs at 1/2 resolution to stay affordable on CPU.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from .frame_padding import blend, pad_to_multiple
+
+State = Tuple[torch.Tensor, torch.Tensor]
+
+
+class ConvLSTMCell(nn.Module):
+    """One ConvLSTM cell: a single conv computes the i, f, o, g gates from [alpha*input, hidden]."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, kernel_size: int = 3, alpha: float = 1.0):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.alpha = alpha
+        self.conv = nn.Conv2d(input_dim + hidden_dim, 4 * hidden_dim, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor, state: State) -> State:
+        h, c = state
+        gates = self.conv(torch.cat([self.alpha * x, h], dim=1))
+        i, f, o, g = torch.split(gates, self.hidden_dim, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+class ConvLSTM(nn.Module):
+    """Stacked ConvLSTM cells over a sequence (N, T, C, H, W).
+
+    Returns (outputs, states): outputs holds the top layer's hidden state for each of the T
+    inputs plus one extra step fed with its own last output (the seed's "extra frame at the end").
+    """
+
+    def __init__(self, input_dim: int, hidden_dims: Sequence[int] = (32, 32), kernel_size: int = 3,
+                 alpha: float = 0.5):
+        super().__init__()
+        dims = [input_dim] + list(hidden_dims)
+        self.cells = nn.ModuleList(ConvLSTMCell(dims[i], dims[i + 1], kernel_size, alpha)
+                                   for i in range(len(hidden_dims)))
+        self.readback = nn.Conv2d(dims[-1], input_dim, 1)  # top hidden -> next input for the extra step
+
+    def init_hidden(self, like: torch.Tensor) -> List[State]:
+        n, _, h, w = like.shape
+        return [(like.new_zeros(n, cell.hidden_dim, h, w), like.new_zeros(n, cell.hidden_dim, h, w))
+                for cell in self.cells]
+
+    def step(self, x: torch.Tensor, states: List[State]) -> Tuple[torch.Tensor, List[State]]:
+        new_states = []
+        for cell, state in zip(self.cells, states):
+            h, c = cell(x, state)
+            new_states.append((h, c))
+            x = h
+        return x, new_states
+
+    def forward(self, seq: torch.Tensor, states: Optional[List[State]] = None):
+        states = states or self.init_hidden(seq[:, 0])
+        outputs = []
+        for k in range(seq.shape[1]):
+            out, states = self.step(seq[:, k], states)
+            outputs.append(out)
+        out, states = self.step(self.readback(outputs[-1]), states)  # the extra step at the end
+        outputs.append(out)
+        return torch.stack(outputs, dim=1), states
+
+
+class ConvLSTMInterpolator(nn.Module):
+    """(frame0, frame1 (N,C,H,W) in [0,1], t (N,1,1,1)) -> frame at t (not clamped; callers clamp)."""
+
+    def __init__(self, in_channels: int = 3, features: int = 16, hidden_dims: Sequence[int] = (16, 16),
+                 alpha: float = 0.5):
+        super().__init__()
+        self.in_channels = in_channels
+        self.encode = nn.Sequential(nn.Conv2d(in_channels + 1, features, 3, stride=2, padding=1),
+                                    nn.LeakyReLU(0.1, inplace=True),
+                                    nn.Conv2d(features, features, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
+        self.lstm = ConvLSTM(features, hidden_dims, 3, alpha)
+        top = hidden_dims[-1]
+        self.decode = nn.Sequential(nn.Conv2d(2 * top + 1, 4 * features, 3, padding=1),
+                                    nn.LeakyReLU(0.1, inplace=True),
+                                    nn.Conv2d(4 * features, 4 * in_channels, 3, padding=1), nn.PixelShuffle(2))
+        nn.init.zeros_(self.decode[2].weight)
+        nn.init.zeros_(self.decode[2].bias)
+
+    def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        x0, h, w = pad_to_multiple(frame0, 2)
+        x1, _, _ = pad_to_multiple(frame1, 2)
+        plane = t * torch.ones_like(x0[:, :1])
+        seq = torch.stack([self.encode(torch.cat([x0, plane], 1)), self.encode(torch.cat([x1, plane], 1))], dim=1)
+        outputs, _ = self.lstm(seq)
+        half_plane = t * torch.ones_like(outputs[:, 0, :1])
+        residual = self.decode(torch.cat([outputs[:, 1], outputs[:, 2], half_plane], 1))
+        return (blend(x0, x1, t) + residual)[:, :, :h, :w]

@@ -1,0 +1,201 @@
+"""Train a frame interpolator: `python -m train.interpolate --model flowinterp --iters 4000 --publish`.
+
+Triplets are synthetic (train/interp_data.py: camera motion + moving patches on the still images
+of $STSR_DATA/train), drawn at several timesteps t. Same run-directory conventions as train.sr:
+resumes automatically, EMA weights, metrics.csv, --time-budget stops with a checkpoint, --publish
+copies the EMA weights to weights/NAME.safetensors. Models with `forward_levels` (the flow model)
+also get a lighter loss on each coarse level's fused frame (deep supervision speeds up training).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from common.metrics import psnr_rgb
+from common.paths import data_root
+from models import get_spec, save_checkpoint
+
+from .data import CountingSampler, DataError, load_folder, split_validation
+from .interp_data import MotionConfig, TripletDataset, heldout_triplets
+from .loop import EMA, MetricsCSV, Stopwatch, cosine_lr, load_state, pick_device, save_state
+from .sr import init_from, pixel_loss
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m train.interpolate", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", required=True, help="registered interpolate model (flowinterp, convlstm_interp)")
+    p.add_argument("--iters", type=int, default=4000)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--patch", type=int, default=128, help="side of the synthetic crops")
+    p.add_argument("--max-shift", type=float, default=12.0, help="camera translation over the gap, pixels")
+    p.add_argument("--still-fraction", type=float, default=0.25,
+                   help="share of near-static triplets (the shipped weights were trained without them, i.e. 0)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--loss", choices=["l1", "mse", "charbonnier"], default="charbonnier")
+    p.add_argument("--level-weight", type=float, default=0.25, help="loss weight of each coarse level's fused frame")
+    p.add_argument("--ema", type=float, default=0.995, help="EMA decay (0 disables)")
+    p.add_argument("--data", type=Path, default=None, help="still-image folder (default $STSR_DATA/train)")
+    p.add_argument("--data-limit", type=int, default=0, help="use only the first N images (tests)")
+    p.add_argument("--val-count", type=int, default=10, help="training images held out for validation")
+    p.add_argument("--val-every", type=int, default=500)
+    p.add_argument("--save-every", type=int, default=500)
+    p.add_argument("--run-dir", type=Path, default=None, help="default runs/NAME")
+    p.add_argument("--init-from", type=Path, default=None, help="start from a checkpoint's matching tensors")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing run state instead of resuming")
+    p.add_argument("--time-budget", type=float, default=0.0, help="stop (with a checkpoint) after N seconds")
+    p.add_argument("--schedule", choices=["steps", "time"], default="steps",
+                   help="'time': the cosine ends at --time-budget")
+    p.add_argument("--publish", action="store_true", help="copy the final EMA weights to weights/")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (the shared dev box wants 1)")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def check_args(args):
+    try:
+        spec = get_spec(args.model)
+    except KeyError as exc:
+        raise SystemExit(f"error: {exc.args[0]}")
+    if spec.task != "interpolate":
+        raise SystemExit(f"error: '{spec.name}' is a {spec.task} model; train it with train.{spec.task}")
+    if args.patch < 32:
+        raise SystemExit(f"error: --patch {args.patch} is too small for the flow pyramid; use >= 32")
+    if args.iters < 1 or args.batch_size < 1:
+        raise SystemExit("error: --iters and --batch-size must be positive")
+    return spec
+
+
+@torch.no_grad()
+def validate(model, triplets, device) -> float:
+    scores = []
+    for f0, ft, f1, t in triplets:
+        x0, x1 = (torch.from_numpy(f.transpose(2, 0, 1)).unsqueeze(0).to(device) for f in (f0, f1))
+        pred = model(x0, x1, torch.full((1, 1, 1, 1), t, device=device)).clamp_(0, 1)
+        scores.append(psnr_rgb(pred[0].cpu().numpy().transpose(1, 2, 0), ft))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    spec = check_args(args)
+    torch.set_num_threads(max(1, args.threads))
+    torch.manual_seed(args.seed)
+    device = pick_device(args.device)
+    data_dir = args.data or data_root() / "train"
+    cfg = MotionConfig(size=args.patch, max_shift=args.max_shift, patch_shift=args.max_shift + 2,
+                       still_fraction=args.still_fraction)
+    try:
+        images, names = load_folder(data_dir, limit=args.data_limit)
+        train_imgs, _, val_imgs, val_names = split_validation(images, names, args.val_count)
+        dataset = TripletDataset(train_imgs, cfg, seed=args.seed)
+    except DataError as exc:
+        raise SystemExit(f"error: {exc}")
+    val = heldout_triplets(val_imgs, size=min(192, 2 * args.patch), seed=args.seed + 1)
+
+    model = spec.build().to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
+    ema = EMA(model, args.ema) if args.ema > 0 else None
+    run_dir = args.run_dir or Path("runs") / spec.name
+    if args.fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = load_state(run_dir, model, optimizer, ema, device)
+    step = state["step"] if state else 0
+    if state:
+        print(f"resuming {run_dir} at step {step}", file=sys.stderr)
+    elif args.init_from:
+        print(f"initialised {init_from(model, args.init_from)} tensors from {args.init_from}", file=sys.stderr)
+        if ema:
+            ema.model.load_state_dict(model.state_dict())
+
+    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=CountingSampler(step * args.batch_size),
+                        num_workers=args.workers, persistent_workers=args.workers > 0)
+    log = MetricsCSV(run_dir / "metrics.csv", ["step", "loss", "lr", "val_psnr", "seconds", "steps_per_s"])
+    clock = Stopwatch(args.time_budget)
+    meta = {"model": spec.name, "task": spec.task, "scale": spec.scale,
+            "data": {"train_dir": str(data_dir), "train_images": len(train_imgs), "val_images": val_names,
+                     "generator": "train/interp_data.py synthetic camera motion + moving patches",
+                     "patch": args.patch, "max_shift": args.max_shift, "still_fraction": args.still_fraction,
+                     "batch_size": args.batch_size},
+            "training": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+    prior_seconds = state["extra"].get("seconds", 0.0) if state else 0.0
+    levels = hasattr(model, "forward_levels") and args.level_weight > 0
+
+    def checkpoint(val_psnr=None):
+        save_state(run_dir, step=step, model=model, optimizer=optimizer, ema=ema,
+                   extra={"seconds": prior_seconds + clock.elapsed})
+        info = {**meta, "iterations": step, "train_seconds": round(prior_seconds + clock.elapsed, 1)}
+        if val_psnr is not None:
+            info["val_psnr"] = round(val_psnr, 3)
+        save_checkpoint(run_dir / "model.safetensors", ema.model if ema else model, arch=spec.arch,
+                        args=dict(spec.kwargs), meta=info)
+
+    def progress(at_step: int) -> float:
+        by_steps = (at_step - args.warmup) / max(1, args.iters - args.warmup)
+        by_time = clock.elapsed / args.time_budget if args.time_budget > 0 and args.schedule == "time" else 0.0
+        return max(by_steps, by_time)
+
+    model.train()
+    it = iter(loader)
+    bar = tqdm(total=args.iters, initial=step, desc=spec.name, dynamic_ncols=True, disable=None)
+    t_last, s_last, val_psnr = time.perf_counter(), step, None
+    while step < args.iters and not clock.expired():
+        f0, ft, f1, t = (x.to(device) for x in next(it))
+        t = t.view(-1, 1, 1, 1)
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * cosine_lr(step, progress(step), args.warmup)
+        if levels:
+            outs = model.forward_levels(f0, f1, t, all_levels=True)
+            loss = pixel_loss(args.loss, outs[-1], ft) + args.level_weight * sum(
+                pixel_loss(args.loss, o, ft) for o in outs[:-1])
+        else:
+            loss = pixel_loss(args.loss, model(f0, f1, t), ft)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if ema:
+            ema.update(model, step)
+        step += 1
+        bar.update(1)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{val_psnr:.2f}" if val_psnr else "-")
+        if step % args.val_every == 0 or step == args.iters:
+            val_psnr = validate(ema.model if ema else model.eval(), val, device)
+            model.train()
+            now = time.perf_counter()
+            log.write({"step": step, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "val_psnr": val_psnr,
+                       "seconds": prior_seconds + clock.elapsed, "steps_per_s": (step - s_last) / (now - t_last)})
+            t_last, s_last = now, step
+            print(f"step {step}: loss {loss.item():.4f} val PSNR {val_psnr:.3f} dB", file=sys.stderr, flush=True)
+        if step % args.save_every == 0:
+            checkpoint(val_psnr)
+    bar.close()
+    checkpoint(val_psnr)
+    if clock.expired() and step < args.iters:
+        print(f"time budget reached at step {step}/{args.iters}; resume with the same command", file=sys.stderr)
+    if args.publish:
+        target = get_spec(spec.name).weights_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(run_dir / "model.safetensors", target)
+        shutil.copy(run_dir / "model.json", target.with_suffix(".json"))
+        print(f"published {target}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
