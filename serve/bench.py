@@ -136,9 +136,27 @@ def time_runs(call, runs: int, warmup: int, cuda: bool) -> List[float]:
     return times
 
 
+def feeds_for(backend: Backend, x: np.ndarray) -> Dict[str, np.ndarray]:
+    """Inputs for every tensor of the model's contract, built from the one image `x`.
+
+    Extra image inputs (interpolation's second frame) get `x` shifted by 4 px so there is motion;
+    non-image inputs (the timestep) get 0.5 per sample.
+    """
+    feeds: Dict[str, np.ndarray] = {}
+    for index, tensor in enumerate(backend.inputs):
+        if tensor.channels is None:
+            feeds[tensor.name] = np.full((x.shape[0], 1, 1, 1), 0.5, np.float32)
+        else:
+            feeds[tensor.name] = x if index == 0 else np.ascontiguousarray(np.roll(x, 4, axis=3))
+    return feeds
+
+
 def bench_one(backend: Backend, x: np.ndarray, scale: int, runs: int, warmup: int, tile: int) -> Dict[str, Any]:
     name_in, name_out = backend.inputs[0].name, backend.outputs[0].name
-    if tile > 0:
+    if len(backend.inputs) > 1:
+        feeds = feeds_for(backend, x)
+        call = lambda: backend.run(feeds)  # noqa: E731  (multi-input models are not tiled here)
+    elif tile > 0:
         plan = plan_for(backend.receptive_radius, tile=tile)
         call = lambda: tiled_apply(lambda b: backend.run({name_in: b})[name_out], x, scale, plan,  # noqa: E731
                                    backend.spec.pad_multiple)
