@@ -27,7 +27,7 @@ from models.lab_color import grey_from_rgb, grey_to_rgb, rgb_to_lab
 
 from .colorize_losses import RGB_LOSSES, chroma_loss
 from .data import CountingSampler, DataError, load_folder, split_validation
-from .loop import EMA, MetricsCSV, Stopwatch, cosine_lr, load_state, pick_device, save_state
+from .loop import EMA, MetricsCSV, Stopwatch, add_run_arguments, cosine_lr, finish_run, load_state, pick_device, save_state
 
 LOSSES = sorted(RGB_LOSSES) + ["chroma"]
 MIN_COLOURFULNESS = 5.0  # training images below this are (near) grey: they would teach sepia
@@ -49,21 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--ema", type=float, default=0.995, help="EMA decay (0 disables)")
-    p.add_argument("--data", type=Path, default=None, help="colour image folder (default $STSR_DATA/train)")
-    p.add_argument("--data-limit", type=int, default=0, help="use only the first N images (tests)")
     p.add_argument("--val-count", type=int, default=16, help="training images held out for validation")
-    p.add_argument("--val-every", type=int, default=250)
-    p.add_argument("--save-every", type=int, default=250)
-    p.add_argument("--run-dir", type=Path, default=None, help="default runs/NAME")
-    p.add_argument("--fresh", action="store_true", help="ignore an existing run state instead of resuming")
-    p.add_argument("--time-budget", type=float, default=0.0, help="stop (with a checkpoint) after N seconds")
-    p.add_argument("--schedule", choices=["steps", "time"], default="steps",
-                   help="'time': the cosine ends at --time-budget")
     p.add_argument("--calibrate-gain", action="store_true", help="Lab model: pick chroma_gain on validation")
-    p.add_argument("--publish", action="store_true", help="copy the final EMA weights to weights/")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--seed", type=int, default=0)
+    add_run_arguments(p, val_every=250, threads_default=0)
     return p.parse_args(argv)
 
 
@@ -270,14 +258,7 @@ def main(argv=None) -> int:
         scores = validate(final, val, device)
         print(f"chroma gain {gain:.2f}", file=sys.stderr)
     checkpoint()
-    if clock.expired() and step < args.iters:
-        print(f"time budget reached at step {step}/{args.iters}; resume with the same command", file=sys.stderr)
-    if args.publish:
-        target = spec.weights_path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(run_dir / "model.safetensors", target)
-        shutil.copy(run_dir / "model.json", target.with_suffix(".json"))
-        print(f"published {target}", file=sys.stderr)
+    finish_run(run_dir, spec.weights_path, step=step, iters=args.iters, clock=clock, publish=args.publish)
     return 0
 
 

@@ -5,8 +5,11 @@ and `state.pt` (optimizer, schedule, raw weights, iteration) so any run resumes 
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import csv
+import shutil
+import sys
 import math
 import os
 import time
@@ -110,3 +113,31 @@ class Stopwatch:
 
     def expired(self) -> bool:
         return self.budget > 0 and self.elapsed >= self.budget
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, val_every: int, threads_default: int = 0) -> None:
+    """The flags every training script shares: run folder, resume, time budget, publish, device."""
+    p.add_argument("--data", type=Path, default=None, help="image folder (default $STSR_DATA/train)")
+    p.add_argument("--data-limit", type=int, default=0, help="use only the first N images (tests)")
+    p.add_argument("--val-every", type=int, default=val_every)
+    p.add_argument("--save-every", type=int, default=val_every)
+    p.add_argument("--run-dir", type=Path, default=None, help="default runs/NAME")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing run state instead of resuming")
+    p.add_argument("--time-budget", type=float, default=0.0, help="stop (with a checkpoint) after N seconds")
+    p.add_argument("--schedule", choices=["steps", "time"], default="steps",
+                   help="'time': the cosine ends at --time-budget (for fixed-length GPU chunks)")
+    p.add_argument("--publish", action="store_true", help="copy the final EMA weights to weights/")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=threads_default, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def finish_run(run_dir: Path, weights_path: Path, *, step: int, iters: int, clock: "Stopwatch", publish: bool) -> None:
+    """Say whether the time budget cut the run short, and publish the EMA weights if asked."""
+    if clock.expired() and step < iters:
+        print(f"time budget reached at step {step}/{iters}; resume with the same command", file=sys.stderr)
+    if publish:
+        weights_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(Path(run_dir) / "model.safetensors", weights_path)
+        shutil.copy(Path(run_dir) / "model.json", weights_path.with_suffix(".json"))
+        print(f"published {weights_path}", file=sys.stderr)

@@ -25,7 +25,7 @@ from models.checkpoint import CheckpointError, read_weights
 
 from .data import (DEGRADATIONS, CountingSampler, DataError, PatchConfig, SRPatchDataset, load_folder,
                    split_validation, validation_pairs)
-from .loop import EMA, MetricsCSV, Stopwatch, cosine_lr, default_workers, load_state, pick_device, save_state
+from .loop import EMA, MetricsCSV, Stopwatch, add_run_arguments, cosine_lr, finish_run, default_workers, load_state, pick_device, save_state
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,21 +43,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay (0 disables)")
     p.add_argument("--degradation", choices=sorted(DEGRADATIONS), default="bicubic")
     p.add_argument("--dropout", type=float, default=None, help="override the model's dropout p")
-    p.add_argument("--data", type=Path, default=None, help="HR image folder (default $STSR_DATA/train)")
-    p.add_argument("--data-limit", type=int, default=0, help="use only the first N images (tests)")
     p.add_argument("--val-count", type=int, default=10, help="training images held out for validation")
-    p.add_argument("--val-every", type=int, default=1000)
-    p.add_argument("--save-every", type=int, default=1000)
-    p.add_argument("--run-dir", type=Path, default=None, help="default runs/NAME")
     p.add_argument("--init-from", type=Path, default=None, help="start from a checkpoint's matching tensors")
-    p.add_argument("--fresh", action="store_true", help="ignore an existing run state instead of resuming")
-    p.add_argument("--time-budget", type=float, default=0.0, help="stop (with a checkpoint) after N seconds")
-    p.add_argument("--schedule", choices=["steps", "time"], default="steps",
-                   help="'time': the cosine ends at --time-budget (for fixed-length GPU chunks)")
-    p.add_argument("--publish", action="store_true", help="copy the final EMA weights to weights/")
-    p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    add_run_arguments(p, val_every=1000, threads_default=0)
     return p.parse_args(argv)
 
 
@@ -115,6 +104,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     spec = check_args(args)
     torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     data_dir = args.data or data_root() / "train"
     try:
@@ -213,14 +204,7 @@ def main(argv=None) -> int:
             checkpoint(val_psnr)
     bar.close()
     checkpoint(val_psnr)
-    if clock.expired() and step < args.iters:
-        print(f"time budget reached at step {step}/{args.iters}; resume with the same command", file=sys.stderr)
-    if args.publish:
-        target = get_spec(spec.name).weights_path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(run_dir / "model.safetensors", target)
-        shutil.copy(run_dir / "model.json", target.with_suffix(".json"))
-        print(f"published {target}", file=sys.stderr)
+    finish_run(run_dir, get_spec(spec.name).weights_path, step=step, iters=args.iters, clock=clock, publish=args.publish)
     return 0
 
 
