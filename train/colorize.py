@@ -10,10 +10,8 @@ as train/sr.py: resumable run directory (runs/NAME), EMA weights, metrics.csv, -
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,7 +25,8 @@ from models.lab_color import grey_from_rgb, grey_to_rgb, rgb_to_lab
 
 from .colorize_losses import RGB_LOSSES, chroma_loss
 from .data import CountingSampler, DataError, load_folder, split_validation
-from .loop import EMA, MetricsCSV, Stopwatch, add_run_arguments, cosine_lr, finish_run, load_state, pick_device, save_state
+from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, finish_run, open_run, pick_device, run_description,
+                   save_state, scheduled_lr)
 
 LOSSES = sorted(RGB_LOSSES) + ["chroma"]
 MIN_COLOURFULNESS = 5.0  # training images below this are (near) grey: they would teach sepia
@@ -186,14 +185,7 @@ def main(argv=None) -> int:
     model_args = dict(spec.kwargs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
     ema = EMA(model, args.ema) if args.ema > 0 else None
-    run_dir = args.run_dir or Path("runs") / spec.name
-    if args.fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state = load_state(run_dir, model, optimizer, ema, device)
-    step = state["step"] if state else 0
-    if state:
-        print(f"resuming {run_dir} at step {step}", file=sys.stderr)
+    run_dir, state, step = open_run(args, spec.name, model, optimizer, ema, device)
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=CountingSampler(step * args.batch_size),
                         num_workers=0)
     log = MetricsCSV(run_dir / "metrics.csv", ["step", "loss", "lr", "val_psnr", "val_grey_psnr", "val_colorfulness",
@@ -202,8 +194,7 @@ def main(argv=None) -> int:
     meta = {"model": spec.name, "task": spec.task, "scale": 1, "loss": args.loss,
             "data": {"train_dir": str(data_dir), "train_images": len(train_imgs), "val_images": val_names,
                      "grey_input": "L/100 of CIE Lab (D65)", "patch": args.patch, "batch_size": args.batch_size},
-            "training": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+            **run_description(args, device)}
     prior_seconds = state["extra"].get("seconds", 0.0) if state else 0.0
     scores = dict(state["extra"].get("val", {})) if state else {}
 
@@ -215,11 +206,6 @@ def main(argv=None) -> int:
         save_checkpoint(run_dir / "model.safetensors", ema.model if ema else model, arch=spec.arch,
                         args=model_args, meta=info)
 
-    def progress(at_step: int) -> float:
-        by_steps = (at_step - args.warmup) / max(1, args.iters - args.warmup)
-        by_time = clock.elapsed / args.time_budget if args.time_budget > 0 and args.schedule == "time" else 0.0
-        return max(by_steps, by_time)
-
     model.train()
     it = iter(loader)
     bar = tqdm(total=args.iters, initial=step, desc=spec.name, dynamic_ncols=True, disable=None)
@@ -227,7 +213,7 @@ def main(argv=None) -> int:
     while step < args.iters and not clock.expired():
         rgb = next(it).to(device)
         for group in optimizer.param_groups:
-            group["lr"] = args.lr * cosine_lr(step, progress(step), args.warmup)
+            group["lr"] = scheduled_lr(args, step, clock)
         loss = compute_loss(args.loss, model, rgb, args.rebalance, args.saturation)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

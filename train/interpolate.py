@@ -9,7 +9,6 @@ also get a lighter loss on each coarse level's fused frame (deep supervision spe
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -25,8 +24,9 @@ from models import get_spec, save_checkpoint
 
 from .data import CountingSampler, DataError, load_folder, split_validation
 from .interp_data import MotionConfig, TripletDataset, heldout_triplets
-from .loop import EMA, MetricsCSV, Stopwatch, add_run_arguments, cosine_lr, finish_run, load_state, pick_device, save_state
-from .sr import init_from, pixel_loss
+from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, finish_run, open_run, pick_device, run_description,
+                   save_state, scheduled_lr)
+from .sr import pixel_loss
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -96,18 +96,7 @@ def main(argv=None) -> int:
     model = spec.build().to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
     ema = EMA(model, args.ema) if args.ema > 0 else None
-    run_dir = args.run_dir or Path("runs") / spec.name
-    if args.fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state = load_state(run_dir, model, optimizer, ema, device)
-    step = state["step"] if state else 0
-    if state:
-        print(f"resuming {run_dir} at step {step}", file=sys.stderr)
-    elif args.init_from:
-        print(f"initialised {init_from(model, args.init_from)} tensors from {args.init_from}", file=sys.stderr)
-        if ema:
-            ema.model.load_state_dict(model.state_dict())
+    run_dir, state, step = open_run(args, spec.name, model, optimizer, ema, device)
 
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=CountingSampler(step * args.batch_size),
                         num_workers=args.workers, persistent_workers=args.workers > 0)
@@ -118,8 +107,7 @@ def main(argv=None) -> int:
                      "generator": "train/interp_data.py synthetic camera motion + moving patches",
                      "patch": args.patch, "max_shift": args.max_shift, "still_fraction": args.still_fraction,
                      "batch_size": args.batch_size},
-            "training": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+            **run_description(args, device)}
     prior_seconds = state["extra"].get("seconds", 0.0) if state else 0.0
     levels = hasattr(model, "forward_levels") and args.level_weight > 0
 
@@ -132,11 +120,6 @@ def main(argv=None) -> int:
         save_checkpoint(run_dir / "model.safetensors", ema.model if ema else model, arch=spec.arch,
                         args=dict(spec.kwargs), meta=info)
 
-    def progress(at_step: int) -> float:
-        by_steps = (at_step - args.warmup) / max(1, args.iters - args.warmup)
-        by_time = clock.elapsed / args.time_budget if args.time_budget > 0 and args.schedule == "time" else 0.0
-        return max(by_steps, by_time)
-
     model.train()
     it = iter(loader)
     bar = tqdm(total=args.iters, initial=step, desc=spec.name, dynamic_ncols=True, disable=None)
@@ -145,7 +128,7 @@ def main(argv=None) -> int:
         f0, ft, f1, t = (x.to(device) for x in next(it))
         t = t.view(-1, 1, 1, 1)
         for group in optimizer.param_groups:
-            group["lr"] = args.lr * cosine_lr(step, progress(step), args.warmup)
+            group["lr"] = scheduled_lr(args, step, clock)
         if levels:
             outs = model.forward_levels(f0, f1, t, all_levels=True)
             loss = pixel_loss(args.loss, outs[-1], ft) + args.level_weight * sum(

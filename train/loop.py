@@ -8,16 +8,18 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import shutil
-import sys
 import math
 import os
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
 from torch import nn
+
+from models.checkpoint import CheckpointError, read_weights
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -141,3 +143,49 @@ def finish_run(run_dir: Path, weights_path: Path, *, step: int, iters: int, cloc
         shutil.copy(Path(run_dir) / "model.safetensors", weights_path)
         shutil.copy(Path(run_dir) / "model.json", weights_path.with_suffix(".json"))
         print(f"published {weights_path}", file=sys.stderr)
+
+
+def init_from(model: nn.Module, path: Path) -> int:
+    """Copy tensors whose name and shape match (e.g. an x2 body into an x4 model)."""
+    try:
+        state = read_weights(path)
+    except CheckpointError as exc:
+        raise SystemExit(f"error: --init-from: {exc}")
+    own = model.state_dict()
+    taken = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not taken:
+        raise SystemExit(f"error: --init-from {path}: no tensor matches this model")
+    own.update(taken)
+    model.load_state_dict(own)
+    return len(taken)
+
+
+def open_run(args: argparse.Namespace, name: str, model: nn.Module, optimizer, ema: Optional[EMA], device):
+    """Run folder (runs/NAME unless --run-dir), emptied by --fresh; resumes its state if there is one,
+    else applies --init-from when the script has it. Returns (run_dir, state or None, step)."""
+    run_dir = args.run_dir or Path("runs") / name
+    if args.fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = load_state(run_dir, model, optimizer, ema, device)
+    if state:
+        print(f"resuming {run_dir} at step {state['step']}", file=sys.stderr)
+    elif getattr(args, "init_from", None):
+        print(f"initialised {init_from(model, args.init_from)} tensors from {args.init_from}", file=sys.stderr)
+        if ema:
+            ema.model.load_state_dict(model.state_dict())
+    return run_dir, state, state["step"] if state else 0
+
+
+def scheduled_lr(args: argparse.Namespace, step: int, clock: Stopwatch) -> float:
+    """The learning rate at `step`: warm-up then cosine over the run's progress, by steps or (with
+    --schedule time and a --time-budget) by wall-clock, whichever is further along."""
+    by_steps = (step - args.warmup) / max(1, args.iters - args.warmup)
+    by_time = clock.elapsed / args.time_budget if args.time_budget > 0 and args.schedule == "time" else 0.0
+    return args.lr * cosine_lr(step, max(by_steps, by_time), args.warmup)
+
+
+def run_description(args: argparse.Namespace, device: torch.device) -> Dict[str, Any]:
+    """Sidecar fields every script records: the full command-line arguments and the device."""
+    return {"training": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}

@@ -7,7 +7,6 @@ long runs can be done in chunks. `--publish` writes the EMA weights to weights/N
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -21,11 +20,11 @@ from tqdm import tqdm
 from common.metrics import psnr_y
 from common.paths import data_root
 from models import get_spec, resolve_name, save_checkpoint
-from models.checkpoint import CheckpointError, read_weights
 
 from .data import (DEGRADATIONS, CountingSampler, DataError, PatchConfig, SRPatchDataset, load_folder,
                    split_validation, validation_pairs)
-from .loop import EMA, MetricsCSV, Stopwatch, add_run_arguments, cosine_lr, finish_run, default_workers, load_state, pick_device, save_state
+from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, default_workers, finish_run, open_run, pick_device,
+                   run_description, save_state, scheduled_lr)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -85,21 +84,6 @@ def validate(model, pairs, device, scale: int) -> float:
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def init_from(model, path: Path) -> int:
-    """Copy tensors whose name and shape match (e.g. an x2 body into an x4 model)."""
-    try:
-        state = read_weights(path)
-    except CheckpointError as exc:
-        raise SystemExit(f"error: --init-from: {exc}")
-    own = model.state_dict()
-    taken = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not taken:
-        raise SystemExit(f"error: --init-from {path}: no tensor matches this model")
-    own.update(taken)
-    model.load_state_dict(own)
-    return len(taken)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     spec = check_args(args)
@@ -121,18 +105,7 @@ def main(argv=None) -> int:
     model_args = {**spec.kwargs, **overrides}
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
     ema = EMA(model, args.ema) if args.ema > 0 else None
-    run_dir = args.run_dir or Path("runs") / spec.name
-    if args.fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state = load_state(run_dir, model, optimizer, ema, device)
-    step = state["step"] if state else 0
-    if state:
-        print(f"resuming {run_dir} at step {step}", file=sys.stderr)
-    elif args.init_from:
-        print(f"initialised {init_from(model, args.init_from)} tensors from {args.init_from}", file=sys.stderr)
-        if ema:
-            ema.model.load_state_dict(model.state_dict())
+    run_dir, state, step = open_run(args, spec.name, model, optimizer, ema, device)
     if step >= args.iters:
         print(f"run already at {step} >= --iters {args.iters}", file=sys.stderr)
 
@@ -149,8 +122,7 @@ def main(argv=None) -> int:
     meta = {"model": spec.name, "task": spec.task, "scale": spec.scale,
             "data": {"train_dir": str(data_dir), "train_images": len(train_imgs), "val_images": val_names,
                      "degradation": args.degradation, "lr_patch": args.patch, "batch_size": args.batch_size},
-            "training": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+            **run_description(args, device)}
     prior_seconds = state["extra"].get("seconds", 0.0) if state else 0.0
 
     def checkpoint(val_psnr=None):
@@ -161,11 +133,6 @@ def main(argv=None) -> int:
             info["val_psnr_y"] = round(val_psnr, 3)
         save_checkpoint(run_dir / "model.safetensors", ema.model if ema else model, arch=spec.arch,
                         args=model_args, meta=info)
-
-    def progress(at_step: int) -> float:
-        by_steps = (at_step - args.warmup) / max(1, args.iters - args.warmup)
-        by_time = clock.elapsed / args.time_budget if args.time_budget > 0 and args.schedule == "time" else 0.0
-        return max(by_steps, by_time)
 
     model.train()
     it = iter(loader)
@@ -178,7 +145,7 @@ def main(argv=None) -> int:
         if device.type == "cuda":
             lr_t = lr_t.contiguous(memory_format=torch.channels_last)
         for group in optimizer.param_groups:
-            group["lr"] = args.lr * cosine_lr(step, progress(step), args.warmup)
+            group["lr"] = scheduled_lr(args, step, clock)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             pred = model(lr_t)
         loss = pixel_loss(args.loss, pred.float(), hr_t)
