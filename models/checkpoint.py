@@ -79,6 +79,14 @@ def read_sidecar(weights_path: Path) -> Dict[str, Any]:
     return info
 
 
+def record_metrics(weights_path: Path, rows, keys) -> None:
+    """Merge evaluation rows (one dict per benchmark set, with a 'set' key) into the sidecar's
+    'metrics', keeping only `keys` of each row; other sets already recorded stay."""
+    info = read_sidecar(weights_path)
+    info.setdefault("metrics", {}).update({row["set"]: {k: row[k] for k in keys} for row in rows})
+    write_sidecar(weights_path, info)
+
+
 def read_weights(weights_path: Path) -> Dict[str, torch.Tensor]:
     weights_path = Path(weights_path)
     if not weights_path.exists():

@@ -73,3 +73,12 @@ def test_shipped_weights_load():
             pytest.skip(f"{spec.weights_path} not present")
         model = load_model(name)
         assert model.scale == spec.scale
+
+
+def test_record_metrics_merges_sets_and_keeps_only_named_keys(tmp_path):
+    from models.checkpoint import read_sidecar, record_metrics
+
+    path = tmp_path / "m.safetensors"
+    _save(path, scale=2, channels=8, blocks=1)  # sidecar starts with metrics {"Set5": 1.0}
+    record_metrics(path, [{"set": "Set14", "psnr_y": 30.0, "ssim_y": 0.9, "seconds": 3.0}], ("psnr_y", "ssim_y"))
+    assert read_sidecar(path)["metrics"] == {"Set5": 1.0, "Set14": {"psnr_y": 30.0, "ssim_y": 0.9}}

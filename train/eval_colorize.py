@@ -23,7 +23,7 @@ from common.images import ImageLoadError, list_images, read_image
 from common.metrics import colorfulness, psnr_rgb, quantize, ssim
 from common.paths import benchmark_dir
 from models import REGISTRY, get_spec, load_model
-from models.checkpoint import CheckpointError, read_sidecar, write_sidecar
+from models.checkpoint import CheckpointError, record_metrics
 from models.lab_color import grey_from_rgb, grey_to_rgb
 
 BASELINE = "grey"
@@ -132,10 +132,7 @@ def main_colorize(args, set_names: List[str]) -> int:
         rows += result
         if args.update_sidecar and name != BASELINE:
             path = args.weights or get_spec(name).weights_path
-            info = read_sidecar(path)
-            info.setdefault("metrics", {}).update(
-                {r["set"]: {k: r[k] for k in ("psnr", "ssim", "colorfulness", "colorfulness_gt")} for r in result})
-            write_sidecar(path, info)
+            record_metrics(path, result, ("psnr", "ssim", "colorfulness", "colorfulness_gt"))
         if not args.json:
             for r in result:
                 print(f"{r['model']:<14} {r['set']:<8} RGB-PSNR {r['psnr']:.3f} dB  SSIM {r['ssim']:.4f}  "

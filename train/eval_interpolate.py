@@ -22,7 +22,7 @@ from common.images import ImageLoadError, list_images, read_image
 from common.metrics import psnr_rgb, quantize, ssim
 from common.paths import data_root
 from models import REGISTRY, get_spec, load_model
-from models.checkpoint import CheckpointError, read_sidecar, write_sidecar
+from models.checkpoint import CheckpointError, record_metrics
 
 from .interp_data import heldout_triplets
 
@@ -130,9 +130,7 @@ def main_interpolate(args, set_names: List[str]) -> int:
         rows += result
         if args.update_sidecar and name != "blend":
             path = args.weights or get_spec(name).weights_path
-            info = read_sidecar(path)
-            info.setdefault("metrics", {}).update({r["set"]: {"psnr": r["psnr"], "ssim": r["ssim"]} for r in result})
-            write_sidecar(path, info)
+            record_metrics(path, result, ("psnr", "ssim"))
         if not args.json:
             for r in result:
                 print(f"{r['model']:<16} {r['set']:<8} PSNR {r['psnr']:.3f} dB  SSIM {r['ssim']:.4f}  "

@@ -31,7 +31,7 @@ from common.metrics import psnr_y, ssim_y
 from common.paths import benchmark_dir
 from common.resize import bicubic_downscale, bicubic_upscale, mod_crop
 from models import REGISTRY, get_spec, load_model
-from models.checkpoint import CheckpointError, read_sidecar, write_sidecar
+from models.checkpoint import CheckpointError, record_metrics
 
 BASELINES = ("bicubic",)
 
@@ -190,10 +190,7 @@ def main(argv=None) -> int:
         rows += result
         if args.update_sidecar and model_name != "bicubic":
             path = args.weights or get_spec(model_name).weights_path
-            info = read_sidecar(path)
-            info.setdefault("metrics", {}).update(
-                {r["set"]: {"psnr_y": r["psnr_y"], "ssim_y": r["ssim_y"]} for r in result})
-            write_sidecar(path, info)
+            record_metrics(path, result, ("psnr_y", "ssim_y"))
         if not args.json:
             for r in result:
                 print(f"{r['model']:<14} x{r['scale']} {r['set']:<8} Y-PSNR {r['psnr_y']:.3f} dB  SSIM {r['ssim_y']:.4f}"
