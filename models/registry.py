@@ -16,10 +16,15 @@ from common.paths import WEIGHTS_DIR
 
 from .checkpoint import CheckpointError, load_checkpoint, load_state_into, read_sidecar
 from .colorize_lab import ColorizeLab
+from .conv_autoencoder import ConvEncoderDecoder
 from .convlstm_interp import ConvLSTMInterpolator
+from .esrcnn import ESRCNN
 from .flashsr import FlashSR
 from .flowinterp import FlowInterp
 from .grey2rgb import Grey2RGBAutoEncoder
+from .srgan import SRGANDiscriminator, SRGANGenerator
+from .swift_srgan import SwiftSRGANDiscriminator, SwiftSRGANGenerator
+from .vae_sr import VAESR
 
 ARCHITECTURES: Dict[str, Callable[..., nn.Module]] = {
     "flashsr": FlashSR,
@@ -27,6 +32,16 @@ ARCHITECTURES: Dict[str, Callable[..., nn.Module]] = {
     "convlstm_interp": ConvLSTMInterpolator,
     "grey2rgb": Grey2RGBAutoEncoder,
     "colorize_lab": ColorizeLab,
+    "srgan": SRGANGenerator,
+    "swift_srgan": SwiftSRGANGenerator,
+    "esrcnn": ESRCNN,
+    "conv_autoencoder": ConvEncoderDecoder,
+    "vae_sr": VAESR,
+}
+# the discriminator train/gan.py pits against each GAN generator architecture
+DISCRIMINATORS: Dict[str, Callable[..., nn.Module]] = {
+    "srgan": SRGANDiscriminator,
+    "swift_srgan": SwiftSRGANDiscriminator,
 }
 
 TASKS = ("sr", "colorize", "interpolate")
@@ -43,6 +58,8 @@ class ModelSpec:
     out_channels: int = 3
     pad_multiple: int = 1  # input H and W must be multiples of this (tiling pads to it)
     mc_dropout: bool = False  # has dropout usable for Monte-Carlo uncertainty
+    min_patch: int = 8  # smallest LR training patch that covers the receptive field / downsampling
+    adversarial: bool = False  # weights come from GAN training (train/gan.py); PSNR under-rates it
     description: str = ""
 
     @property
@@ -89,6 +106,31 @@ _SPECS = [
               description="Seed 000 Grey2RGB autoencoder trained with MSE + entropy (MEP)"),
     ModelSpec("grey2rgb_ssim", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8,
               description="Seed 000 Grey2RGB autoencoder trained with 1 - SSIM"),
+]
+_SEED = "seed {}: ".format
+_SPECS += [
+    ModelSpec("srresnet_x4", "srgan", "sr", 4, {"scale": 4}, min_patch=12,
+              description=_SEED("004") + "SRGAN generator (8 residual blocks, BN, PixelShuffle, bicubic skip) "
+                                         "trained on pixel loss only (SRResNet)"),
+    ModelSpec("srgan_x4", "srgan", "sr", 4, {"scale": 4}, min_patch=12, adversarial=True,
+              description=_SEED("004") + "SRGAN: the SRResNet generator fine-tuned adversarially"),
+    ModelSpec("swift_srgan_psnr_x4", "swift_srgan", "sr", 4, {"scale": 4}, min_patch=12,
+              description=_SEED("001") + "Swift-SRGAN generator (16 depthwise-separable residual blocks) "
+                                         "trained on pixel loss only"),
+    ModelSpec("swift_srgan_x4", "swift_srgan", "sr", 4, {"scale": 4}, min_patch=12, adversarial=True,
+              description=_SEED("001") + "Swift-SRGAN: the depthwise-separable generator fine-tuned adversarially"),
+    ModelSpec("swift_srgan_psnr_x2", "swift_srgan", "sr", 2, {"scale": 2}, min_patch=12,
+              description=_SEED("001") + "Swift-SRGAN generator, x2, pixel loss only"),
+    ModelSpec("swift_srgan_x2", "swift_srgan", "sr", 2, {"scale": 2}, min_patch=12, adversarial=True,
+              description=_SEED("001") + "Swift-SRGAN x2 fine-tuned adversarially"),
+    ModelSpec("esrcnn_x2", "esrcnn", "sr", 2, {"scale": 2}, mc_dropout=True, min_patch=8,
+              description=_SEED("003") + "ESRCNN: small CNN with two (channel) dropout layers, MC-dropout model"),
+    ModelSpec("convae_x2", "conv_autoencoder", "sr", 2, {"scale": 2}, min_patch=32,
+              description=_SEED("002") + "CNN encoder-decoder (strided convs, ConvTranspose2d), x2 up-conversion"),
+    ModelSpec("vae_x2", "vae_sr", "sr", 2, {"scale": 2, "residual": False}, min_patch=32,
+              description=_SEED("002") + "VAE up-conversion, no encoder->decoder connections"),
+    ModelSpec("vae_res_x2", "vae_sr", "sr", 2, {"scale": 2, "residual": True}, min_patch=32,
+              description=_SEED("002") + "VAE up-conversion with residual encoder->decoder connections"),
 ]
 _SPECS += [
     InterpolationSpec("flowinterp", "flowinterp", "interpolate", 1,

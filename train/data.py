@@ -43,9 +43,16 @@ def degrade_pixelate_noise(hr: np.ndarray, scale: int, rng: np.random.Generator,
     return np.clip(np.rint(lr * 255.0), 0, 255).astype(np.float32) / 255.0
 
 
+def degrade_mixed(hr: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
+    """Half the patches seed 002's pixelation + noise, half bicubic: the up-conversion models learn
+    the seed's task yet still fit the benchmark protocol (bicubic LR)."""
+    return (degrade_pixelate_noise if rng.random() < 0.5 else degrade_bicubic)(hr, scale, rng)
+
+
 DEGRADATIONS: Dict[str, Callable[[np.ndarray, int, np.random.Generator], np.ndarray]] = {
     "bicubic": degrade_bicubic,
     "pixelate_noise": degrade_pixelate_noise,
+    "mixed": degrade_mixed,
 }
 
 
@@ -157,14 +164,15 @@ class CountingSampler(Sampler):
         return itertools.count(self.start)
 
 
-def validation_pairs(images: Sequence[np.ndarray], scale: int, max_side: int = 384):
-    """(LR, HR) pairs for validation: centre crop (keeps validation quick), mod-crop, bicubic LR."""
-    pairs = []
+def validation_pairs(images: Sequence[np.ndarray], scale: int, max_side: int = 384, lr_multiple: int = 1):
+    """(LR, HR) pairs for validation: centre crop (keeps validation quick), mod-crop so the LR side
+    is a multiple of `lr_multiple` (the model's pad_multiple), bicubic LR."""
+    pairs, mod = [], scale * lr_multiple
     for img in images:
         h, w = img.shape[:2]
         ch, cw = min(h, max_side), min(w, max_side)
         top, left = (h - ch) // 2, (w - cw) // 2
-        hr = img[top: top + ch - ch % scale, left: left + cw - cw % scale]
+        hr = img[top: top + ch - ch % mod, left: left + cw - cw % mod]
         if min(hr.shape[:2]) < 4 * scale:
             continue
         pairs.append((bicubic_downscale(hr, scale), hr))

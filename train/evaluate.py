@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from common.images import ImageLoadError, list_images, read_image
-from common.metrics import psnr_y, ssim_y
+from common.metrics import gmsd_y, ms_ssim_y, psnr_y, ssim_y
 from common.paths import benchmark_dir
 from common.resize import bicubic_downscale, bicubic_upscale, mod_crop
 from models import REGISTRY, get_spec, load_model
@@ -49,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
     p.add_argument("--update-sidecar", action="store_true", help="store the results in the weights' JSON sidecar")
+    p.add_argument("--bench-json", type=Path, default=None,
+                   help="serve.bench's bench.json: adds its ORT CPU latency at 256x256 to the Markdown table")
     unc = p.add_argument_group("--task uncertainty")
     unc.add_argument("--estimator", choices=["mc", "tta"], default="mc", help="MC dropout or flip/rotation TTA")
     unc.add_argument("--passes", type=int, default=40, help="stochastic passes K (TTA uses at most 8)")
@@ -94,7 +96,7 @@ def evaluate_sr(model_name: str, scale: int, sets: Dict[str, list], weights=None
     upscale = make_upscaler(model_name, scale, weights, torch.device(device))
     rows = []
     for set_name, images in sets.items():
-        psnrs, ssims, seconds = [], [], 0.0
+        psnrs, ssims, gmsds, ms_ssims, seconds = [], [], [], [], 0.0
         for _, hr in images:
             hr = mod_crop(hr, scale)
             lr = bicubic_downscale(hr, scale)
@@ -103,8 +105,13 @@ def evaluate_sr(model_name: str, scale: int, sets: Dict[str, list], weights=None
             seconds += time.perf_counter() - start
             psnrs.append(psnr_y(sr, hr, crop=scale))
             ssims.append(ssim_y(sr, hr, crop=scale))
+            gmsds.append(gmsd_y(sr, hr, crop=scale))
+            ms_ssims.append(ms_ssim_y(sr, hr, crop=scale))
+        valid_ms = [v for v in ms_ssims if not np.isnan(v)]
         rows.append({"model": model_name, "set": set_name, "scale": scale, "psnr_y": round(float(np.mean(psnrs)), 4),
-                     "ssim_y": round(float(np.mean(ssims)), 5), "seconds": round(seconds, 3), "images": len(images)})
+                     "ssim_y": round(float(np.mean(ssims)), 5), "gmsd_y": round(float(np.mean(gmsds)), 5),
+                     "ms_ssim_y": round(float(np.mean(valid_ms)), 5) if valid_ms else None,
+                     "seconds": round(seconds, 3), "images": len(images)})
     return rows
 
 
@@ -112,7 +119,10 @@ def plan(args) -> List[tuple]:
     """(model, scale) pairs to evaluate."""
     names = [n.strip() for n in args.model.split(",") if n.strip()]
     if names == ["all"]:
-        names = [s.name for s in REGISTRY.values() if s.task == "sr"] + ["bicubic"]
+        untrained = [s.name for s in REGISTRY.values() if s.task == "sr" and not s.has_weights()]
+        if untrained:
+            print(f"warning: no weights yet, skipped: {', '.join(untrained)}", file=sys.stderr)
+        names = [s.name for s in REGISTRY.values() if s.task == "sr" and s.has_weights()] + ["bicubic"]
     jobs = []
     for name in names:
         if name == "bicubic":
@@ -131,15 +141,32 @@ def plan(args) -> List[tuple]:
     return jobs
 
 
-def markdown_table(rows: List[dict], sets: List[str]) -> str:
+def ort_latency(bench_json: Path) -> Dict[str, float]:
+    """model -> median ms of ONNX Runtime on CPU at a 256x256 input, from serve.bench's bench.json."""
+    rows = json.loads(Path(bench_json).read_text())["results"]
+    return {r["model"]: r["median_ms"] for r in rows if r.get("backend", "").startswith("onnx") and
+            r.get("device") == "cpu" and r.get("input_wh") == [256, 256] and r.get("median_ms") is not None}
+
+
+def markdown_table(rows: List[dict], sets: List[str], latency: Dict[str, float] = None) -> str:
+    """Params, Y-PSNR / SSIM per set, GMSD / MS-SSIM on the last set, and (given) ORT CPU latency."""
+    from models.registry import REGISTRY as specs
+
     keyed = {}
     for r in rows:
         keyed.setdefault((r["model"], r["scale"]), {})[r["set"]] = r
-    head = "| model | scale | " + " | ".join(f"{s} PSNR / SSIM" for s in sets) + " |"
-    lines = [head, "|" + "---|" * (2 + len(sets))]
+    last = sets[-1]
+    head = ("| model | scale | params | " + " | ".join(f"{s} PSNR / SSIM" for s in sets)
+            + f" | {last} GMSD ↓ / MS-SSIM | ORT CPU 256² (ms) |")
+    lines = [head, "|" + "---|" * (5 + len(sets))]
     for (model, scale), per_set in sorted(keyed.items(), key=lambda kv: (kv[0][1], kv[0][0] != "bicubic", kv[0][0])):
+        params = f"{sum(p.numel() for p in specs[model].build().parameters()):,}" if model in specs else "-"
         cells = [f"{per_set[s]['psnr_y']:.2f} / {per_set[s]['ssim_y']:.4f}" if s in per_set else "-" for s in sets]
-        lines.append(f"| {model} | x{scale} | " + " | ".join(cells) + " |")
+        r = per_set.get(last)
+        structure = f"{r['gmsd_y']:.4f} / {r['ms_ssim_y']:.4f}" if r and r.get("ms_ssim_y") is not None else "-"
+        ms = (latency or {}).get(model)
+        lines.append(f"| {model} | x{scale} | {params} | " + " | ".join(cells) + f" | {structure} | "
+                     + (f"{ms:.0f}" if ms is not None else "-") + " |")
     return "\n".join(lines)
 
 
@@ -190,15 +217,16 @@ def main(argv=None) -> int:
         rows += result
         if args.update_sidecar and model_name != "bicubic":
             path = args.weights or get_spec(model_name).weights_path
-            record_metrics(path, result, ("psnr_y", "ssim_y"))
+            record_metrics(path, result, ("psnr_y", "ssim_y", "gmsd_y", "ms_ssim_y"))
         if not args.json:
             for r in result:
-                print(f"{r['model']:<14} x{r['scale']} {r['set']:<8} Y-PSNR {r['psnr_y']:.3f} dB  SSIM {r['ssim_y']:.4f}"
-                      f"  ({r['images']} images, {r['seconds']:.2f} s)", file=sys.stderr, flush=True)
+                print(f"{r['model']:<20} x{r['scale']} {r['set']:<8} Y-PSNR {r['psnr_y']:.3f} dB  "
+                      f"SSIM {r['ssim_y']:.4f}  GMSD {r['gmsd_y']:.4f}  ({r['images']} images, {r['seconds']:.2f} s)", file=sys.stderr,
+                      flush=True)
     if args.json:
         print(json.dumps(rows, indent=1))
     if args.markdown:
-        print(markdown_table(rows, set_names))
+        print(markdown_table(rows, set_names, ort_latency(args.bench_json) if args.bench_json else None))
     return 0
 
 

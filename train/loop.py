@@ -177,12 +177,17 @@ def open_run(args: argparse.Namespace, name: str, model: nn.Module, optimizer, e
     return run_dir, state, state["step"] if state else 0
 
 
-def scheduled_lr(args: argparse.Namespace, step: int, clock: Stopwatch) -> float:
-    """The learning rate at `step`: warm-up then cosine over the run's progress, by steps or (with
-    --schedule time and a --time-budget) by wall-clock, whichever is further along."""
-    by_steps = (step - args.warmup) / max(1, args.iters - args.warmup)
+def run_progress(args: argparse.Namespace, step: int, clock: Stopwatch, warmup: int = 0) -> float:
+    """How far the run is, in [0, 1]: by steps after `warmup` or (with --schedule time and a
+    --time-budget) by wall-clock, whichever is further along."""
+    by_steps = (step - warmup) / max(1, args.iters - warmup)
     by_time = clock.elapsed / args.time_budget if args.time_budget > 0 and args.schedule == "time" else 0.0
-    return args.lr * cosine_lr(step, max(by_steps, by_time), args.warmup)
+    return min(1.0, max(by_steps, by_time, 0.0))
+
+
+def scheduled_lr(args: argparse.Namespace, step: int, clock: Stopwatch) -> float:
+    """The learning rate at `step`: warm-up then cosine over the run's progress (run_progress)."""
+    return args.lr * cosine_lr(step, run_progress(args, step, clock, args.warmup), args.warmup)
 
 
 def run_description(args: argparse.Namespace, device: torch.device) -> Dict[str, Any]:

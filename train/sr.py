@@ -24,7 +24,7 @@ from models import get_spec, resolve_name, save_checkpoint
 from .data import (DEGRADATIONS, CountingSampler, DataError, PatchConfig, SRPatchDataset, load_folder,
                    split_validation, validation_pairs)
 from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, default_workers, finish_run, open_run, pick_device,
-                   run_description, save_state, scheduled_lr)
+                   run_description, run_progress, save_state, scheduled_lr)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,6 +44,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=None, help="override the model's dropout p")
     p.add_argument("--val-count", type=int, default=10, help="training images held out for validation")
     p.add_argument("--init-from", type=Path, default=None, help="start from a checkpoint's matching tensors")
+    p.add_argument("--kl-weight", type=float, default=1e-3, help="VAE models: final weight of the KL term")
+    p.add_argument("--kl-warmup", type=float, default=0.3,
+                   help="VAE models: fraction of --iters over which the KL weight ramps up linearly from 0")
     p.add_argument("--workers", type=int, default=None)
     add_run_arguments(p, val_every=1000, threads_default=0)
     return p.parse_args(argv)
@@ -57,13 +60,24 @@ def check_args(args: argparse.Namespace):
         raise SystemExit(f"error: {exc.args[0]}")
     if spec.task != "sr":
         raise SystemExit(f"error: '{spec.name}' is a {spec.task} model; train it with train.{spec.task}")
-    if args.patch < 8:
-        raise SystemExit(f"error: --patch {args.patch} is smaller than the model's receptive field; use >= 8")
+    if args.patch < spec.min_patch:
+        raise SystemExit(f"error: --patch {args.patch} is smaller than {spec.name}'s receptive field / "
+                         f"downsampling; use >= {spec.min_patch}")
+    if args.patch % spec.pad_multiple:
+        raise SystemExit(f"error: --patch must be a multiple of {spec.pad_multiple} for {spec.name}")
+    if args.kl_weight < 0 or not 0 <= args.kl_warmup <= 1:
+        raise SystemExit("error: --kl-weight must be >= 0 and --kl-warmup in [0, 1]")
     if args.iters < 1 or args.batch_size < 1:
         raise SystemExit("error: --iters and --batch-size must be positive")
     if args.dropout is not None and not 0 <= args.dropout < 1:
         raise SystemExit("error: --dropout must be in [0, 1)")
     return spec
+
+
+def kl_weight(args: argparse.Namespace, progress: float) -> float:
+    """VAE KL weight: a linear ramp from 0 over the first --kl-warmup of the run's progress (so
+    the decoder becomes useful before the latent is squeezed), then --kl-weight."""
+    return args.kl_weight * (min(1.0, progress / args.kl_warmup) if args.kl_warmup > 0 else 1.0)
 
 
 def pixel_loss(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -98,7 +112,7 @@ def main(argv=None) -> int:
         dataset = SRPatchDataset(train_imgs, PatchConfig(spec.scale, args.patch, args.degradation), seed=args.seed)
     except DataError as exc:
         raise SystemExit(f"error: {exc}")
-    val = validation_pairs(val_imgs, spec.scale)
+    val = validation_pairs(val_imgs, spec.scale, lr_multiple=spec.pad_multiple)
 
     overrides = {} if args.dropout is None else {"dropout": args.dropout}
     model = spec.build(**overrides).to(device)
@@ -116,13 +130,17 @@ def main(argv=None) -> int:
     use_amp = device.type == "cuda"
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        model = model.to(memory_format=torch.channels_last)
-    log = MetricsCSV(run_dir / "metrics.csv", ["step", "loss", "lr", "val_psnr_y", "seconds", "steps_per_s"])
+    model = model.to(memory_format=torch.channels_last)  # CUDA and oneDNN (CPU) both run NHWC faster
+    log = MetricsCSV(run_dir / "metrics.csv", ["step", "loss", "kl", "kl_weight", "lr", "val_psnr_y", "seconds",
+                                               "steps_per_s"])
     clock = Stopwatch(args.time_budget)
     meta = {"model": spec.name, "task": spec.task, "scale": spec.scale,
             "data": {"train_dir": str(data_dir), "train_images": len(train_imgs), "val_images": val_names,
                      "degradation": args.degradation, "lr_patch": args.patch, "batch_size": args.batch_size},
             **run_description(args, device)}
+    if hasattr(model, "last_kl"):
+        meta["vae"] = {"kl_weight": args.kl_weight, "kl_warmup_fraction": args.kl_warmup,
+                       "kl": "mean per latent element, added to the pixel loss"}
     prior_seconds = state["extra"].get("seconds", 0.0) if state else 0.0
 
     def checkpoint(val_psnr=None):
@@ -142,13 +160,15 @@ def main(argv=None) -> int:
         lr_t, hr_t = next(it)
         lr_t = lr_t.to(device, non_blocking=True)
         hr_t = hr_t.to(device, non_blocking=True)
-        if device.type == "cuda":
-            lr_t = lr_t.contiguous(memory_format=torch.channels_last)
+        lr_t = lr_t.contiguous(memory_format=torch.channels_last)
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(args, step, clock)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             pred = model(lr_t)
         loss = pixel_loss(args.loss, pred.float(), hr_t)
+        kl = getattr(model, "last_kl", None)  # VAE models expose their KL divergence after a training pass
+        if kl is not None:
+            loss = loss + kl_weight(args, run_progress(args, step, clock)) * kl.float()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -163,7 +183,9 @@ def main(argv=None) -> int:
             val_psnr = validate(ema.model if ema else model.eval(), val, device, spec.scale)
             model.train()
             now = time.perf_counter()
-            log.write({"step": step, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "val_psnr_y": val_psnr,
+            weight_kl = kl_weight(args, run_progress(args, step, clock)) if kl is not None else ""
+            log.write({"step": step, "loss": loss.item(), "kl": kl.item() if kl is not None else "",
+                       "kl_weight": weight_kl, "lr": optimizer.param_groups[0]["lr"], "val_psnr_y": val_psnr,
                        "seconds": prior_seconds + clock.elapsed, "steps_per_s": (step - s_last) / (now - t_last)})
             t_last, s_last = now, step
             print(f"step {step}: loss {loss.item():.4f} val Y-PSNR {val_psnr:.3f} dB", file=sys.stderr, flush=True)

@@ -18,11 +18,12 @@ MIN_TILE = 128  # FlashSR tiles overlap by ~52 px: smaller tiles would be mostly
 
 
 def sr_families() -> Dict[str, List[int]]:
-    """{'flashsr': [2, 4]}: trained SR models by family, with their scales."""
+    """{'flashsr': [2, 4], ...}: trained SR models by family, with their scales, in registry order
+    (the flagship first, then the seed lineage)."""
     families: Dict[str, List[int]] = {}
     for spec in models_for("sr"):
         families.setdefault(spec.name.rsplit("_x", 1)[0], []).append(spec.scale)
-    return {k: sorted(v) for k, v in sorted(families.items())}
+    return {k: sorted(v) for k, v in families.items()}
 
 
 def _check_tile(tile) -> int:
@@ -98,7 +99,9 @@ def build() -> None:
         gr.Markdown("**Not available yet**: no super-resolution model has weights.")
         return
     first = next(iter(families))
-    gr.Markdown(f"Upscale a photo with a trained FlashSR network. Inputs up to {lim.sr_input_pixels / 1e6:.0f} MP "
+    gr.Markdown(f"Upscale a photo with a trained network: FlashSR (default, fastest and best PSNR) or a model "
+                f"of the seed lineage (SRResNet/SRGAN, Swift-SRGAN, ESRCNN, CNN and VAE up-converters; the "
+                f"GAN models trade PSNR for sharper texture). Inputs up to {lim.sr_input_pixels / 1e6:.0f} MP "
                 f"(outputs up to {lim.sr_output_pixels / 1e6:.0f} MP) on this {'GPU' if lim.gpu else 'CPU'} machine.")
     with gr.Row():
         with gr.Column():

@@ -1,0 +1,227 @@
+"""Adversarial SR training: `python -m train.gan --model swift_srgan_x4 --init-from weights/swift_srgan_psnr_x4.safetensors`.
+
+Generator loss = pixel (L1/MSE) + adversarial + total variation + feature matching. The seeds'
+content loss compares VGG19 / MobileNetV2 features, but pretrained weights cannot be downloaded
+here, so the content term compares the discriminator's own block features of SR and HR (feature
+matching, Salimans et al. 2016): a learned perceptual space that needs no outside weights.
+The first `--pixel-warmup` steps train the generator on the pixel loss alone (skip them when
+starting from a PSNR-trained generator). Every loss term goes to the run's metrics.csv; the run
+folder checkpoints both networks (model.safetensors = EMA generator, discriminator.safetensors,
+state.pt for resuming), and --publish copies the generator to weights/NAME.safetensors.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from common.paths import data_root
+from models import resolve_name, save_checkpoint
+from models.registry import DISCRIMINATORS
+
+from .data import (CountingSampler, DataError, PatchConfig, SRPatchDataset, load_folder, split_validation,
+                   validation_pairs)
+from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, default_workers, finish_run, open_run, pick_device,
+                   run_description, save_state, scheduled_lr)
+from .sr import pixel_loss, validate
+
+LOSS_FIELDS = ["step", "loss_g", "pixel", "adversarial", "tv", "feature", "loss_d", "d_real", "d_fake", "lr",
+               "val_psnr_y", "seconds"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m train.gan", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", required=True, help="registered GAN model (srgan_x4, swift_srgan_x4, swift_srgan_x2)")
+    p.add_argument("--scale", type=int, default=None)
+    p.add_argument("--init-from", type=Path, default=None, help="PSNR-trained generator to start from")
+    p.add_argument("--iters", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--patch", type=int, default=24, help="LR patch side (HR side = patch x scale)")
+    p.add_argument("--lr", type=float, default=1e-4, help="generator learning rate")
+    p.add_argument("--lr-d", type=float, default=1e-4, help="discriminator learning rate")
+    p.add_argument("--warmup", type=int, default=50, help="LR warm-up steps")
+    p.add_argument("--pixel-warmup", type=int, default=0, help="generator-only pixel-loss steps before the GAN starts")
+    p.add_argument("--pixel-loss", choices=["l1", "mse"], default="l1")
+    p.add_argument("--w-pixel", type=float, default=1.0)
+    p.add_argument("--w-adv", type=float, default=5e-3, help="adversarial weight")
+    p.add_argument("--w-tv", type=float, default=1e-4, help="total-variation weight")
+    p.add_argument("--w-feature", type=float, default=0.1, help="discriminator feature-matching weight")
+    p.add_argument("--d-channels", type=int, default=32, help="discriminator base width")
+    p.add_argument("--ema", type=float, default=0.99)
+    p.add_argument("--val-count", type=int, default=10)
+    p.add_argument("--workers", type=int, default=None)
+    add_run_arguments(p, val_every=250, threads_default=0)
+    return p.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace):
+    """Stop at once, with a clear message, on flags that make no sense."""
+    try:
+        spec = resolve_name(args.model, args.scale)
+    except (KeyError, ValueError) as exc:
+        raise SystemExit(f"error: {exc.args[0]}")
+    if not spec.adversarial or spec.arch not in DISCRIMINATORS:
+        raise SystemExit(f"error: '{spec.name}' is not a GAN model; train it with train.sr "
+                         f"(GAN models: {', '.join(s for s in _gan_names())})")
+    if args.patch < spec.min_patch:
+        raise SystemExit(f"error: --patch {args.patch} is smaller than {spec.name}'s receptive field; "
+                         f"use >= {spec.min_patch}")
+    if args.iters < 1 or args.batch_size < 2:
+        raise SystemExit("error: --iters must be positive and --batch-size at least 2 (batch norm)")
+    if min(args.w_pixel, args.w_adv, args.w_tv, args.w_feature) < 0:
+        raise SystemExit("error: loss weights must be >= 0")
+    if args.init_from is not None and not args.init_from.exists():
+        raise SystemExit(f"error: --init-from {args.init_from} does not exist")
+    return spec
+
+
+def _gan_names():
+    from models import REGISTRY
+    return sorted(name for name, s in REGISTRY.items() if s.adversarial)
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels (anisotropic TV)."""
+    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+
+
+def feature_matching(fake_feats, real_feats) -> torch.Tensor:
+    """L1 between the discriminator's block features of SR and HR, averaged over blocks."""
+    return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake_feats, real_feats)) / len(fake_feats)
+
+
+def generator_losses(args, discriminator, sr: torch.Tensor, hr: torch.Tensor, adversarial: bool) -> dict:
+    """Every generator loss term (tensors) and their weighted sum under 'loss_g'."""
+    terms = {"pixel": pixel_loss(args.pixel_loss, sr, hr)}
+    if adversarial:
+        fake_logits, fake_feats = discriminator(sr)
+        with torch.no_grad():
+            _, real_feats = discriminator(hr)
+        terms["adversarial"] = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+        terms["tv"] = total_variation(sr)
+        terms["feature"] = feature_matching(fake_feats, real_feats)
+    weights = {"pixel": args.w_pixel, "adversarial": args.w_adv, "tv": args.w_tv, "feature": args.w_feature}
+    terms["loss_g"] = sum(weights[k] * v for k, v in terms.items())
+    return terms
+
+
+def discriminator_step(discriminator, optimizer, sr: torch.Tensor, hr: torch.Tensor) -> dict:
+    """One D update: real HR -> 0.9 (one-sided label smoothing), generated SR -> 0."""
+    real_logits, _ = discriminator(hr)
+    fake_logits, _ = discriminator(sr.detach())
+    loss = (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, 0.9))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"loss_d": loss.item(), "d_real": torch.sigmoid(real_logits).mean().item(),
+            "d_fake": torch.sigmoid(fake_logits).mean().item()}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    spec = check_args(args)
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    data_dir = args.data or data_root() / "train"
+    try:
+        images, names = load_folder(data_dir, limit=args.data_limit)
+        train_imgs, _, val_imgs, val_names = split_validation(images, names, args.val_count)
+        dataset = SRPatchDataset(train_imgs, PatchConfig(spec.scale, args.patch, "bicubic"), seed=args.seed)
+    except DataError as exc:
+        raise SystemExit(f"error: {exc}")
+    val = validation_pairs(val_imgs, spec.scale, lr_multiple=spec.pad_multiple)
+
+    generator = spec.build().to(device).to(memory_format=torch.channels_last)
+    discriminator = DISCRIMINATORS[spec.arch](channels=args.d_channels).to(device).to(memory_format=torch.channels_last)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.9, 0.99))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr_d, betas=(0.9, 0.99))
+    ema = EMA(generator, args.ema) if args.ema > 0 else None
+    run_dir, state, step = open_run(args, spec.name, generator, opt_g, ema, device)
+    if state and "discriminator" in state["extra"]:
+        discriminator.load_state_dict(state["extra"]["discriminator"])
+        opt_d.load_state_dict(state["extra"]["d_optimizer"])
+
+    workers = default_workers(device) if args.workers is None else args.workers
+    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=CountingSampler(step * args.batch_size),
+                        num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    log = MetricsCSV(run_dir / "metrics.csv", LOSS_FIELDS)
+    clock = Stopwatch(args.time_budget)
+    prior_seconds = state["extra"].get("seconds", 0.0) if state else 0.0
+    d_arch = type(discriminator).__name__
+    meta = {"model": spec.name, "task": spec.task, "scale": spec.scale, "adversarial": True,
+            "losses": {"pixel": f"{args.pixel_loss} x {args.w_pixel}", "adversarial": f"BCE x {args.w_adv}",
+                       "tv": f"x {args.w_tv}",
+                       "feature_matching": f"discriminator block features, L1 x {args.w_feature} "
+                                           "(stands in for a pretrained VGG/MobileNet)"},
+            "discriminator": {"arch": d_arch, "channels": args.d_channels},
+            "data": {"train_dir": str(data_dir), "train_images": len(train_imgs), "val_images": val_names,
+                     "degradation": "bicubic", "lr_patch": args.patch, "batch_size": args.batch_size},
+            **run_description(args, device)}
+
+    def checkpoint(val_psnr=None):
+        extra = {"seconds": prior_seconds + clock.elapsed, "discriminator": discriminator.state_dict(),
+                 "d_optimizer": opt_d.state_dict()}
+        save_state(run_dir, step=step, model=generator, optimizer=opt_g, ema=ema, extra=extra)
+        info = {**meta, "iterations": step, "train_seconds": round(prior_seconds + clock.elapsed, 1)}
+        if val_psnr is not None:
+            info["val_psnr_y"] = round(val_psnr, 3)
+        save_checkpoint(run_dir / "model.safetensors", ema.model if ema else generator, arch=spec.arch,
+                        args=spec.kwargs, meta=info)
+        save_checkpoint(run_dir / "discriminator.safetensors", discriminator, arch=d_arch,
+                        args={"channels": args.d_channels}, meta={"generator": spec.name, "iterations": step})
+
+    generator.train()
+    discriminator.train()
+    batches = iter(loader)
+    bar = tqdm(total=args.iters, initial=step, desc=spec.name, dynamic_ncols=True, disable=None)
+    val_psnr = None
+    while step < args.iters and not clock.expired():
+        lr_t, hr_t = (t.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                      for t in next(batches))
+        lr_now = scheduled_lr(args, step, clock)
+        for group in opt_g.param_groups:
+            group["lr"] = lr_now
+        for group in opt_d.param_groups:
+            group["lr"] = lr_now * args.lr_d / args.lr
+        adversarial = step >= args.pixel_warmup
+        sr = generator(lr_t)
+        d_stats = discriminator_step(discriminator, opt_d, sr, hr_t) if adversarial else {}
+        terms = generator_losses(args, discriminator, sr, hr_t, adversarial)
+        opt_g.zero_grad(set_to_none=True)
+        terms["loss_g"].backward()
+        torch.nn.utils.clip_grad_norm_(generator.parameters(), 1.0)
+        opt_g.step()
+        if ema:
+            ema.update(generator, step)
+        step += 1
+        bar.update(1)
+        row = {"step": step, **{k: v.item() for k, v in terms.items()}, **d_stats, "lr": lr_now}
+        if step % 25 == 0:
+            bar.set_postfix(g=f"{row['loss_g']:.4f}", d=f"{row.get('loss_d', 0):.3f}")
+        if step % args.val_every == 0 or step == args.iters:
+            val_psnr = validate(ema.model if ema else generator.eval(), val, device, spec.scale)
+            generator.train()
+            log.write({**row, "val_psnr_y": val_psnr, "seconds": prior_seconds + clock.elapsed})
+            print(f"step {step}: " + " ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step")
+                  + f" val Y-PSNR {val_psnr:.3f} dB", file=sys.stderr, flush=True)
+        elif step % 25 == 0:
+            log.write({**row, "seconds": prior_seconds + clock.elapsed})
+        if step % args.save_every == 0:
+            checkpoint(val_psnr)
+    bar.close()
+    checkpoint(val_psnr)
+    finish_run(run_dir, spec.weights_path, step=step, iters=args.iters, clock=clock, publish=args.publish)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
