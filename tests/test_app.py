@@ -14,6 +14,8 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from models import REGISTRY
+
 pytestmark = pytest.mark.slow
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -79,6 +81,32 @@ def test_upscale_beats_bicubic_on_set5(client, shared_data):
     assert m["psnr_y"] > m["bicubic_psnr_y"] + 1.0, m
     assert m["ssim_y"] > m["bicubic_ssim_y"], m
     assert "PSNR" in summary and "bicubic" in summary
+
+
+SEED_SR_TRAINED = [(n, s) for n, s in REGISTRY.items() if s.task == "sr" and s.has_weights() and
+                   not n.startswith("flashsr")]
+
+
+@pytest.mark.parametrize("name,spec", SEED_SR_TRAINED, ids=[n for n, _ in SEED_SR_TRAINED])
+def test_every_seed_model_is_in_the_picker_and_serves(client, name, spec):
+    """The seed lineage is selectable in the SR tab and runs through ONNX Runtime; PSNR-trained
+    models must beat bicubic on a real frame crop (GAN models may trade PSNR for texture)."""
+    family = name.rsplit("_x", 1)[0]
+    crop = np.asarray(Image.open(EXAMPLES / "hr_frame_crop.png").convert("RGB"))[:96, :128]
+    _, _, _, info = client.predict(handle_file(str(_save_tmp(crop))), family, spec.scale, 0, "onnx", True,
+                                   api_name="/upscale")
+    m = info["metrics"]
+    assert info["model"] == name and info["output_size"] == [128, 96], info
+    if not spec.adversarial:
+        assert m["psnr_y"] > m["bicubic_psnr_y"], m
+
+
+def _save_tmp(arr) -> Path:
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="stsr-test-")) / "crop.png"
+    Image.fromarray(arr).save(path)
+    return path
 
 
 def test_upscale_torch_matches_onnx_and_tiling(client):

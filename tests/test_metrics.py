@@ -4,7 +4,7 @@ import pytest
 from scipy.ndimage import correlate1d
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from common.metrics import psnr_y, quantize, rgb_to_y, ssim_y
+from common.metrics import gmsd_y, ms_ssim_y, psnr_y, quantize, rgb_to_y, ssim_y
 from common.resize import bicubic_downscale, bicubic_upscale, mod_crop
 
 
@@ -87,3 +87,33 @@ def test_bicubic_set5_reproduces_published(shared_data, scale, published):
 
     row = evaluate_sr("bicubic", scale, {"Set5": load_set("Set5")})[0]
     assert abs(row["psnr_y"] - published) < 0.3, row
+
+
+def _blurred(img, passes):
+    from scipy.ndimage import uniform_filter
+    for _ in range(passes):
+        img = uniform_filter(img, size=(3, 3, 1), mode="nearest")
+    return img
+
+
+def test_gmsd_is_zero_for_identical_and_shifted_brightness_and_grows_with_blur(rng):
+    """GMSD compares gradient magnitudes only: a constant offset costs nothing, blur costs more the more it blurs."""
+    from tests.conftest import smooth_image
+
+    hr = smooth_image(rng, 96, 128) * 0.8
+    hr = np.clip(hr + rng.random(hr.shape).astype(np.float32) * 0.1, 0, 1)
+    assert gmsd_y(hr, hr) == 0.0
+    assert gmsd_y(hr + 10 / 255, hr) < 1e-3  # quantisation only
+    scores = [gmsd_y(_blurred(hr, n), hr, crop=2) for n in (1, 2, 4)]
+    assert 0 < scores[0] < scores[1] < scores[2]
+    assert gmsd_y(_blurred(hr, 2), hr) == pytest.approx(gmsd_y(hr, _blurred(hr, 2)))
+
+
+def test_ms_ssim_identical_blur_and_small_images(rng):
+    from tests.conftest import smooth_image
+
+    hr = np.clip(smooth_image(rng, 200, 220) + rng.random((200, 220, 3)).astype(np.float32) * 0.1, 0, 1)
+    assert ms_ssim_y(hr, hr) == pytest.approx(1.0, abs=1e-6)
+    light, heavy = ms_ssim_y(_blurred(hr, 1), hr), ms_ssim_y(_blurred(hr, 4), hr)
+    assert 0 < heavy < light < 1
+    assert np.isnan(ms_ssim_y(hr[:100], hr[:100]))  # too small for five scales

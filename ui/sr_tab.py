@@ -6,7 +6,7 @@ from typing import Dict, List
 import gradio as gr
 import numpy as np
 
-from common.metrics import psnr_y, ssim_y
+from common.metrics import gmsd_y, psnr_y, ssim_y
 from common.resize import bicubic_downscale, bicubic_resize, mod_crop
 from models import resolve_name
 
@@ -67,16 +67,19 @@ def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backe
     info["download_bits"] = result.bit_depth
     lines = [f"**{spec.name}**: {info['input_size'][0]}×{info['input_size'][1]} → "
              f"{info['output_size'][0]}×{info['output_size'][1]} in {info['seconds']:.2f} s "
-             f"({info['tiles']} tile{'s' * (info['tiles'] != 1)})", describe_backend(info, backend)]
+             f"({info['tiles']} tile{'s' * (info['tiles'] != 1)}) — {spec.description}", describe_backend(info, backend)]
     if compare:
         sr_rgb, bic_rgb = after[..., :3], bicubic_resize(decoded.rgb, hr.shape[:2])
         info["metrics"] = {"psnr_y": round(psnr_y(sr_rgb, hr, crop=s), 3),
                            "ssim_y": round(ssim_y(sr_rgb, hr, crop=s), 4),
                            "bicubic_psnr_y": round(psnr_y(bic_rgb, hr, crop=s), 3),
-                           "bicubic_ssim_y": round(ssim_y(bic_rgb, hr, crop=s), 4)}
+                           "bicubic_ssim_y": round(ssim_y(bic_rgb, hr, crop=s), 4),
+                           "gmsd_y": round(gmsd_y(sr_rgb, hr, crop=s), 4),
+                           "bicubic_gmsd_y": round(gmsd_y(bic_rgb, hr, crop=s), 4)}
         m = info["metrics"]
         lines.append(f"**Against the original** (Y channel, {s} px border cropped): PSNR {m['psnr_y']:.2f} dB, "
-                     f"SSIM {m['ssim_y']:.4f} — bicubic: {m['bicubic_psnr_y']:.2f} dB, {m['bicubic_ssim_y']:.4f}")
+                     f"SSIM {m['ssim_y']:.4f}, GMSD {m['gmsd_y']:.4f} (lower is better) — bicubic: "
+                     f"{m['bicubic_psnr_y']:.2f} dB, {m['bicubic_ssim_y']:.4f}, {m['bicubic_gmsd_y']:.4f}")
     notes = []
     if decoded.was_grey:
         notes.append("grey input: upscaled as RGB, returned grey")
