@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -50,6 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ema", type=float, default=0.995, help="EMA decay (0 disables)")
     p.add_argument("--val-count", type=int, default=16, help="training images held out for validation")
     p.add_argument("--calibrate-gain", action="store_true", help="Lab model: pick chroma_gain on validation")
+    p.add_argument("--init-from", type=Path, default=None, help="start from a checkpoint's matching tensors")
     add_run_arguments(p, val_every=250, threads_default=0)
     return p.parse_args(argv)
 
