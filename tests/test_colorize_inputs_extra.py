@@ -115,3 +115,20 @@ def test_tab_rejects_one_pixel_and_over_limit_uploads(tmp_path, rng, monkeypatch
     monkeypatch.setattr(tab, "limits", lambda: dataclasses.replace(real, sr_input_pixels=1000))
     with pytest.raises(gr.Error, match=r"big.png: 64x64 is 0.0 MP, over the limit"):
         tab.colorize_image(str(big), None, "torch-cpu", progress=None)
+
+
+def test_tab_keeps_alpha_and_16_bit_in_the_download(tmp_path, rng):
+    tab = _tab()
+    src = tmp_path / "grey_alpha.png"
+    grey = (smooth_image(rng, 40, 48)[..., 0] * 255).astype(np.uint8)
+    alpha = (rng.random((40, 48)) * 255).astype(np.uint8)
+    Image.fromarray(np.stack([grey, alpha], axis=2), mode="LA").save(src)
+    (_, colour_png), download, summary, info = tab.colorize_image(str(src), None, "torch-cpu", progress=None)
+    with Image.open(download) as out:
+        assert out.mode == "RGBA" and np.array_equal(np.asarray(out)[..., 3], alpha)
+    assert "alpha" in summary and Image.open(colour_png).size == (48, 40)
+    deep = tmp_path / "grey16.png"
+    import cv2
+    cv2.imwrite(str(deep), (smooth_image(rng, 40, 48)[..., 0] * 65535).astype(np.uint16))
+    _, download, summary, _ = tab.colorize_image(str(deep), None, "torch-cpu", progress=None)
+    assert cv2.imread(download, cv2.IMREAD_UNCHANGED).dtype == np.uint16 and "16-bit" in summary

@@ -40,18 +40,29 @@ def colorize_image(image, model: Optional[str] = None, backend: str = "auto", pr
     model = model or models[0]
     if model not in models:
         raise gr.Error(f"'{model}' is not a trained colorization model; available: {', '.join(models)}.")
+    from serve import save_image
+
     decoded = load_image(image, max_pixels=limits().sr_input_pixels)
     was_colour = not decoded.was_grey
-    decoded.rgb, decoded.alpha, decoded.was_grey = to_grey(decoded.rgb), None, True
+    decoded.rgb, decoded.was_grey = to_grey(decoded.rgb), True  # alpha stays: the result keeps it
     result = colorizer()(decoded, model, backend, progress=progress_callback(progress, "colorizing"))
     out = workdir("colorize")
     stem = decoded.name.rsplit(".", 1)[0][:60] or "image"
     grey_png = save_png(decoded.rgb, out / f"{stem}_grey.png")
     colour_png = save_png(result.image[..., :3], out / f"{stem}_{model}.png")
+    download = colour_png
+    notes = []
+    if decoded.alpha is not None or getattr(result, "bit_depth", 8) == 16:
+        download = str(save_image(result, out / f"{stem}_{model}_full.png"))
+        notes += ["the alpha channel is kept in the download"] if decoded.alpha is not None else []
+        notes += ["16-bit source: the download is a 16-bit PNG"] if result.bit_depth == 16 else []
     info = dict(result.info)
     info["input_was_colour"] = was_colour
+    if notes:
+        info["notes"] = notes
     summary = f"**{model}**" + (": the colour input was turned grey first." if was_colour else ".")
-    return (grey_png, colour_png), colour_png, summary + "<br>" + describe_backend(info, backend), info
+    summary += "".join(f" Note: {n}." for n in notes)
+    return (grey_png, colour_png), download, summary + "<br>" + describe_backend(info, backend), info
 
 
 def build() -> None:
