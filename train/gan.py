@@ -21,14 +21,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from common.paths import data_root
-from models import resolve_name, save_checkpoint
+from models import save_checkpoint
 from models.registry import DISCRIMINATORS
 
 from .data import (CountingSampler, DataError, PatchConfig, SRPatchDataset, load_folder, split_validation,
                    validation_pairs)
 from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, default_workers, finish_run, open_run, pick_device,
                    run_description, save_state, scheduled_lr)
-from .sr import pixel_loss, validate
+from .sr import pixel_loss, sr_spec_or_exit, validate
 
 LOSS_FIELDS = ["step", "loss_g", "pixel", "adversarial", "tv", "feature", "loss_d", "d_real", "d_fake", "lr",
                "val_psnr_y", "seconds"]
@@ -62,16 +62,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace):
     """Stop at once, with a clear message, on flags that make no sense."""
-    try:
-        spec = resolve_name(args.model, args.scale)
-    except (KeyError, ValueError) as exc:
-        raise SystemExit(f"error: {exc.args[0]}")
+    spec = sr_spec_or_exit(args)
     if not spec.adversarial or spec.arch not in DISCRIMINATORS:
         raise SystemExit(f"error: '{spec.name}' is not a GAN model; train it with train.sr "
                          f"(GAN models: {', '.join(s for s in _gan_names())})")
-    if args.patch < spec.min_patch:
-        raise SystemExit(f"error: --patch {args.patch} is smaller than {spec.name}'s receptive field; "
-                         f"use >= {spec.min_patch}")
     if args.iters < 1 or args.batch_size < 2:
         raise SystemExit("error: --iters must be positive and --batch-size at least 2 (batch norm)")
     if min(args.w_pixel, args.w_adv, args.w_tv, args.w_feature) < 0:

@@ -52,8 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def check_args(args: argparse.Namespace):
-    """Stop at once, with a clear message, on flags that make no sense."""
+def sr_spec_or_exit(args: argparse.Namespace):
+    """The SR model --model/--scale name, checked against --patch; a clear message and exit if not."""
     try:
         spec = resolve_name(args.model, args.scale)
     except (KeyError, ValueError) as exc:
@@ -63,6 +63,12 @@ def check_args(args: argparse.Namespace):
     if args.patch < spec.min_patch:
         raise SystemExit(f"error: --patch {args.patch} is smaller than {spec.name}'s receptive field / "
                          f"downsampling; use >= {spec.min_patch}")
+    return spec
+
+
+def check_args(args: argparse.Namespace):
+    """Stop at once, with a clear message, on flags that make no sense."""
+    spec = sr_spec_or_exit(args)
     if args.patch % spec.pad_multiple:
         raise SystemExit(f"error: --patch must be a multiple of {spec.pad_multiple} for {spec.name}")
     if args.kl_weight < 0 or not 0 <= args.kl_warmup <= 1:
