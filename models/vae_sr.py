@@ -43,6 +43,9 @@ class VAESR(nn.Module):
         if kaiming:
             kaiming_init(self)
         zero_last_conv(self.out)
+        # start with a small posterior std (e^-3 = 0.05): with unit noise the decoder first learns to
+        # ignore the latent, and the KL ramp then keeps it ignored (posterior collapse)
+        nn.init.constant_(self.to_latent.bias[latent:], -6.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         padded, h, w = pad_to_multiple(x, 4)
