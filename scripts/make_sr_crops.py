@@ -64,7 +64,7 @@ def strip(panels, box_hr, zoom: int = 2) -> Image.Image:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frame", default="00020.jpg", help="frame of $STSR_DATA/vfi/sequences/cdfi_854x480")
-    p.add_argument("--box", default="470,60,160,120", help="x,y,w,h of the crop in original-frame pixels")
+    p.add_argument("--box", default="360,180,180,110", help="x,y,w,h of the crop in original-frame pixels")
     p.add_argument("--models", default="all", help="comma list of SR models or 'all'")
     args = p.parse_args(argv)
     src = data_root() / "vfi" / "sequences" / "cdfi_854x480" / args.frame
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
             panels.append((PSNR_TWIN[name], upscale(PSNR_TWIN[name], lr)))
         panels.append(("original", hr_full))
         x, y, w, h = box
-        for label, img in panels[1:-1]:
+        for label, img in panels[:-1]:
             crop, ref = img[y:y + h, x:x + w], hr_full[y:y + h, x:x + w]
             print(f"{label:<22} {psnr_y(crop, ref):7.2f} {gmsd_y(crop, ref):7.4f} {sharpness(crop):9.2f}")
         strip(panels, box).save(OUT / f"{name}.png", optimize=True)
