@@ -84,7 +84,8 @@ def test_vae_exposes_kl_in_training_and_is_deterministic_in_eval():
         vae = VAESR(residual=residual)
         x = torch.rand(2, 3, 16, 20)
         vae.train()
-        vae(x)
+        with torch.enable_grad():  # other tests may leave autograd off globally
+            vae(x)
         assert vae.last_kl is not None and vae.last_kl.item() >= 0 and vae.last_kl.requires_grad
         vae.eval()
         with torch.no_grad():

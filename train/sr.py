@@ -137,7 +137,8 @@ def main(argv=None) -> int:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model = model.to(memory_format=torch.channels_last)  # CUDA and oneDNN (CPU) both run NHWC faster
-    log = MetricsCSV(run_dir / "metrics.csv", ["step", "loss", "kl", "kl_weight", "lr", "val_psnr_y", "seconds",
+    vae_fields = ["kl", "kl_weight"] if hasattr(model, "last_kl") else []
+    log = MetricsCSV(run_dir / "metrics.csv", ["step", "loss", *vae_fields, "lr", "val_psnr_y", "seconds",
                                                "steps_per_s"])
     clock = Stopwatch(args.time_budget)
     meta = {"model": spec.name, "task": spec.task, "scale": spec.scale,
