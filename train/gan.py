@@ -20,15 +20,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from common.paths import data_root
 from models import save_checkpoint
 from models.registry import DISCRIMINATORS
 
-from .data import (CountingSampler, DataError, PatchConfig, SRPatchDataset, load_folder, split_validation,
-                   validation_pairs)
-from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, default_workers, finish_run, open_run, pick_device,
+from .data import CountingSampler
+from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, default_workers, finish_run, open_run,
                    run_description, save_state, scheduled_lr)
-from .sr import pixel_loss, sr_spec_or_exit, validate
+from .sr import pixel_loss, prepare_sr_run, sr_spec_or_exit, validate
 
 LOSS_FIELDS = ["step", "loss_g", "pixel", "adversarial", "tv", "feature", "loss_d", "d_real", "d_fake", "lr",
                "val_psnr_y", "seconds"]
@@ -121,18 +119,7 @@ def discriminator_step(discriminator, optimizer, sr: torch.Tensor, hr: torch.Ten
 def main(argv=None) -> int:
     args = parse_args(argv)
     spec = check_args(args)
-    torch.manual_seed(args.seed)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
-    data_dir = args.data or data_root() / "train"
-    try:
-        images, names = load_folder(data_dir, limit=args.data_limit)
-        train_imgs, _, val_imgs, val_names = split_validation(images, names, args.val_count)
-        dataset = SRPatchDataset(train_imgs, PatchConfig(spec.scale, args.patch, "bicubic"), seed=args.seed)
-    except DataError as exc:
-        raise SystemExit(f"error: {exc}")
-    val = validation_pairs(val_imgs, spec.scale, lr_multiple=spec.pad_multiple)
+    device, data_dir, dataset, train_count, val, val_names = prepare_sr_run(args, spec, "bicubic")
 
     generator = spec.build().to(device).to(memory_format=torch.channels_last)
     discriminator = DISCRIMINATORS[spec.arch](channels=args.d_channels).to(device).to(memory_format=torch.channels_last)
@@ -157,7 +144,7 @@ def main(argv=None) -> int:
                        "feature_matching": f"discriminator block features, L1 x {args.w_feature} "
                                            "(stands in for a pretrained VGG/MobileNet)"},
             "discriminator": {"arch": d_arch, "channels": args.d_channels},
-            "data": {"train_dir": str(data_dir), "train_images": len(train_imgs), "val_images": val_names,
+            "data": {"train_dir": str(data_dir), "train_images": train_count, "val_images": val_names,
                      "degradation": "bicubic", "lr_patch": args.patch, "batch_size": args.batch_size},
             **run_description(args, device)}
 

@@ -104,9 +104,9 @@ def validate(model, pairs, device, scale: int) -> float:
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    spec = check_args(args)
+def prepare_sr_run(args: argparse.Namespace, spec, degradation: str):
+    """Seed, threads, device and data of an SR run (train.sr and train.gan): returns
+    (device, data_dir, patch dataset, training image count, validation pairs, validation names)."""
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -115,10 +115,17 @@ def main(argv=None) -> int:
     try:
         images, names = load_folder(data_dir, limit=args.data_limit)
         train_imgs, _, val_imgs, val_names = split_validation(images, names, args.val_count)
-        dataset = SRPatchDataset(train_imgs, PatchConfig(spec.scale, args.patch, args.degradation), seed=args.seed)
+        dataset = SRPatchDataset(train_imgs, PatchConfig(spec.scale, args.patch, degradation), seed=args.seed)
     except DataError as exc:
         raise SystemExit(f"error: {exc}")
     val = validation_pairs(val_imgs, spec.scale, lr_multiple=spec.pad_multiple)
+    return device, data_dir, dataset, len(train_imgs), val, val_names
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    spec = check_args(args)
+    device, data_dir, dataset, train_count, val, val_names = prepare_sr_run(args, spec, args.degradation)
 
     overrides = {} if args.dropout is None else {"dropout": args.dropout}
     model = spec.build(**overrides).to(device)
@@ -142,7 +149,7 @@ def main(argv=None) -> int:
                                                "steps_per_s"])
     clock = Stopwatch(args.time_budget)
     meta = {"model": spec.name, "task": spec.task, "scale": spec.scale,
-            "data": {"train_dir": str(data_dir), "train_images": len(train_imgs), "val_images": val_names,
+            "data": {"train_dir": str(data_dir), "train_images": train_count, "val_images": val_names,
                      "degradation": args.degradation, "lr_patch": args.patch, "batch_size": args.batch_size},
             **run_description(args, device)}
     if hasattr(model, "last_kl"):
