@@ -26,8 +26,8 @@ from models.lab_color import grey_from_rgb, grey_to_rgb, rgb_to_lab
 
 from .colorize_losses import RGB_LOSSES, chroma_loss
 from .data import CountingSampler, DataError, load_folder, split_validation
-from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, finish_run, open_run, pick_device, run_description,
-                   save_state, scheduled_lr)
+from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, finish_run, open_run, optimizer_step, pick_device,
+                   run_description, save_state, scheduled_lr)
 
 LOSSES = sorted(RGB_LOSSES) + ["chroma"]
 MIN_COLOURFULNESS = 5.0  # training images below this are (near) grey: they would teach sepia
@@ -217,12 +217,7 @@ def main(argv=None) -> int:
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(args, step, clock)
         loss = compute_loss(args.loss, model, rgb, args.rebalance, args.saturation)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        if ema:
-            ema.update(model, step)
+        optimizer_step(model, optimizer, loss, ema, step)
         step += 1
         bar.update(1)
         if step % args.val_every == 0 or step == args.iters:

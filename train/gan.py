@@ -25,7 +25,7 @@ from models.registry import DISCRIMINATORS
 
 from .data import CountingSampler
 from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, default_workers, finish_run, open_run,
-                   run_description, save_state, scheduled_lr)
+                   optimizer_step, run_description, save_state, scheduled_lr)
 from .sr import pixel_loss, prepare_sr_run, sr_spec_or_exit, validate
 
 LOSS_FIELDS = ["step", "loss_g", "pixel", "adversarial", "tv", "feature", "loss_d", "d_real", "d_fake", "lr",
@@ -177,12 +177,7 @@ def main(argv=None) -> int:
         sr = generator(lr_t)
         d_stats = discriminator_step(discriminator, opt_d, sr, hr_t) if adversarial else {}
         terms = generator_losses(args, discriminator, sr, hr_t, adversarial)
-        opt_g.zero_grad(set_to_none=True)
-        terms["loss_g"].backward()
-        torch.nn.utils.clip_grad_norm_(generator.parameters(), 1.0)
-        opt_g.step()
-        if ema:
-            ema.update(generator, step)
+        optimizer_step(generator, opt_g, terms["loss_g"], ema, step)
         step += 1
         bar.update(1)
         row = {"step": step, **{k: v.item() for k, v in terms.items()}, **d_stats, "lr": lr_now}

@@ -24,8 +24,8 @@ from models import get_spec, save_checkpoint
 
 from .data import CountingSampler, DataError, load_folder, split_validation
 from .interp_data import MotionConfig, TripletDataset, heldout_triplets
-from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, finish_run, open_run, pick_device, run_description,
-                   save_state, scheduled_lr)
+from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, finish_run, open_run, optimizer_step, pick_device,
+                   run_description, save_state, scheduled_lr)
 from .sr import pixel_loss
 
 
@@ -135,12 +135,7 @@ def main(argv=None) -> int:
                 pixel_loss(args.loss, o, ft) for o in outs[:-1])
         else:
             loss = pixel_loss(args.loss, model(f0, f1, t), ft)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        if ema:
-            ema.update(model, step)
+        optimizer_step(model, optimizer, loss, ema, step)
         step += 1
         bar.update(1)
         if step % 50 == 0:

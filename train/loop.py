@@ -66,6 +66,16 @@ class EMA:
                 ema_v.copy_(v)
 
 
+def optimizer_step(model: nn.Module, optimizer, loss: torch.Tensor, ema: Optional["EMA"], step: int) -> None:
+    """One update every training script makes: backward, clip the gradient norm to 1, step, EMA."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    if ema:
+        ema.update(model, step)
+
+
 class MetricsCSV:
     """Append-only CSV; the header is fixed by the first row's keys (resumes append)."""
 

@@ -23,8 +23,8 @@ from models import get_spec, resolve_name, save_checkpoint
 
 from .data import (DEGRADATIONS, CountingSampler, DataError, PatchConfig, SRPatchDataset, load_folder,
                    split_validation, validation_pairs)
-from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, default_workers, finish_run, open_run, pick_device,
-                   run_description, run_progress, save_state, scheduled_lr)
+from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, default_workers, finish_run, open_run,
+                   optimizer_step, pick_device, run_description, run_progress, save_state, scheduled_lr)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -182,13 +182,9 @@ def main(argv=None) -> int:
         loss = pixel_loss(args.loss, pred.float(), hr_t)
         kl = getattr(model, "last_kl", None)  # VAE models expose their KL divergence after a training pass
         if kl is not None:
-            loss = loss + kl_weight(args, run_progress(args, step, clock)) * kl.float()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        if ema:
-            ema.update(model, step)
+            weight_kl = kl_weight(args, run_progress(args, step, clock))
+            loss = loss + weight_kl * kl.float()
+        optimizer_step(model, optimizer, loss, ema, step)
         step += 1
         bar.update(1)
         if step % 50 == 0:
@@ -197,9 +193,9 @@ def main(argv=None) -> int:
             val_psnr = validate(ema.model if ema else model.eval(), val, device, spec.scale)
             model.train()
             now = time.perf_counter()
-            weight_kl = kl_weight(args, run_progress(args, step, clock)) if kl is not None else ""
             log.write({"step": step, "loss": loss.item(), "kl": kl.item() if kl is not None else "",
-                       "kl_weight": weight_kl, "lr": optimizer.param_groups[0]["lr"], "val_psnr_y": val_psnr,
+                       "kl_weight": weight_kl if kl is not None else "", "lr": optimizer.param_groups[0]["lr"],
+                       "val_psnr_y": val_psnr,
                        "seconds": prior_seconds + clock.elapsed, "steps_per_s": (step - s_last) / (now - t_last)})
             t_last, s_last = now, step
             print(f"step {step}: loss {loss.item():.4f} val Y-PSNR {val_psnr:.3f} dB", file=sys.stderr, flush=True)
