@@ -11,11 +11,10 @@ matching replaces the pretrained MobileNetV2 content loss, which cannot be downl
 """
 from __future__ import annotations
 
-import math
 import torch
 from torch import nn
 
-from .sr_blocks import StridedDiscriminator, bicubic_skip, check_scale, zero_last_conv
+from .sr_blocks import ResidualSRGenerator, StridedDiscriminator
 
 
 class SeparableConv2d(nn.Module):
@@ -30,48 +29,15 @@ class SeparableConv2d(nn.Module):
         return self.pointwise(self.depthwise(x))
 
 
-class SwiftResidualBlock(nn.Module):
-    def __init__(self, channels: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            SeparableConv2d(channels, channels, bias=False), nn.BatchNorm2d(channels), nn.PReLU(channels),
-            SeparableConv2d(channels, channels, bias=False), nn.BatchNorm2d(channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-class SwiftUpsample(nn.Sequential):
-    def __init__(self, channels: int):
-        super().__init__(SeparableConv2d(channels, channels * 4), nn.PixelShuffle(2), nn.PReLU(channels))
-
-
-class SwiftSRGANGenerator(nn.Module):
+class SwiftSRGANGenerator(ResidualSRGenerator):
     """LR RGB [0,1] (N,3,H,W) -> SR RGB (N,3,sH,sW); not clamped (callers clamp)."""
 
     def __init__(self, scale: int = 4, channels: int = 64, blocks: int = 16, in_channels: int = 3):
-        super().__init__()
-        check_scale("Swift-SRGAN", scale)
-        self.scale = scale
-        self.head = nn.Sequential(SeparableConv2d(in_channels, channels, 9), nn.PReLU(channels))
-        self.body = nn.Sequential(*[SwiftResidualBlock(channels) for _ in range(blocks)])
-        self.body_tail = nn.Sequential(SeparableConv2d(channels, channels, bias=False), nn.BatchNorm2d(channels))
-        self.upsample = nn.Sequential(*[SwiftUpsample(channels) for _ in range(int(math.log2(scale)))])
-        self.tail = SeparableConv2d(channels, in_channels, 9)
-        zero_last_conv(self.tail)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feat = self.head(x)
-        feat = feat + self.body_tail(self.body(feat))
-        return self.tail(self.upsample(feat)) + bicubic_skip(x, self.scale)
-
-
-def _separable_conv(cin: int, cout: int, stride: int, bias: bool) -> nn.Module:
-    return SeparableConv2d(cin, cout, stride=stride, bias=bias)
+        super().__init__(SeparableConv2d, "Swift-SRGAN", scale, channels, blocks, in_channels)
 
 
 class SwiftSRGANDiscriminator(StridedDiscriminator):
     """Seed 001's discriminator (separable convs); returns (logits, block features)."""
 
     def __init__(self, channels: int = 32, in_channels: int = 3):
-        super().__init__(_separable_conv, channels, in_channels)
+        super().__init__(SeparableConv2d, channels, in_channels)
