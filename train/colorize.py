@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +20,13 @@ from tqdm import tqdm
 
 from common.metrics import colorfulness, psnr_rgb
 from common.paths import data_root
-from models import get_spec, save_checkpoint
+from models import get_spec
 from models.lab_color import grey_from_rgb, grey_to_rgb, rgb_to_lab
 
 from .colorize_losses import RGB_LOSSES, chroma_loss
 from .data import CountingSampler, DataError, load_folder, split_validation
-from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, finish_run, open_run, optimizer_step, pick_device,
-                   run_description, save_state, scheduled_lr)
+from .loop import (EMA, RunRecorder, add_run_arguments, open_run, optimizer_step, pick_device, run_description,
+                   scheduled_lr)
 
 LOSSES = sorted(RGB_LOSSES) + ["chroma"]
 MIN_COLOURFULNESS = 5.0  # training images below this are (near) grey: they would teach sepia
@@ -190,28 +189,18 @@ def main(argv=None) -> int:
     run_dir, state, step = open_run(args, spec.name, model, optimizer, ema, device)
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=CountingSampler(step * args.batch_size),
                         num_workers=0)
-    log = MetricsCSV(run_dir / "metrics.csv", ["step", "loss", "lr", "val_psnr", "val_grey_psnr", "val_colorfulness",
-                                               "val_colorfulness_gt", "seconds", "steps_per_s"])
-    clock = Stopwatch(args.time_budget)
     meta = {"model": spec.name, "task": spec.task, "scale": 1, "loss": args.loss,
             "data": {"train_dir": str(data_dir), "train_images": len(train_imgs), "val_images": val_names,
                      "grey_input": "L/100 of CIE Lab (D65)", "patch": args.patch, "batch_size": args.batch_size},
             **run_description(args, device)}
-    prior_seconds = state["extra"].get("seconds", 0.0) if state else 0.0
-    scores = dict(state["extra"].get("val", {})) if state else {}
-
-    def checkpoint():
-        save_state(run_dir, step=step, model=model, optimizer=optimizer, ema=ema,
-                   extra={"seconds": prior_seconds + clock.elapsed, "val": scores})
-        info = {**meta, "iterations": step, "train_seconds": round(prior_seconds + clock.elapsed, 1),
-                **{k: round(v, 3) for k, v in scores.items()}}
-        save_checkpoint(run_dir / "model.safetensors", ema.model if ema else model, arch=spec.arch,
-                        args=model_args, meta=info)
+    run = RunRecorder(run_dir, ["step", "loss", "lr", "val_psnr", "val_grey_psnr", "val_colorfulness",
+                                "val_colorfulness_gt"], model=model, optimizer=optimizer, ema=ema, arch=spec.arch,
+                      model_args=model_args, meta=meta, state=state, step=step, budget_s=args.time_budget)
+    clock = run.clock
 
     model.train()
     it = iter(loader)
     bar = tqdm(total=args.iters, initial=step, desc=spec.name, dynamic_ncols=True, disable=None)
-    t_last, s_last = time.perf_counter(), step
     while step < args.iters and not clock.expired():
         rgb = next(it).to(device)
         for group in optimizer.param_groups:
@@ -221,27 +210,23 @@ def main(argv=None) -> int:
         step += 1
         bar.update(1)
         if step % args.val_every == 0 or step == args.iters:
-            scores = validate(ema.model if ema else model.eval(), val, device)
+            scores = validate(run.eval_model(), val, device)
             model.train()
-            now = time.perf_counter()
-            log.write({"step": step, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], **scores,
-                       "seconds": prior_seconds + clock.elapsed, "steps_per_s": (step - s_last) / (now - t_last)})
-            t_last, s_last = now, step
-            print(f"step {step}: loss {loss.item():.4f} val PSNR {scores['val_psnr']:.3f} dB (grey "
-                  f"{scores['val_grey_psnr']:.3f}) colourfulness {scores['val_colorfulness']:.1f} / "
-                  f"{scores['val_colorfulness_gt']:.1f}", file=sys.stderr, flush=True)
+            run.record(step, {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}, scores,
+                       f"loss {loss.item():.4f} val PSNR {scores['val_psnr']:.3f} dB (grey "
+                       f"{scores['val_grey_psnr']:.3f}) colourfulness {scores['val_colorfulness']:.1f} / "
+                       f"{scores['val_colorfulness_gt']:.1f}")
         if step % args.save_every == 0:
-            checkpoint()
+            run.save(step)
     bar.close()
-    final = ema.model if ema else model.eval()
+    final = run.eval_model()
     if args.calibrate_gain and val:
         gain = calibrate_gain(final, val, device)
         final.chroma_gain = model.chroma_gain = gain
         model_args["chroma_gain"] = gain
-        scores = validate(final, val, device)
+        run.scores = validate(final, val, device)
         print(f"chroma gain {gain:.2f}", file=sys.stderr)
-    checkpoint()
-    finish_run(run_dir, spec.weights_path, step=step, iters=args.iters, clock=clock, publish=args.publish)
+    run.finish(step, args.iters, spec.weights_path, args.publish)
     return 0
 
 

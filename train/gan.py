@@ -24,12 +24,12 @@ from models import save_checkpoint
 from models.registry import DISCRIMINATORS
 
 from .data import CountingSampler
-from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, default_workers, finish_run, open_run,
-                   optimizer_step, run_description, save_state, scheduled_lr)
+from .loop import (EMA, RunRecorder, add_run_arguments, default_workers, open_run, optimizer_step,
+                   run_description, scheduled_lr)
 from .sr import pixel_loss, prepare_sr_run, sr_spec_or_exit, validate
 
 LOSS_FIELDS = ["step", "loss_g", "pixel", "adversarial", "tv", "feature", "loss_d", "d_real", "d_fake", "lr",
-               "val_psnr_y", "seconds"]
+               "val_psnr_y"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -134,9 +134,6 @@ def main(argv=None) -> int:
     workers = default_workers(device) if args.workers is None else args.workers
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=CountingSampler(step * args.batch_size),
                         num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-    log = MetricsCSV(run_dir / "metrics.csv", LOSS_FIELDS)
-    clock = Stopwatch(args.time_budget)
-    prior_seconds = state["extra"].get("seconds", 0.0) if state else 0.0
     d_arch = type(discriminator).__name__
     meta = {"model": spec.name, "task": spec.task, "scale": spec.scale, "adversarial": True,
             "losses": {"pixel": f"{args.pixel_loss} x {args.w_pixel}", "adversarial": f"BCE x {args.w_adv}",
@@ -148,23 +145,20 @@ def main(argv=None) -> int:
                      "degradation": "bicubic", "lr_patch": args.patch, "batch_size": args.batch_size},
             **run_description(args, device)}
 
-    def checkpoint(val_psnr=None):
-        extra = {"seconds": prior_seconds + clock.elapsed, "discriminator": discriminator.state_dict(),
-                 "d_optimizer": opt_d.state_dict()}
-        save_state(run_dir, step=step, model=generator, optimizer=opt_g, ema=ema, extra=extra)
-        info = {**meta, "iterations": step, "train_seconds": round(prior_seconds + clock.elapsed, 1)}
-        if val_psnr is not None:
-            info["val_psnr_y"] = round(val_psnr, 3)
-        save_checkpoint(run_dir / "model.safetensors", ema.model if ema else generator, arch=spec.arch,
-                        args=spec.kwargs, meta=info)
+    def save_discriminator(step: int) -> dict:
         save_checkpoint(run_dir / "discriminator.safetensors", discriminator, arch=d_arch,
                         args={"channels": args.d_channels}, meta={"generator": spec.name, "iterations": step})
+        return {"discriminator": discriminator.state_dict(), "d_optimizer": opt_d.state_dict()}
+
+    run = RunRecorder(run_dir, LOSS_FIELDS, model=generator, optimizer=opt_g, ema=ema, arch=spec.arch,
+                      model_args=dict(spec.kwargs), meta=meta, state=state, step=step, budget_s=args.time_budget,
+                      on_save=save_discriminator)
+    clock = run.clock
 
     generator.train()
     discriminator.train()
     batches = iter(loader)
     bar = tqdm(total=args.iters, initial=step, desc=spec.name, dynamic_ncols=True, disable=None)
-    val_psnr = None
     while step < args.iters and not clock.expired():
         lr_t, hr_t = (t.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                       for t in next(batches))
@@ -180,22 +174,20 @@ def main(argv=None) -> int:
         optimizer_step(generator, opt_g, terms["loss_g"], ema, step)
         step += 1
         bar.update(1)
-        row = {"step": step, **{k: v.item() for k, v in terms.items()}, **d_stats, "lr": lr_now}
+        row = {**{k: v.item() for k, v in terms.items()}, **d_stats, "lr": lr_now}
         if step % 25 == 0:
             bar.set_postfix(g=f"{row['loss_g']:.4f}", d=f"{row.get('loss_d', 0):.3f}")
         if step % args.val_every == 0 or step == args.iters:
-            val_psnr = validate(ema.model if ema else generator.eval(), val, device, spec.scale)
+            val_psnr = validate(run.eval_model(), val, device, spec.scale)
             generator.train()
-            log.write({**row, "val_psnr_y": val_psnr, "seconds": prior_seconds + clock.elapsed})
-            print(f"step {step}: " + " ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step")
-                  + f" val Y-PSNR {val_psnr:.3f} dB", file=sys.stderr, flush=True)
+            run.record(step, row, {"val_psnr_y": val_psnr}, " ".join(f"{k} {v:.4g}" for k, v in row.items())
+                       + f" val Y-PSNR {val_psnr:.3f} dB")
         elif step % 25 == 0:
-            log.write({**row, "seconds": prior_seconds + clock.elapsed})
+            run.record(step, row)
         if step % args.save_every == 0:
-            checkpoint(val_psnr)
+            run.save(step)
     bar.close()
-    checkpoint(val_psnr)
-    finish_run(run_dir, spec.weights_path, step=step, iters=args.iters, clock=clock, publish=args.publish)
+    run.finish(step, args.iters, spec.weights_path, args.publish)
     return 0
 
 

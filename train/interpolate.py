@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +19,12 @@ from tqdm import tqdm
 
 from common.metrics import psnr_rgb
 from common.paths import data_root
-from models import get_spec, save_checkpoint
+from models import get_spec
 
 from .data import CountingSampler, DataError, load_folder, split_validation
 from .interp_data import MotionConfig, TripletDataset, heldout_triplets
-from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, finish_run, open_run, optimizer_step, pick_device,
-                   run_description, save_state, scheduled_lr)
+from .loop import (EMA, RunRecorder, add_run_arguments, open_run, optimizer_step, pick_device, run_description,
+                   scheduled_lr)
 from .sr import pixel_loss
 
 
@@ -100,30 +99,22 @@ def main(argv=None) -> int:
 
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=CountingSampler(step * args.batch_size),
                         num_workers=args.workers, persistent_workers=args.workers > 0)
-    log = MetricsCSV(run_dir / "metrics.csv", ["step", "loss", "lr", "val_psnr", "seconds", "steps_per_s"])
-    clock = Stopwatch(args.time_budget)
     meta = {"model": spec.name, "task": spec.task, "scale": spec.scale,
             "data": {"train_dir": str(data_dir), "train_images": len(train_imgs), "val_images": val_names,
                      "generator": "train/interp_data.py synthetic camera motion + moving patches",
                      "patch": args.patch, "max_shift": args.max_shift, "still_fraction": args.still_fraction,
                      "batch_size": args.batch_size},
             **run_description(args, device)}
-    prior_seconds = state["extra"].get("seconds", 0.0) if state else 0.0
     levels = hasattr(model, "forward_levels") and args.level_weight > 0
-
-    def checkpoint(val_psnr=None):
-        save_state(run_dir, step=step, model=model, optimizer=optimizer, ema=ema,
-                   extra={"seconds": prior_seconds + clock.elapsed})
-        info = {**meta, "iterations": step, "train_seconds": round(prior_seconds + clock.elapsed, 1)}
-        if val_psnr is not None:
-            info["val_psnr"] = round(val_psnr, 3)
-        save_checkpoint(run_dir / "model.safetensors", ema.model if ema else model, arch=spec.arch,
-                        args=dict(spec.kwargs), meta=info)
+    run = RunRecorder(run_dir, ["step", "loss", "lr", "val_psnr"], model=model, optimizer=optimizer, ema=ema,
+                      arch=spec.arch, model_args=dict(spec.kwargs), meta=meta, state=state, step=step,
+                      budget_s=args.time_budget)
+    clock = run.clock
 
     model.train()
     it = iter(loader)
     bar = tqdm(total=args.iters, initial=step, desc=spec.name, dynamic_ncols=True, disable=None)
-    t_last, s_last, val_psnr = time.perf_counter(), step, None
+    val_psnr = None
     while step < args.iters and not clock.expired():
         f0, ft, f1, t = (x.to(device) for x in next(it))
         t = t.view(-1, 1, 1, 1)
@@ -141,18 +132,14 @@ def main(argv=None) -> int:
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{val_psnr:.2f}" if val_psnr else "-")
         if step % args.val_every == 0 or step == args.iters:
-            val_psnr = validate(ema.model if ema else model.eval(), val, device)
+            val_psnr = validate(run.eval_model(), val, device)
             model.train()
-            now = time.perf_counter()
-            log.write({"step": step, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "val_psnr": val_psnr,
-                       "seconds": prior_seconds + clock.elapsed, "steps_per_s": (step - s_last) / (now - t_last)})
-            t_last, s_last = now, step
-            print(f"step {step}: loss {loss.item():.4f} val PSNR {val_psnr:.3f} dB", file=sys.stderr, flush=True)
+            run.record(step, {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}, {"val_psnr": val_psnr},
+                       f"loss {loss.item():.4f} val PSNR {val_psnr:.3f} dB")
         if step % args.save_every == 0:
-            checkpoint(val_psnr)
+            run.save(step)
     bar.close()
-    checkpoint(val_psnr)
-    finish_run(run_dir, get_spec(spec.name).weights_path, step=step, iters=args.iters, clock=clock, publish=args.publish)
+    run.finish(step, args.iters, spec.weights_path, args.publish)
     return 0
 
 

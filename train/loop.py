@@ -14,12 +14,12 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import torch
 from torch import nn
 
-from models.checkpoint import CheckpointError, read_weights
+from models.checkpoint import CheckpointError, read_weights, save_checkpoint
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -125,6 +125,71 @@ class Stopwatch:
 
     def expired(self) -> bool:
         return self.budget > 0 and self.elapsed >= self.budget
+
+
+class RunRecorder:
+    """The bookkeeping every training loop repeats around its steps.
+
+    Owns the run's clock, the metrics CSV (each row gets the run's total seconds and the steps/s
+    since the previous row), the console line, and the checkpoint pair: `state.pt` to resume and
+    the EMA weights (the raw ones without EMA) as `model.safetensors` with a sidecar holding
+    `meta`, the iterations, the training seconds and the latest validation scores. `on_save(step)`
+    lets a script save more (train.gan: the discriminator) and returns extra entries for state.pt.
+    """
+
+    def __init__(self, run_dir: Path, fields: list, *, model: nn.Module, optimizer, ema: Optional[EMA],
+                 arch: str, model_args: Dict[str, Any], meta: Dict[str, Any], state: Optional[Dict[str, Any]],
+                 step: int, budget_s: float, on_save: Optional[Callable[[int], Dict[str, Any]]] = None):
+        self.run_dir = Path(run_dir)
+        self.log = MetricsCSV(self.run_dir / "metrics.csv", [*fields, "seconds", "steps_per_s"])
+        self.model, self.optimizer, self.ema = model, optimizer, ema
+        self.arch, self.model_args, self.meta, self.on_save = arch, model_args, meta, on_save
+        resumed = state["extra"] if state else {}
+        self.prior_seconds = resumed.get("seconds", 0.0)
+        self.scores: Dict[str, float] = dict(resumed.get("val", {}))
+        self.clock = Stopwatch(budget_s)
+        self._last = (time.perf_counter(), step)
+
+    @property
+    def seconds(self) -> float:
+        """Training seconds over every chunk of the run."""
+        return self.prior_seconds + self.clock.elapsed
+
+    @property
+    def weights(self) -> nn.Module:
+        """The weights the run publishes: the EMA copy when there is one."""
+        return self.ema.model if self.ema else self.model
+
+    def eval_model(self) -> nn.Module:
+        """The model to validate, in eval mode (callers put `model` back in train mode after)."""
+        return self.ema.model if self.ema else self.model.eval()
+
+    def record(self, step: int, row: Dict[str, Any], scores: Optional[Dict[str, float]] = None,
+               message: str = "") -> None:
+        """Append a CSV row (plus `scores`, which the next checkpoint's sidecar keeps) and print `message`."""
+        if scores is not None:
+            self.scores = dict(scores)
+        now = time.perf_counter()
+        t_last, s_last = self._last
+        self.log.write({"step": step, **row, **(scores or {}), "seconds": self.seconds,
+                        "steps_per_s": (step - s_last) / max(now - t_last, 1e-9)})
+        self._last = (now, step)
+        if message:
+            print(f"step {step}: {message}", file=sys.stderr, flush=True)
+
+    def save(self, step: int) -> None:
+        extra = self.on_save(step) if self.on_save else {}
+        save_state(self.run_dir, step=step, model=self.model, optimizer=self.optimizer, ema=self.ema,
+                   extra={"seconds": self.seconds, "val": self.scores, **extra})
+        info = {**self.meta, "iterations": step, "train_seconds": round(self.seconds, 1),
+                **{k: round(v, 3) for k, v in self.scores.items()}}
+        save_checkpoint(self.run_dir / "model.safetensors", self.weights, arch=self.arch, args=self.model_args,
+                        meta=info)
+
+    def finish(self, step: int, iters: int, weights_path: Path, publish: bool) -> None:
+        """Last checkpoint, then finish_run (say if the budget cut the run, publish if asked)."""
+        self.save(step)
+        finish_run(self.run_dir, weights_path, step=step, iters=iters, clock=self.clock, publish=publish)
 
 
 def add_run_arguments(p: argparse.ArgumentParser, *, val_every: int, threads_default: int = 0) -> None:

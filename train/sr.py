@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +18,12 @@ from tqdm import tqdm
 
 from common.metrics import psnr_y
 from common.paths import data_root
-from models import get_spec, resolve_name, save_checkpoint
+from models import resolve_name
 
 from .data import (DEGRADATIONS, CountingSampler, DataError, PatchConfig, SRPatchDataset, load_folder,
                    split_validation, validation_pairs)
-from .loop import (EMA, MetricsCSV, Stopwatch, add_run_arguments, default_workers, finish_run, open_run,
-                   optimizer_step, pick_device, run_description, run_progress, save_state, scheduled_lr)
+from .loop import (EMA, RunRecorder, add_run_arguments, default_workers, open_run, optimizer_step, pick_device,
+                   run_description, run_progress, scheduled_lr)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -145,9 +144,6 @@ def main(argv=None) -> int:
         torch.backends.cudnn.benchmark = True
     model = model.to(memory_format=torch.channels_last)  # CUDA and oneDNN (CPU) both run NHWC faster
     vae_fields = ["kl", "kl_weight"] if hasattr(model, "last_kl") else []
-    log = MetricsCSV(run_dir / "metrics.csv", ["step", "loss", *vae_fields, "lr", "val_psnr_y", "seconds",
-                                               "steps_per_s"])
-    clock = Stopwatch(args.time_budget)
     meta = {"model": spec.name, "task": spec.task, "scale": spec.scale,
             "data": {"train_dir": str(data_dir), "train_images": train_count, "val_images": val_names,
                      "degradation": args.degradation, "lr_patch": args.patch, "batch_size": args.batch_size},
@@ -155,21 +151,15 @@ def main(argv=None) -> int:
     if hasattr(model, "last_kl"):
         meta["vae"] = {"kl_weight": args.kl_weight, "kl_warmup_fraction": args.kl_warmup,
                        "kl": "mean per latent element, added to the pixel loss"}
-    prior_seconds = state["extra"].get("seconds", 0.0) if state else 0.0
-
-    def checkpoint(val_psnr=None):
-        save_state(run_dir, step=step, model=model, optimizer=optimizer, ema=ema,
-                   extra={"seconds": prior_seconds + clock.elapsed})
-        info = {**meta, "iterations": step, "train_seconds": round(prior_seconds + clock.elapsed, 1)}
-        if val_psnr is not None:
-            info["val_psnr_y"] = round(val_psnr, 3)
-        save_checkpoint(run_dir / "model.safetensors", ema.model if ema else model, arch=spec.arch,
-                        args=model_args, meta=info)
+    run = RunRecorder(run_dir, ["step", "loss", *vae_fields, "lr", "val_psnr_y"], model=model, optimizer=optimizer,
+                      ema=ema, arch=spec.arch, model_args=model_args, meta=meta, state=state, step=step,
+                      budget_s=args.time_budget)
+    clock = run.clock
 
     model.train()
     it = iter(loader)
     bar = tqdm(total=args.iters, initial=step, desc=spec.name, dynamic_ncols=True, disable=None)
-    t_last, s_last, val_psnr = time.perf_counter(), step, None
+    val_psnr = None
     while step < args.iters and not clock.expired():
         lr_t, hr_t = next(it)
         lr_t = lr_t.to(device, non_blocking=True)
@@ -190,20 +180,15 @@ def main(argv=None) -> int:
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{val_psnr:.2f}" if val_psnr else "-")
         if step % args.val_every == 0 or step == args.iters:
-            val_psnr = validate(ema.model if ema else model.eval(), val, device, spec.scale)
+            val_psnr = validate(run.eval_model(), val, device, spec.scale)
             model.train()
-            now = time.perf_counter()
-            log.write({"step": step, "loss": loss.item(), "kl": kl.item() if kl is not None else "",
-                       "kl_weight": weight_kl if kl is not None else "", "lr": optimizer.param_groups[0]["lr"],
-                       "val_psnr_y": val_psnr,
-                       "seconds": prior_seconds + clock.elapsed, "steps_per_s": (step - s_last) / (now - t_last)})
-            t_last, s_last = now, step
-            print(f"step {step}: loss {loss.item():.4f} val Y-PSNR {val_psnr:.3f} dB", file=sys.stderr, flush=True)
+            kl_row = {"kl": kl.item(), "kl_weight": weight_kl} if kl is not None else {}
+            run.record(step, {"loss": loss.item(), **kl_row, "lr": optimizer.param_groups[0]["lr"]},
+                       {"val_psnr_y": val_psnr}, f"loss {loss.item():.4f} val Y-PSNR {val_psnr:.3f} dB")
         if step % args.save_every == 0:
-            checkpoint(val_psnr)
+            run.save(step)
     bar.close()
-    checkpoint(val_psnr)
-    finish_run(run_dir, get_spec(spec.name).weights_path, step=step, iters=args.iters, clock=clock, publish=args.publish)
+    run.finish(step, args.iters, spec.weights_path, args.publish)
     return 0
 
 
