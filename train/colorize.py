@@ -20,13 +20,12 @@ from tqdm import tqdm
 
 from common.metrics import colorfulness, psnr_rgb
 from common.paths import data_root
-from models import get_spec
 from models.lab_color import grey_from_rgb, grey_to_rgb, rgb_to_lab
 
 from .colorize_losses import RGB_LOSSES, chroma_loss
 from .data import CountingSampler, DataError, load_folder, split_validation
 from .loop import (EMA, RunRecorder, add_run_arguments, open_run, optimizer_step, pick_device, run_description,
-                   scheduled_lr)
+                   scheduled_lr, spec_for_task_or_exit)
 
 LOSSES = sorted(RGB_LOSSES) + ["chroma"]
 MIN_COLOURFULNESS = 5.0  # training images below this are (near) grey: they would teach sepia
@@ -57,12 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace):
     """Stop at once, with a clear message, on flags that make no sense."""
-    try:
-        spec = get_spec(args.model)
-    except KeyError as exc:
-        raise SystemExit(f"error: {exc.args[0]}")
-    if spec.task != "colorize":
-        raise SystemExit(f"error: '{spec.name}' is a {spec.task} model; train it with train.{spec.task}")
+    spec = spec_for_task_or_exit("colorize", args.model)
     if args.loss is None:
         suffix = spec.name.rsplit("_", 1)[-1]
         args.loss = suffix if suffix in RGB_LOSSES else "chroma"

@@ -19,12 +19,11 @@ from tqdm import tqdm
 
 from common.metrics import psnr_rgb
 from common.paths import data_root
-from models import get_spec
 
 from .data import CountingSampler, DataError, load_folder, split_validation
 from .interp_data import MotionConfig, TripletDataset, heldout_triplets
 from .loop import (EMA, RunRecorder, add_run_arguments, open_run, optimizer_step, pick_device, run_description,
-                   scheduled_lr)
+                   scheduled_lr, spec_for_task_or_exit)
 from .sr import pixel_loss
 
 
@@ -52,12 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def check_args(args):
-    try:
-        spec = get_spec(args.model)
-    except KeyError as exc:
-        raise SystemExit(f"error: {exc.args[0]}")
-    if spec.task != "interpolate":
-        raise SystemExit(f"error: '{spec.name}' is a {spec.task} model; train it with train.{spec.task}")
+    spec = spec_for_task_or_exit("interpolate", args.model)
     if args.patch < 32:
         raise SystemExit(f"error: --patch {args.patch} is too small for the flow pyramid; use >= 32")
     if args.iters < 1 or args.batch_size < 1:

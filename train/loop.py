@@ -19,7 +19,19 @@ from typing import Any, Callable, Dict, Optional
 import torch
 from torch import nn
 
+from models import resolve_name
 from models.checkpoint import CheckpointError, read_weights, save_checkpoint
+
+
+def spec_for_task_or_exit(task: str, name: str, scale: Optional[int] = None):
+    """The registered model `name` (or family + scale), which must be a `task` model; else exit with a message."""
+    try:
+        spec = resolve_name(name, scale)
+    except (KeyError, ValueError) as exc:
+        raise SystemExit(f"error: {exc.args[0]}")
+    if spec.task != task:
+        raise SystemExit(f"error: '{spec.name}' is a {spec.task} model; train it with train.{spec.task}")
+    return spec
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -18,12 +18,11 @@ from tqdm import tqdm
 
 from common.metrics import psnr_y
 from common.paths import data_root
-from models import resolve_name
 
 from .data import (DEGRADATIONS, CountingSampler, DataError, PatchConfig, SRPatchDataset, load_folder,
                    split_validation, validation_pairs)
 from .loop import (EMA, RunRecorder, add_run_arguments, default_workers, open_run, optimizer_step, pick_device,
-                   run_description, run_progress, scheduled_lr)
+                   run_description, run_progress, scheduled_lr, spec_for_task_or_exit)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -53,12 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def sr_spec_or_exit(args: argparse.Namespace):
     """The SR model --model/--scale name, checked against --patch; a clear message and exit if not."""
-    try:
-        spec = resolve_name(args.model, args.scale)
-    except (KeyError, ValueError) as exc:
-        raise SystemExit(f"error: {exc.args[0]}")
-    if spec.task != "sr":
-        raise SystemExit(f"error: '{spec.name}' is a {spec.task} model; train it with train.{spec.task}")
+    spec = spec_for_task_or_exit("sr", args.model, args.scale)
     if args.patch < spec.min_patch:
         raise SystemExit(f"error: --patch {args.patch} is smaller than {spec.name}'s receptive field / "
                          f"downsampling; use >= {spec.min_patch}")
