@@ -24,11 +24,11 @@ import cv2
 import numpy as np
 import torch
 
-from common.images import DecodedImage, ImageLoadError, read_image
-from models import CheckpointError, get_spec
+from common.images import DecodedImage, read_image
+from models import get_spec
 from models.lab_color import lab_to_rgb
 
-from .contract import InputError, ServeError
+from .contract import InputError, cli_main
 from .runtime import get_backend
 from .sr import UpscaleResult, _split_array, save_image
 from .tiling import pad_to_multiple
@@ -134,6 +134,7 @@ def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_M
     return ColorizeResult(result, info, decoded.bit_depth)
 
 
+@cli_main
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m serve.colorize", description="Colorize one grey (or colour) image.")
     p.add_argument("input", help="image file (grey or colour; colour is turned grey first)")
@@ -145,13 +146,9 @@ def main(argv=None) -> int:
     p.add_argument("--weights", default=None, help="checkpoint to use instead of the shipped weights")
     args = p.parse_args(argv)
     options = {"weights_path": args.weights} if args.weights else {}
-    try:
-        result = colorize(read_image(args.input), args.model, args.backend, chroma_max_side=args.chroma_size,
-                          **options)
-        save_image(result, args.out, args.bits)
-    except (ImageLoadError, ServeError, CheckpointError, KeyError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = colorize(read_image(args.input), args.model, args.backend, chroma_max_side=args.chroma_size,
+                      **options)
+    save_image(result, args.out, args.bits)
     info = result.info
     print(f"{args.out}: {info['output_size'][0]}x{info['output_size'][1]} with {info['model']} on {info['backend']} "
           f"({info['provider']}), chroma at {info['chroma_size'][0]}x{info['chroma_size'][1]}, {info['seconds']:.2f}s")

@@ -6,10 +6,14 @@ with a sentence that names the model and what differs, instead of a runtime shap
 """
 from __future__ import annotations
 
+import functools
+import sys
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+
+from models.checkpoint import CheckpointError
 
 
 class ServeError(RuntimeError):
@@ -26,6 +30,31 @@ class ModelMismatch(ServeError):
 
 class InputError(ServeError, ValueError):
     """Input tensors or images the model cannot take (rank, channels, zero size, too many pixels)."""
+
+
+# What a request can get wrong (bad or unreadable input, a mismatched weights file, an unknown model,
+# an unwritable path): the user gets the message, not a traceback. ImageLoadError and InputError are
+# ValueErrors.
+REQUEST_ERRORS = (ServeError, CheckpointError, ValueError, KeyError, OSError)
+
+
+def error_message(exc: BaseException) -> str:
+    """The sentence to show for `exc` (a KeyError's str() would wrap its message in quotes)."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
+def cli_main(main: Callable[..., int]) -> Callable[..., int]:
+    """Wrap a `python -m serve.X` main: a REQUEST_ERRORS failure prints `error: ...` and returns 2."""
+
+    @functools.wraps(main)
+    def wrapper(argv=None) -> int:
+        try:
+            return main(argv)
+        except REQUEST_ERRORS as exc:
+            print(f"error: {error_message(exc)}", file=sys.stderr)
+            return 2
+
+    return wrapper
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from common.images import DecodedImage, ImageLoadError, read_image, to_uint8
-from models import CheckpointError, get_spec
+from models import get_spec
 
-from .contract import InputError, ServeError
+from .contract import InputError, cli_main
 from .runtime import get_backend
 from .sr import _split_array
 from .video import Mp4Writer, audio_format, probe, read_frames
@@ -209,6 +209,7 @@ def _sr_stage(sr_model: str, backend: str) -> Callable[[np.ndarray], np.ndarray]
     return run
 
 
+@cli_main
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m serve.interpolate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -221,34 +222,30 @@ def main(argv=None) -> int:
     p.add_argument("--sr-model", default=None, help="also upscale every frame with this SR model")
     p.add_argument("--no-audio", action="store_true")
     args = p.parse_args(argv)
-    try:
-        if len(args.inputs) == 2:
-            frames = interpolate_pair(args.inputs[0], args.inputs[1], args.model, args.factor, args.backend)
-            out = Path(args.out)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            paths = [out] if len(frames) == 1 else [out.with_name(f"{out.stem}_{i + 1}{out.suffix}")
-                                                    for i in range(len(frames))]
-            from PIL import Image as PILImage
+    if len(args.inputs) == 2:
+        frames = interpolate_pair(args.inputs[0], args.inputs[1], args.model, args.factor, args.backend)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        paths = [out] if len(frames) == 1 else [out.with_name(f"{out.stem}_{i + 1}{out.suffix}")
+                                                for i in range(len(frames))]
+        from PIL import Image as PILImage
 
-            for frame, path in zip(frames, paths):
-                PILImage.fromarray(to_uint8(frame)).save(path)
-            print("wrote " + ", ".join(str(p) for p in paths))
-            return 0
-        if len(args.inputs) != 1:
-            raise InputError("give one video, or two images")
-        from tqdm import tqdm
+        for frame, path in zip(frames, paths):
+            PILImage.fromarray(to_uint8(frame)).save(path)
+        print("wrote " + ", ".join(str(p) for p in paths))
+        return 0
+    if len(args.inputs) != 1:
+        raise InputError("give one video, or two images")
+    from tqdm import tqdm
 
-        with tqdm(desc="interpolating", unit="frame", disable=None) as bar:
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
+    with tqdm(desc="interpolating", unit="frame", disable=None) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
 
-            info = interpolate_video(args.inputs[0], args.out, args.factor, args.model, backend=args.backend,
-                                     max_seconds=args.max_seconds, sr_model=args.sr_model,
-                                     keep_audio=not args.no_audio, progress=progress)
-    except (InputError, ServeError, CheckpointError, KeyError, ValueError) as exc:
-        print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
-        return 2
+        info = interpolate_video(args.inputs[0], args.out, args.factor, args.model, backend=args.backend,
+                                 max_seconds=args.max_seconds, sr_model=args.sr_model,
+                                 keep_audio=not args.no_audio, progress=progress)
     print(f"{info['output']}: {info['frames_out']} frames at {info['fps_out']:.3g} fps from {info['input']}; "
           f"scene cuts at {info['scene_cuts'] or 'none'}; audio {'kept' if info['audio'] else 'none'}; "
           f"{info['seconds']:.1f} s")

@@ -19,10 +19,10 @@ from typing import Any, Callable, Dict, Optional, Union
 import numpy as np
 from PIL import Image
 
-from common.images import DecodedImage, ImageLoadError, read_image, to_uint8
-from models import CheckpointError, get_spec
+from common.images import DecodedImage, read_image, to_uint8
+from models import get_spec
 
-from .contract import InputError, ServeError
+from .contract import InputError, cli_main
 from .runtime import get_backend
 from .tiling import plan_for, tiled_apply
 
@@ -148,6 +148,7 @@ def save_image(result: UpscaleResult, path: Union[str, Path], bits: Union[int, s
     return path
 
 
+@cli_main
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m serve.sr", description="Upscale one image with a registered SR model.")
     p.add_argument("input", help="image file")
@@ -162,14 +163,10 @@ def main(argv=None) -> int:
     p.add_argument("--weights", default=None, help="checkpoint to use instead of the shipped weights")
     args = p.parse_args(argv)
     options = {"weights_path": args.weights} if args.weights else {}
-    try:
-        decoded = read_image(args.input)
-        result = upscale(decoded, args.model, args.backend, tile=args.tile, overlap=args.overlap,
-                         batch_size=args.batch_size, grey=args.grey, **options)
-        save_image(result, args.out, args.bits)
-    except (ImageLoadError, ServeError, CheckpointError, KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    decoded = read_image(args.input)
+    result = upscale(decoded, args.model, args.backend, tile=args.tile, overlap=args.overlap,
+                     batch_size=args.batch_size, grey=args.grey, **options)
+    save_image(result, args.out, args.bits)
     info = result.info
     print(f"{args.out}: {info['output_size'][0]}x{info['output_size'][1]} from {info['input_size'][0]}x"
           f"{info['input_size'][1]} with {info['model']} on {info['backend']} ({info['provider']}), "

@@ -28,10 +28,10 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from common.images import DecodedImage, ImageLoadError, read_image
+from common.images import DecodedImage, read_image
 from models import CheckpointError, get_spec, load_model
 
-from .contract import MASKS_INPUT, InputError, ServeError
+from .contract import MASKS_INPUT, InputError, cli_main
 from .runtime import get_backend
 from .sr import _split_array, check_size
 from .tiling import pad_to_multiple, plan_for, tile_starts, tiled_apply
@@ -267,6 +267,7 @@ def estimate_uncertainty(image: Union[DecodedImage, np.ndarray], model_name: str
     return UncertaintyResult(lr, one, mean, std_map, heatmap, render_colorbar(vmax, colormap), most, least, summary)
 
 
+@cli_main
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m serve.uncertainty", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -286,16 +287,12 @@ def main(argv=None) -> int:
     p.add_argument("--zip", default=None, help="also write the outputs into this zip file")
     args = p.parse_args(argv)
     options = {"weights_path": args.weights} if args.weights else {}
-    try:
-        result = estimate_uncertainty(read_image(args.image), args.model, args.passes, args.backend, args.estimator,
-                                      args.patch, args.top_n, args.seed, args.chunk, not args.no_crop,
-                                      tile=args.tile, **options)
-        files = write_outputs(result, args.out)
-        if args.zip:
-            zip_outputs(result, args.zip)
-    except (ImageLoadError, ServeError, CheckpointError, KeyError, ValueError) as exc:
-        print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
-        return 2
+    result = estimate_uncertainty(read_image(args.image), args.model, args.passes, args.backend, args.estimator,
+                                  args.patch, args.top_n, args.seed, args.chunk, not args.no_crop,
+                                  tile=args.tile, **options)
+    files = write_outputs(result, args.out)
+    if args.zip:
+        zip_outputs(result, args.zip)
     s = result.summary
     print(f"{args.out}: {len(files)} files; {s['estimator']} x{s['passes']} on {s['backend']}, "
           f"{s['output_size'][0]}x{s['output_size'][1]}, mean std {s['mean_std']:.4g}, max {s['max_std']:.4g}, "

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from common.images import DecodedImage, ImageLoadError, read_image, to_uint8
-from models import REGISTRY, CheckpointError, ModelSpec
+from models import REGISTRY, ModelSpec
 
 log = logging.getLogger("stsr.app")
 
@@ -129,9 +129,6 @@ def frame_count(value: Any) -> int:
         return 1
 
 
-USER_ERRORS = (ImageLoadError, CheckpointError, ValueError, KeyError, OSError)
-
-
 def user_errors(fn: Callable) -> Callable:
     """Show expected failures as a gr.Error with their message; log and summarise unexpected ones.
 
@@ -141,7 +138,7 @@ def user_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from serve.contract import ServeError
+        from serve.contract import REQUEST_ERRORS, error_message
 
         try:
             return fn(*args, **kwargs)
@@ -149,8 +146,8 @@ def user_errors(fn: Callable) -> Callable:
             log.info("%s refused: %s", fn.__name__, exc.message)
             exc.print_exception = False  # an answer to the user, not a server fault
             raise
-        except (ServeError, *USER_ERRORS) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        except REQUEST_ERRORS as exc:
+            message = error_message(exc)
             log.info("%s refused: %s", fn.__name__, message)
             raise gr.Error(str(message), print_exception=False) from None
         except MemoryError:
