@@ -340,3 +340,21 @@ def test_trt_backend_runs_an_engine_through_export_trt_runtime(assets, fake_tens
     engine_class.input_names = ["image"]
     with pytest.raises(ModelMismatch, match="another model"):
         create_backend("flashsr_x4", "trt", engine_path=str(engine))
+
+
+@pytest.mark.parametrize("module", ["serve.sr", "serve.colorize", "serve.uncertainty", "serve.interpolate"])
+def test_every_serve_cli_reports_request_errors_as_one_line(module, tmp_path, capsys):
+    """cli_main: an unreadable input, an unknown model or an unwritable output is 'error: ...' and exit 2."""
+    import importlib
+
+    main = importlib.import_module(module).main
+    image = tmp_path / "in.png"
+    Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(image)
+    inputs = [str(image), str(image)] if module == "serve.interpolate" else [str(image)]
+    out = ["--out", str(tmp_path / "o.png")]
+    cases = [([str(tmp_path / "absent.png")] * len(inputs) + out, "absent.png"),
+             (inputs + out + ["--model", "nope"], "unknown model 'nope'")]
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and "Traceback" not in err
