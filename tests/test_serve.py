@@ -344,7 +344,7 @@ def test_trt_backend_runs_an_engine_through_export_trt_runtime(assets, fake_tens
 
 @pytest.mark.parametrize("module", ["serve.sr", "serve.colorize", "serve.uncertainty", "serve.interpolate"])
 def test_every_serve_cli_reports_request_errors_as_one_line(module, tmp_path, capsys):
-    """cli_main: an unreadable input, an unknown model or an unwritable output is 'error: ...' and exit 2."""
+    """cli_main: a missing input or an unknown model is one "error: ..." line and exit 2, no traceback."""
     import importlib
 
     main = importlib.import_module(module).main
