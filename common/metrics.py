@@ -78,6 +78,22 @@ def gmsd_y(sr: np.ndarray, hr: np.ndarray, crop: int = 0) -> float:
     return gmsd(*_prepare(sr, hr, crop))
 
 
+def mean_gradient(y255: np.ndarray) -> float:
+    """Mean gradient magnitude of one channel (0-255 scale): how much edge and texture detail it has."""
+    gy, gx = np.gradient(np.asarray(y255, np.float64))
+    return float(np.hypot(gx, gy).mean())
+
+
+def detail_ratio_y(sr: np.ndarray, hr: np.ndarray, crop: int = 0) -> float:
+    """mean_gradient of the output's Y over the truth's: 1 = as much detail as the truth, < 1 blurrier.
+
+    The sharpness measure for GAN outputs, which PSNR and GMSD under-rate: it says how much
+    high-frequency content there is, not whether it is the right content (read it beside GMSD).
+    """
+    sr_y, hr_y = _prepare(sr, hr, crop)
+    return mean_gradient(sr_y) / max(mean_gradient(hr_y), 1e-12)
+
+
 def ms_ssim_y(sr: np.ndarray, hr: np.ndarray, crop: int = 0) -> float:
     """Multi-scale SSIM (Wang et al. 2003; pytorch-msssim, 5 scales, 11x11 Gaussian) on Y.
 

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.images import read_image  # noqa: E402
-from common.metrics import gmsd_y, psnr_y, quantize, rgb_to_y  # noqa: E402
+from common.metrics import gmsd_y, mean_gradient, psnr_y, quantize, rgb_to_y  # noqa: E402
 from common.paths import PROJECT_ROOT, data_root  # noqa: E402
 from common.resize import bicubic_downscale, bicubic_upscale, mod_crop  # noqa: E402
 from models import REGISTRY, load_model  # noqa: E402
@@ -33,9 +33,7 @@ PSNR_TWIN = {"srgan_x4": "srresnet_x4", "swift_srgan_x4": "swift_srgan_psnr_x4",
 
 def sharpness(img: np.ndarray) -> float:
     """Mean gradient magnitude of the Y channel (0-255 scale): higher = more high-frequency detail."""
-    y = rgb_to_y(quantize(img))
-    gy, gx = np.gradient(y)
-    return float(np.hypot(gx, gy).mean())
+    return mean_gradient(rgb_to_y(quantize(img)))
 
 
 @torch.inference_mode()

@@ -4,7 +4,7 @@ import pytest
 from scipy.ndimage import correlate1d
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from common.metrics import gmsd_y, ms_ssim_y, psnr_y, quantize, rgb_to_y, ssim_y
+from common.metrics import detail_ratio_y, gmsd_y, ms_ssim_y, psnr_y, quantize, rgb_to_y, ssim_y
 from common.resize import bicubic_downscale, bicubic_upscale, mod_crop
 
 
@@ -117,3 +117,17 @@ def test_ms_ssim_identical_blur_and_small_images(rng):
     light, heavy = ms_ssim_y(_blurred(hr, 1), hr), ms_ssim_y(_blurred(hr, 4), hr)
     assert 0 < heavy < light < 1
     assert np.isnan(ms_ssim_y(hr[:100], hr[:100]))  # too small for five scales
+
+
+def test_detail_ratio_is_one_for_the_truth_below_for_blur_above_for_added_texture(rng):
+    """The sharpness measure the GAN rows report: blur lowers it step by step, added grain raises it."""
+    from tests.conftest import smooth_image
+
+    hr = np.clip(smooth_image(rng, 96, 128) + rng.random((96, 128, 3)).astype(np.float32) * 0.1, 0, 1)
+    assert detail_ratio_y(hr, hr) == pytest.approx(1.0)
+    ratios = [detail_ratio_y(_blurred(hr, n), hr, crop=2) for n in (1, 2, 4)]
+    assert 1 > ratios[0] > ratios[1] > ratios[2] > 0
+    grain = np.clip(hr + rng.normal(0, 0.05, hr.shape).astype(np.float32), 0, 1)
+    assert detail_ratio_y(grain, hr) > 1.2
+    with pytest.raises(ValueError, match="shape mismatch"):
+        detail_ratio_y(hr[:10], hr)

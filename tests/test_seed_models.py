@@ -124,9 +124,11 @@ def test_results_table_has_params_structure_metrics_and_ort_latency(tmp_path):
         {"model": "esrcnn_x2", "backend": "onnx", "device": "cpu", "input_wh": [512, 512], "median_ms": 160.0}]}))
     latency = ort_latency(bench)
     assert latency == {"esrcnn_x2": 41.7}
-    rows = [{"model": m, "set": s, "scale": 2, "psnr_y": p, "ssim_y": 0.9, "gmsd_y": 0.01, "ms_ssim_y": 0.99}
+    rows = [{"model": m, "set": s, "scale": 2, "psnr_y": p, "ssim_y": 0.9, "gmsd_y": 0.01, "ms_ssim_y": 0.99,
+             "detail_ratio_y": 0.9}
             for m, p in (("esrcnn_x2", 36.5), ("bicubic", 33.7)) for s in ("Set5", "BSD68")]
     table = markdown_table(rows, ["Set5", "BSD68"], latency).splitlines()
-    assert "params" in table[0] and "BSD68 GMSD" in table[0] and "ORT CPU 256²" in table[0]
+    assert "params" in table[0] and "BSD68 GMSD" in table[0] and "BSD68 detail" in table[0]
+    assert "ORT CPU 256²" in table[0] and table[1].count("---") == table[0].count("|") - 1
     assert table[2].startswith("| bicubic | x2 | - |") and table[3].startswith("| esrcnn_x2 | x2 | 63,724 |")
-    assert table[3].endswith("| 0.0100 / 0.9900 | 42 |")
+    assert table[3].endswith("| 0.0100 / 0.9900 | 0.900 | 42 |")

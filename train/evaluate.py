@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from common.images import ImageLoadError, list_images, read_image
-from common.metrics import gmsd_y, ms_ssim_y, psnr_y, ssim_y
+from common.metrics import detail_ratio_y, gmsd_y, ms_ssim_y, psnr_y, ssim_y
 from common.paths import benchmark_dir
 from common.resize import bicubic_downscale, bicubic_upscale, mod_crop
 from models import REGISTRY, get_spec, load_model
@@ -96,7 +96,7 @@ def evaluate_sr(model_name: str, scale: int, sets: Dict[str, list], weights=None
     upscale = make_upscaler(model_name, scale, weights, torch.device(device))
     rows = []
     for set_name, images in sets.items():
-        psnrs, ssims, gmsds, ms_ssims, seconds = [], [], [], [], 0.0
+        psnrs, ssims, gmsds, ms_ssims, details, seconds = [], [], [], [], [], 0.0
         for _, hr in images:
             hr = mod_crop(hr, scale)
             lr = bicubic_downscale(hr, scale)
@@ -107,10 +107,12 @@ def evaluate_sr(model_name: str, scale: int, sets: Dict[str, list], weights=None
             ssims.append(ssim_y(sr, hr, crop=scale))
             gmsds.append(gmsd_y(sr, hr, crop=scale))
             ms_ssims.append(ms_ssim_y(sr, hr, crop=scale))
+            details.append(detail_ratio_y(sr, hr, crop=scale))
         valid_ms = [v for v in ms_ssims if not np.isnan(v)]
         rows.append({"model": model_name, "set": set_name, "scale": scale, "psnr_y": round(float(np.mean(psnrs)), 4),
                      "ssim_y": round(float(np.mean(ssims)), 5), "gmsd_y": round(float(np.mean(gmsds)), 5),
                      "ms_ssim_y": round(float(np.mean(valid_ms)), 5) if valid_ms else None,
+                     "detail_ratio_y": round(float(np.mean(details)), 4),
                      "seconds": round(seconds, 3), "images": len(images)})
     return rows
 
@@ -149,7 +151,7 @@ def ort_latency(bench_json: Path) -> Dict[str, float]:
 
 
 def markdown_table(rows: List[dict], sets: List[str], latency: Dict[str, float] = None) -> str:
-    """Params, Y-PSNR / SSIM per set, GMSD / MS-SSIM on the last set, and (given) ORT CPU latency."""
+    """Params, Y-PSNR / SSIM per set, GMSD / MS-SSIM / detail ratio on the last set, and (given) ORT CPU latency."""
     from models.registry import REGISTRY as specs
 
     keyed = {}
@@ -157,15 +159,16 @@ def markdown_table(rows: List[dict], sets: List[str], latency: Dict[str, float] 
         keyed.setdefault((r["model"], r["scale"]), {})[r["set"]] = r
     last = sets[-1]
     head = ("| model | scale | params | " + " | ".join(f"{s} PSNR / SSIM" for s in sets)
-            + f" | {last} GMSD ↓ / MS-SSIM | ORT CPU 256² (ms) |")
-    lines = [head, "|" + "---|" * (5 + len(sets))]
+            + f" | {last} GMSD ↓ / MS-SSIM | {last} detail | ORT CPU 256² (ms) |")
+    lines = [head, "|" + "---|" * (6 + len(sets))]
     for (model, scale), per_set in sorted(keyed.items(), key=lambda kv: (kv[0][1], kv[0][0] != "bicubic", kv[0][0])):
         params = f"{sum(p.numel() for p in specs[model].build().parameters()):,}" if model in specs else "-"
         cells = [f"{per_set[s]['psnr_y']:.2f} / {per_set[s]['ssim_y']:.4f}" if s in per_set else "-" for s in sets]
         r = per_set.get(last)
         structure = f"{r['gmsd_y']:.4f} / {r['ms_ssim_y']:.4f}" if r and r.get("ms_ssim_y") is not None else "-"
+        detail = f"{r['detail_ratio_y']:.3f}" if r and r.get("detail_ratio_y") is not None else "-"
         ms = (latency or {}).get(model)
-        lines.append(f"| {model} | x{scale} | {params} | " + " | ".join(cells) + f" | {structure} | "
+        lines.append(f"| {model} | x{scale} | {params} | " + " | ".join(cells) + f" | {structure} | {detail} | "
                      + (f"{ms:.0f}" if ms is not None else "-") + " |")
     return "\n".join(lines)
 
@@ -217,12 +220,12 @@ def main(argv=None) -> int:
         rows += result
         if args.update_sidecar and model_name != "bicubic":
             path = args.weights or get_spec(model_name).weights_path
-            record_metrics(path, result, ("psnr_y", "ssim_y", "gmsd_y", "ms_ssim_y"))
+            record_metrics(path, result, ("psnr_y", "ssim_y", "gmsd_y", "ms_ssim_y", "detail_ratio_y"))
         if not args.json:
             for r in result:
                 print(f"{r['model']:<20} x{r['scale']} {r['set']:<8} Y-PSNR {r['psnr_y']:.3f} dB  "
-                      f"SSIM {r['ssim_y']:.4f}  GMSD {r['gmsd_y']:.4f}  ({r['images']} images, {r['seconds']:.2f} s)", file=sys.stderr,
-                      flush=True)
+                      f"SSIM {r['ssim_y']:.4f}  GMSD {r['gmsd_y']:.4f}  detail {r['detail_ratio_y']:.3f}  "
+                      f"({r['images']} images, {r['seconds']:.2f} s)", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(rows, indent=1))
     if args.markdown:
