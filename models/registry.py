@@ -60,6 +60,7 @@ class ModelSpec:
     mc_dropout: bool = False  # has dropout usable for Monte-Carlo uncertainty
     min_patch: int = 8  # smallest LR training patch that covers the receptive field / downsampling
     adversarial: bool = False  # weights come from GAN training (train/gan.py); PSNR under-rates it
+    psnr_twin: str = ""  # GAN models: the pixel-loss model they are fine-tuned from (compared side by side)
     description: str = ""
 
     @property
@@ -112,16 +113,18 @@ _SPECS += [
     ModelSpec("srresnet_x4", "srgan", "sr", 4, {"scale": 4}, min_patch=12,
               description=_SEED("004") + "SRGAN generator (8 residual blocks, BN, PixelShuffle, bicubic skip) "
                                          "trained on pixel loss only (SRResNet)"),
-    ModelSpec("srgan_x4", "srgan", "sr", 4, {"scale": 4}, min_patch=12, adversarial=True,
+    ModelSpec("srgan_x4", "srgan", "sr", 4, {"scale": 4}, min_patch=12, adversarial=True, psnr_twin="srresnet_x4",
               description=_SEED("004") + "SRGAN: the SRResNet generator fine-tuned adversarially"),
     ModelSpec("swift_srgan_psnr_x4", "swift_srgan", "sr", 4, {"scale": 4}, min_patch=12,
               description=_SEED("001") + "Swift-SRGAN generator (16 depthwise-separable residual blocks) "
                                          "trained on pixel loss only"),
     ModelSpec("swift_srgan_x4", "swift_srgan", "sr", 4, {"scale": 4}, min_patch=12, adversarial=True,
+              psnr_twin="swift_srgan_psnr_x4",
               description=_SEED("001") + "Swift-SRGAN: the depthwise-separable generator fine-tuned adversarially"),
     ModelSpec("swift_srgan_psnr_x2", "swift_srgan", "sr", 2, {"scale": 2}, min_patch=12,
               description=_SEED("001") + "Swift-SRGAN generator, x2, pixel loss only"),
     ModelSpec("swift_srgan_x2", "swift_srgan", "sr", 2, {"scale": 2}, min_patch=12, adversarial=True,
+              psnr_twin="swift_srgan_psnr_x2",
               description=_SEED("001") + "Swift-SRGAN x2 fine-tuned adversarially"),
     ModelSpec("esrcnn_x2", "esrcnn", "sr", 2, {"scale": 2}, mc_dropout=True, min_patch=8,
               description=_SEED("003") + "ESRCNN: small CNN with two (channel) dropout layers, MC-dropout model"),

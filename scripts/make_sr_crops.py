@@ -28,7 +28,6 @@ from common.resize import bicubic_downscale, bicubic_upscale, mod_crop  # noqa: 
 from models import REGISTRY, load_model  # noqa: E402
 
 OUT = PROJECT_ROOT / "docs" / "sr_crops"
-PSNR_TWIN = {"srgan_x4": "srresnet_x4", "swift_srgan_x4": "swift_srgan_psnr_x4", "swift_srgan_x2": "swift_srgan_psnr_x2"}
 
 
 def sharpness(img: np.ndarray) -> float:
@@ -79,8 +78,9 @@ def main(argv=None) -> int:
         scale = REGISTRY[name].scale
         lr = bicubic_downscale(hr_full, scale)
         panels = [("bicubic", bicubic_upscale(lr, scale)), (name, upscale(name, lr))]
-        if name in PSNR_TWIN and REGISTRY[PSNR_TWIN[name]].has_weights():
-            panels.append((PSNR_TWIN[name], upscale(PSNR_TWIN[name], lr)))
+        twin = REGISTRY[name].psnr_twin
+        if twin and REGISTRY[twin].has_weights():
+            panels.append((twin, upscale(twin, lr)))
         panels.append(("original", hr_full))
         x, y, w, h = box
         for label, img in panels[:-1]:
