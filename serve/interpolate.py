@@ -193,7 +193,7 @@ def interpolate_video(in_path: Union[str, os.PathLike], out_path: Union[str, os.
     return {"input": info.describe(), "output": str(out_path), "factor": factor, "model": model_name,
             "backend": runner.describe(), "frames_in": info.frames, "frames_out": written,
             "fps_in": float(info.fps), "fps_out": float(out_fps), "scene_cuts": cuts, "audio": audio_kept,
-            "size": [width, height], "codec": "h264 (libx264, yuv420p) in MP4",
+            "size": list(writer.written_size), "codec": "h264 (libx264, yuv420p) in MP4",
             "seconds": round(time.perf_counter() - started, 2)}
 
 

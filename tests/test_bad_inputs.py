@@ -136,8 +136,8 @@ def test_unusual_but_valid_images_work(client, bad_files, name, check):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"tile": 32}, "too small"),
-    ({"scale": 3}, "not in the list of choices"),
-    ({"backend": "quantum"}, "not in the list of choices"),
+    ({"scale": 3}, "must be one of 2, 4"),
+    ({"backend": "quantum"}, "must be one of"),
 ])
 def test_bad_options_get_a_clear_message(client, kwargs, message):
     with pytest.raises(AppError, match=message):
@@ -149,7 +149,7 @@ def test_bad_input_in_other_tabs(client, bad_files):
     from ui.uncertainty_tab import available_models
 
     if available_models():
-        with pytest.raises(AppError, match="maximum value 128|between 2 and 128"):
+        with pytest.raises(AppError, match="must be from 2 to 128"):
             client.predict(handle_file(str(EXAMPLES / "sr_tents_lr.png")), "flashsr_x2", 500, "mc", "auto",
                            api_name="/uncertainty")
         with pytest.raises(AppError, match="not an image"):

@@ -13,8 +13,9 @@ from typing import Callable, List, Optional
 import gradio as gr
 import numpy as np
 
-from .common import (NOT_AVAILABLE, backend_choices, describe_backend, example_path, image_upload, limits,
+from .common import (NOT_AVAILABLE, backend_choices, checked_backend, describe_backend, example_path, image_upload, limits,
                      load_image, pipeline, progress_callback, save_png, user_errors, workdir)
+from .inputs import one_of
 
 
 def colorizer() -> Optional[Callable]:
@@ -37,9 +38,8 @@ def colorize_image(image, model: Optional[str] = None, backend: str = "auto", pr
     models = available_models()
     if not models:
         raise gr.Error("Colorization is not available yet: no colorization model has been trained.")
-    model = model or models[0]
-    if model not in models:
-        raise gr.Error(f"'{model}' is not a trained colorization model; available: {', '.join(models)}.")
+    model = one_of(model, "model", models, default=models[0])
+    backend = checked_backend(backend)
     from serve import save_image
 
     decoded = load_image(image, max_pixels=limits().sr_input_pixels)
@@ -90,4 +90,4 @@ def build() -> None:
     if examples:
         gr.Examples(examples, [image], cache_examples=False)
     run.click(colorize_image, [image, model, backend], [slider, download, summary, details], api_name="colorize",
-              concurrency_id="compute")
+              concurrency_id="compute", preprocess=False)

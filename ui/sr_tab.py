@@ -10,11 +10,13 @@ from common.metrics import detail_ratio_y, gmsd_y, psnr_y, ssim_y
 from common.resize import bicubic_downscale, bicubic_resize, mod_crop
 from models import resolve_name
 
-from .common import (Limits, backend_choices, describe_backend, example_path, frame_count, image_upload, limits,
+from .common import (Limits, backend_choices, checked_backend, describe_backend, example_path, frame_count, image_upload, limits,
                      load_image, models_for, progress_callback, save_png, user_errors, workdir)
+from .inputs import RefusedInput, flag, one_of, whole_number
 
 DEFAULT_TILE = 256
 MIN_TILE = 128  # FlashSR tiles overlap by ~52 px: smaller tiles would be mostly overlap
+MAX_TILE = 1024
 # Compare mode: metric(sr, hr, crop) and the digits shown, for the model and for bicubic.
 COMPARE_METRICS = {"psnr_y": (psnr_y, 3), "ssim_y": (ssim_y, 4), "gmsd_y": (gmsd_y, 4),
                    "detail_ratio_y": (detail_ratio_y, 3)}
@@ -30,9 +32,9 @@ def sr_families() -> Dict[str, List[int]]:
 
 
 def _check_tile(tile) -> int:
-    tile = int(tile or 0)
+    tile = whole_number(tile, "tile", 0, MAX_TILE)
     if tile != 0 and tile < MIN_TILE:
-        raise gr.Error(f"Tile size {tile} is too small: use 0 (whole image at once) or at least {MIN_TILE}.")
+        raise RefusedInput(f"Tile size {tile} is too small: use 0 (whole image at once) or at least {MIN_TILE}.")
     return tile
 
 
@@ -43,9 +45,15 @@ def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backe
     (Y channel, border of `scale` px cropped) of the result and of bicubic against the original."""
     from serve import save_image, upscale
 
-    spec = resolve_name(model, int(scale))
+    families = sr_families()
+    full_names = [f"{family}_x{s}" for family, scales in families.items() for s in scales]
+    model = one_of(model, "model", list(families) + full_names)
+    family = model if model in families else model.rsplit("_x", 1)[0]
+    spec = resolve_name(model, whole_number(scale, "scale", 1, 8, allowed=families[family]))
     lim: Limits = limits()
     tile = _check_tile(tile)
+    backend = checked_backend(backend)
+    compare = flag(compare, "compare")
     s = spec.scale
     decoded = load_image(image, max_pixels=lim.sr_input_pixels * (s * s if compare else 1),
                          min_side=8 * (s if compare else 1))
@@ -114,7 +122,7 @@ def build() -> None:
                 model = gr.Dropdown(list(families), value=first, label="Model", elem_id="sr-model")
                 scale = gr.Radio(families[first], value=families[first][-1], label="Scale", elem_id="sr-scale")
             with gr.Row():
-                tile = gr.Slider(0, 1024, value=DEFAULT_TILE, step=64, label="Tile size (0 = whole image)")
+                tile = gr.Slider(0, MAX_TILE, value=DEFAULT_TILE, step=MIN_TILE, label="Tile size (0 = whole image)")
                 backend = gr.Dropdown(backend_choices(), value="auto", label="Backend", elem_id="sr-backend")
             compare = gr.Checkbox(False, label="Downscale first and compare with the original (PSNR/SSIM)")
             run = gr.Button("Upscale", variant="primary", elem_id="sr-run")
@@ -134,4 +142,4 @@ def build() -> None:
     model.change(lambda m: gr.Radio(choices=families.get(m, []), value=(families.get(m) or [None])[-1]),
                  model, scale, api_visibility="private", queue=False)
     run.click(upscale_image, [image, model, scale, tile, backend, compare], [slider, download, summary, details],
-              api_name="upscale", concurrency_id="compute")
+              api_name="upscale", concurrency_id="compute", preprocess=False)

@@ -16,12 +16,14 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from .common import (NOT_AVAILABLE, backend_choices, example_path, image_upload, limits, load_image, models_for,
+from .common import (NOT_AVAILABLE, backend_choices, checked_backend, example_path, image_upload, limits, load_image, models_for,
                      save_png, user_errors, workdir)
+from .inputs import one_of, whole_number
 
 DEFAULT_PASSES, MIN_PASSES, MAX_PASSES = 40, 2, 128
 TTA_VIEWS = 8  # the flips/rotations estimator has at most 8 passes
 PATCH = 64  # LR patch side: the crop is whole patches, and the galleries rank patches
+ESTIMATORS = ("mc", "tta")
 SHOWN = ("estimator", "passes", "mean_std", "max_std", "heatmap_max_std", "seconds", "backend")
 
 
@@ -100,15 +102,10 @@ def estimate(image, model: Optional[str] = None, passes: int = DEFAULT_PASSES, e
     if mod is None or not models:
         raise gr.Error("The uncertainty map is not available yet (serve.uncertainty is missing, or no SR model "
                        "with Monte-Carlo dropout has weights).")
-    model = model or models[0]
-    if model not in models:
-        raise gr.Error(f"'{model}' has no Monte-Carlo dropout weights; available: {', '.join(models)}.")
-    try:
-        passes = int(passes)
-    except (TypeError, ValueError):
-        raise gr.Error(f"K must be a whole number of passes (got {passes!r}).") from None
-    if not MIN_PASSES <= passes <= MAX_PASSES:
-        raise gr.Error(f"K must be between {MIN_PASSES} and {MAX_PASSES} passes (got {passes}).")
+    model = one_of(model, "model", models, default=models[0])
+    passes = whole_number(passes, "K (passes)", MIN_PASSES, MAX_PASSES)
+    estimator = one_of(estimator, "estimator", ESTIMATORS, default="mc")
+    backend = checked_backend(backend)
     lim = limits()
     decoded = load_image(image, max_pixels=lim.sr_input_pixels, min_side=PATCH)
     full = (decoded.width, decoded.height)
@@ -175,4 +172,4 @@ def build() -> None:
         gr.Examples(examples, [image], cache_examples=False)
     run.click(estimate, [image, model, passes, estimator, backend],
               [lr, one, mean, heat, bar, most, least, zip_file, summary, details],
-              api_name="uncertainty", concurrency_id="compute")
+              api_name="uncertainty", concurrency_id="compute", preprocess=False)

@@ -15,8 +15,9 @@ import gradio as gr
 
 from models import get_spec
 
-from .common import (NOT_AVAILABLE, backend_choices, example_path, image_upload, limits, load_image, models_for,
+from .common import (NOT_AVAILABLE, backend_choices, checked_backend, example_path, image_upload, limits, load_image, models_for,
                      pipeline, save_png, uploaded, user_errors, workdir)
+from .inputs import one_of, whole_number
 
 FACTORS = {"×2": 2, "×4": 4}
 NO_SR = "none"
@@ -30,15 +31,10 @@ def interpolation_models() -> List[str]:
     return pipeline("interpolate", "interpolate", "interpolate_pair")[1]
 
 
-def _factor(value) -> int:
-    factor = FACTORS.get(value, value)
-    try:
-        factor = int(factor)
-    except (TypeError, ValueError):
-        factor = 0
-    if factor not in (1, 2, 4):
-        raise gr.Error(f"Frame-rate factor must be 1, 2 or 4 (got {value!r}).")
-    return factor
+def _factor(value, name: str, allowed=(1, 2, 4)) -> int:
+    """'×2' (the radio's label), 2 or '2' (what view_api shows) -> 2."""
+    return whole_number(FACTORS.get(value, value) if isinstance(value, str) else value, name, 1, 4,
+                        allowed=allowed)
 
 
 def _require_interpolation(model: Optional[str]) -> str:
@@ -46,22 +42,18 @@ def _require_interpolation(model: Optional[str]) -> str:
     if not models:
         raise gr.Error("Frame interpolation is not available yet: no interpolation model has been trained. "
                        "Use 1× frame rate to only upscale the video's frames.")
-    model = model or models[0]
-    if model not in models:
-        raise gr.Error(f"'{model}' is not a trained interpolation model; available: {', '.join(models)}.")
-    return model
+    return one_of(model, "interpolation model", models, default=models[0])
 
 
 @user_errors
 def interpolate_frames(frame0, frame1, factor: str = "×2", model: Optional[str] = None, backend: str = "auto"):
     """The frames between two frames: 1 for ×2, 3 for ×4."""
     model = _require_interpolation(model)
-    count = _factor(factor) - 1
-    if count < 1:
-        raise gr.Error("Choose ×2 or ×4.")
+    count = _factor(factor, "factor", allowed=(2, 4)) - 1
+    backend = checked_backend(backend)
     lim = limits()
-    a = load_image(frame0, max_pixels=lim.sr_input_pixels, what="the first frame")
-    b = load_image(frame1, max_pixels=lim.sr_input_pixels, what="the second frame")
+    a = load_image(frame0, max_pixels=lim.sr_input_pixels, what="first frame")
+    b = load_image(frame1, max_pixels=lim.sr_input_pixels, what="second frame")
     if a.rgb.shape != b.rgb.shape:
         raise gr.Error(f"The frames differ in size ({a.width}x{a.height} and {b.width}x{b.height}).")
     started = time.perf_counter()
@@ -92,7 +84,7 @@ def _upscale_video(path: str, target, info, sr_model: str, backend: str, report:
         audio_kept = writer.copy_audio(path) if audio else False
     finally:
         writer.close()
-    return {"frames_out": writer.frames, "fps_out": float(info.fps), "size": [info.width * scale, info.height * scale],
+    return {"frames_out": writer.frames, "fps_out": float(info.fps), "size": list(writer.written_size),
             "audio": audio_kept, "codec": "h264 in MP4", "backend": {k: last.get(k) for k in ("backend", "provider")}}
 
 
@@ -102,16 +94,16 @@ def process_video(video, fps_factor=1, sr_model: str = NO_SR, backend: str = "au
     """Raise a short video's frame rate (interpolation) and/or super-resolve its frames; returns an H.264 MP4."""
     from serve.video import probe
 
-    factor = _factor(fps_factor)
-    sr_model = sr_model or NO_SR
-    sr_names = [s.name for s in models_for("sr")]
-    if sr_model != NO_SR and sr_model not in sr_names:
-        raise gr.Error(f"Unknown SR model '{sr_model}'; available: {', '.join(sr_names)} or '{NO_SR}'.")
+    factor = _factor(fps_factor, "fps_factor")
+    sr_model = one_of(sr_model, "sr_model", [NO_SR] + [s.name for s in models_for("sr")], default=NO_SR)
+    backend = checked_backend(backend)
     if factor == 1 and sr_model == NO_SR:
         raise gr.Error("Nothing to do: choose an SR model, or a 2× / 4× frame rate.")
-    if factor > 1:
+    if factor > 1 or interp_model not in (None, ""):
         interp_model = _require_interpolation(interp_model)
-    path, name = uploaded(video, "a video")
+    path, name = uploaded(video, "video")
+    if isinstance(path, bytes):
+        raise gr.Error("The video must be uploaded as a file.")
     lim = limits()
     progress(0, desc="checking the video")
     info = probe(path, max_seconds=lim.video_seconds, max_frames=lim.video_frames, max_frame_pixels=lim.sr_input_pixels)
@@ -141,8 +133,11 @@ def process_video(video, fps_factor=1, sr_model: str = NO_SR, backend: str = "au
                "sr_model": None if sr_model == NO_SR else sr_model,
                "interpolation_model": interp_model if factor > 1 else None, "seconds": round(seconds, 2)}
     size = result.get("size", [info.width, info.height])
+    scale = 1 if sr_model == NO_SR else get_spec(sr_model).scale
+    padded = list(size) != [info.width * scale, info.height * scale]
     text = (f"{info.frames} frames at {float(info.fps):.2f} fps ({info.width}×{info.height}) → "
-            f"{result.get('frames_out')} frames at {float(info.fps) * factor:.2f} fps ({size[0]}×{size[1]}) "
+            f"{result.get('frames_out')} frames at {float(info.fps) * factor:.2f} fps ({size[0]}×{size[1]}"
+            f"{', odd sides padded by 1 px for H.264' if padded else ''}) "
             f"in {seconds:.1f} s; audio {'kept' if result.get('audio') else 'none'}.")
     return str(target), text, details
 
@@ -171,7 +166,7 @@ def build() -> None:
     if all(pair):
         gr.Examples([pair], [frame0, frame1], cache_examples=False)
     run_pair.click(interpolate_frames, [frame0, frame1, factor, interp_model, backend_i], [middles, pair_info],
-                   api_name="interpolate", concurrency_id="compute")
+                   api_name="interpolate", concurrency_id="compute", preprocess=False)
 
     gr.Markdown(f"### Video → higher frame rate and/or super-resolved frames\nClips up to {lim.video_seconds:g} s "
                 f"and {lim.video_frames} frames; upscaling up to {lim.video_sr_pixels / 1e6:.0f} MP of input frames "
@@ -196,4 +191,4 @@ def build() -> None:
     if clip:
         gr.Examples([[clip]], [video], cache_examples=False)
     run_video.click(process_video, [video, fps, sr, backend_v, interp_model], [video_out, video_info, video_details],
-                    api_name="video", concurrency_id="video", concurrency_limit=1)
+                    api_name="video", concurrency_id="video", concurrency_limit=1, preprocess=False)
