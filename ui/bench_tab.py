@@ -26,7 +26,17 @@ def _pixels(size: str) -> int:
 @user_errors
 def benchmark(models: Sequence[str], backends: Sequence[str], sizes: Sequence[str], runs: int = 5,
               progress=gr.Progress()):
-    """Median/p90 latency and throughput of each (model, backend, input size); skipped backends say why."""
+    """Measure the models' latency on this machine: median/p90 and throughput per model, backend and size.
+
+    Args:
+        models: SR model names, e.g. ["flashsr_x4"].
+        backends: backends to time, e.g. ["onnx", "torch"]; ones that cannot run here are listed with why.
+        sizes: input sizes: "128", "256", "512" or "720p".
+        runs: timed runs per combination (1 to 20), after one warm-up run.
+
+    Returns:
+        A text table, a latency plot and every figure as a list of dicts.
+    """
     from serve.bench import format_table, plot, run_bench
 
     models = some_of(models, "models", [s.name for s in models_for("sr")])

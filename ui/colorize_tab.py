@@ -34,7 +34,16 @@ def to_grey(rgb: np.ndarray) -> np.ndarray:
 
 @user_errors
 def colorize_image(image, model: Optional[str] = None, backend: str = "auto", progress=gr.Progress()):
-    """Colorize one photo; colour inputs are turned grey first so the result can be compared."""
+    """Colorize a grey (black-and-white) photo; a colour photo is turned grey first.
+
+    Args:
+        image: the photo to colorize.
+        model: colorization model name; empty for the default ("colorize_lab").
+        backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
+
+    Returns:
+        (grey, colorized) image pair, the downloadable result, a summary and a dict of run details.
+    """
     models = available_models()
     if not models:
         raise gr.Error("Colorization is not available yet: no colorization model has been trained.")

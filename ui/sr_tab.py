@@ -31,6 +31,10 @@ def sr_families() -> Dict[str, List[int]]:
     return {k: sorted(v) for k, v in families.items()}
 
 
+def _scale_choices(scales: List[int]) -> List[tuple]:
+    return [(f"×{s}", str(s)) for s in scales]
+
+
 def _check_tile(tile) -> int:
     tile = whole_number(tile, "tile", 0, MAX_TILE)
     if tile != 0 and tile < MIN_TILE:
@@ -41,8 +45,19 @@ def _check_tile(tile) -> int:
 @user_errors
 def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backend: str = "auto",
                   compare: bool = False, progress=gr.Progress()):
-    """Super-resolve one image. compare=True downscales it by the scale first and reports PSNR/SSIM
-    (Y channel, border of `scale` px cropped) of the result and of bicubic against the original."""
+    """Super-resolve (upscale) one photo with a trained network.
+
+    Args:
+        image: the photo to upscale (PNG, JPEG, WebP, TIFF, BMP, GIF; up to the machine's pixel limit).
+        model: model family, e.g. "flashsr" (default, fastest and best PSNR), or a full name like "flashsr_x4".
+        scale: 2 or 4 (the scales the chosen model has).
+        tile: tile side in input pixels, 0 for the whole image at once, else at least 128.
+        backend: "auto" (fastest that loads), "onnx", "torch" or a specific kind such as "onnx-cpu".
+        compare: true to downscale the photo by `scale` first and report PSNR/SSIM against the original.
+
+    Returns:
+        (bicubic, upscaled) image pair, the downloadable result, a summary and a dict of run details.
+    """
     from serve import save_image, upscale
 
     families = sr_families()
@@ -120,7 +135,9 @@ def build() -> None:
             image = image_upload("Input image", height=320, elem_id="sr-input")
             with gr.Row():
                 model = gr.Dropdown(list(families), value=first, label="Model", elem_id="sr-model")
-                scale = gr.Radio(families[first], value=families[first][-1], label="Scale", elem_id="sr-scale")
+                # string values: Gradio's API/MCP schema types every Radio as a string
+                scale = gr.Radio(_scale_choices(families[first]), value=str(families[first][-1]), label="Scale",
+                                 elem_id="sr-scale")
             with gr.Row():
                 tile = gr.Slider(0, MAX_TILE, value=DEFAULT_TILE, step=MIN_TILE, label="Tile size (0 = whole image)")
                 backend = gr.Dropdown(backend_choices(), value="auto", label="Backend", elem_id="sr-backend")
@@ -133,13 +150,14 @@ def build() -> None:
             summary = gr.Markdown(label="Summary", elem_id="sr-summary")
             with gr.Accordion("Run details", open=False):
                 details = gr.JSON(label="Run details")
-    examples = [[p, first, families[first][-1], DEFAULT_TILE, "auto", cmp] for name, cmp in
+    examples = [[p, first, str(families[first][-1]), DEFAULT_TILE, "auto", cmp] for name, cmp in
                 (("sr_title_lr.png", False), ("sr_car_lr.png", False), ("sr_tents_lr.png", False),
                  ("hr_frame_crop.png", True)) if (p := example_path(name))]
     if examples:
         gr.Examples(examples, [image, model, scale, tile, backend, compare], cache_examples=False,
                     label="Examples (the last one compares against its original)")
-    model.change(lambda m: gr.Radio(choices=families.get(m, []), value=(families.get(m) or [None])[-1]),
+    model.change(lambda m: gr.Radio(choices=_scale_choices(families.get(m, [])),
+                                    value=str((families.get(m) or [""])[-1])),
                  model, scale, api_visibility="private", queue=False)
     run.click(upscale_image, [image, model, scale, tile, backend, compare], [slider, download, summary, details],
               api_name="upscale", concurrency_id="compute", preprocess=False)

@@ -93,10 +93,21 @@ def fit_budget(rgb: np.ndarray, passes: int, budget: int, patch: int = PATCH) ->
 
 
 @user_errors
-def estimate(image, model: Optional[str] = None, passes: int = DEFAULT_PASSES, estimator: str = "mc",
+def uncertainty_map(image, model: Optional[str] = None, passes: int = DEFAULT_PASSES, estimator: str = "mc",
              backend: str = "auto", progress=gr.Progress()):
-    """K stochastic passes (MC dropout; 'tta': the 8 flips/rotations) of an SR model over a centre crop:
-    one prediction, their mean, the per-pixel std heatmap and colorbar, the most/least certain patches, a zip."""
+    """Map where a super-resolution model is unsure: K stochastic passes over a centre crop of the photo.
+
+    Args:
+        image: the (low-resolution) photo, at least 64 px a side.
+        model: an SR model with Monte-Carlo dropout, e.g. "flashsr_x2"; empty for the default.
+        passes: K, the number of stochastic passes (2 to 128).
+        estimator: "mc" (Monte-Carlo dropout) or "tta" (the 8 flips/rotations).
+        backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
+
+    Returns:
+        The cropped input, one prediction, the mean of K passes, the std heatmap and its colorbar, galleries
+        of the most and least certain patches, a zip of everything, a summary and its figures.
+    """
     mod = module()
     models = available_models()
     if mod is None or not models:
@@ -170,6 +181,6 @@ def build() -> None:
     examples = [[p] for p in (example_path("sr_car_lr.png"), example_path("sr_tents_lr.png")) if p]
     if examples:
         gr.Examples(examples, [image], cache_examples=False)
-    run.click(estimate, [image, model, passes, estimator, backend],
+    run.click(uncertainty_map, [image, model, passes, estimator, backend],
               [lr, one, mean, heat, bar, most, least, zip_file, summary, details],
               api_name="uncertainty", concurrency_id="compute", preprocess=False)

@@ -47,7 +47,18 @@ def _require_interpolation(model: Optional[str]) -> str:
 
 @user_errors
 def interpolate_frames(frame0, frame1, factor: str = "×2", model: Optional[str] = None, backend: str = "auto"):
-    """The frames between two frames: 1 for ×2, 3 for ×4."""
+    """Make the in-between frames of two consecutive video frames.
+
+    Args:
+        frame0: the first frame.
+        frame1: the second frame, the same size as the first.
+        factor: "×2" (one frame between) or "×4" (three); 2 and 4 are accepted too.
+        model: interpolation model name; empty for the default ("flowinterp").
+        backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
+
+    Returns:
+        A gallery of the in-between frames and a summary.
+    """
     model = _require_interpolation(model)
     count = _factor(factor, "factor", allowed=(2, 4)) - 1
     backend = checked_backend(backend)
@@ -91,7 +102,18 @@ def _upscale_video(path: str, target, info, sr_model: str, backend: str, report:
 @user_errors
 def process_video(video, fps_factor=1, sr_model: str = NO_SR, backend: str = "auto", interp_model: Optional[str] = None,
                   progress=gr.Progress()):
-    """Raise a short video's frame rate (interpolation) and/or super-resolve its frames; returns an H.264 MP4."""
+    """Raise a short video's frame rate (frame interpolation) and/or super-resolve its frames.
+
+    Args:
+        video: the video file (MP4, WebM, MOV, MKV ...; short clips on the public Space).
+        fps_factor: 1 (keep the frame rate), 2 or 4.
+        sr_model: an SR model name such as "flashsr_x2" to upscale every frame, or "none".
+        backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
+        interp_model: interpolation model name; empty for the default ("flowinterp").
+
+    Returns:
+        The processed video (H.264 MP4), a summary and a dict of details.
+    """
     from serve.video import probe
 
     factor = _factor(fps_factor, "fps_factor")
@@ -171,12 +193,12 @@ def build() -> None:
     gr.Markdown(f"### Video → higher frame rate and/or super-resolved frames\nClips up to {lim.video_seconds:g} s "
                 f"and {lim.video_frames} frames; upscaling up to {lim.video_sr_pixels / 1e6:.0f} MP of input frames "
                 "in all on this machine. The output is an H.264 MP4; audio is kept.")
-    fps_choices = [("1× (keep)", 1), ("2×", 2), ("4×", 4)]
+    fps_choices = [("1× (keep)", "1"), ("2×", "2"), ("4×", "4")]  # strings: the API/MCP schema says string
     with gr.Row():
         with gr.Column():
             video = gr.Video(label="Video", sources=["upload"], height=260, elem_id="video-input")
             with gr.Row():
-                fps = gr.Radio(fps_choices, value=1,
+                fps = gr.Radio(fps_choices, value="1",
                                label="Frame rate" + ("" if interp else " (2× and 4× are not available yet)"))
                 sr = gr.Dropdown([NO_SR] + sr_names, value=sr_names[0] if sr_names else NO_SR,
                                  label="Super-resolve frames with")
