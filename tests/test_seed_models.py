@@ -115,7 +115,8 @@ def test_encoder_decoder_options_and_any_size():
 def test_results_table_has_params_structure_metrics_and_ort_latency(tmp_path):
     import json
 
-    from train.evaluate import markdown_table, ort_latency
+    from evaluate.sr import ort_latency
+    from evaluate.sr import sr_table as markdown_table
 
     bench = tmp_path / "bench.json"
     bench.write_text(json.dumps({"results": [
