@@ -58,7 +58,7 @@ def onnx_path(name: str, out_dir: Optional[Path] = None, *, mc: bool = False, ha
     return Path(out_dir or paths.WEIGHTS_DIR / "onnx") / f"{name}{suffix}.onnx"
 
 
-def sidecar_path(path: Path) -> Path:
+def onnx_sidecar_path(path: Path) -> Path:
     return Path(path).with_name(Path(path).name + ".json")
 
 
@@ -157,7 +157,7 @@ def export_onnx(name: str, weights_path: Optional[Path] = None, out_dir: Optiona
         record["mask_effect"] = mask_effect
     if mc:
         record["mc_graph"] = MC_GRAPH
-    write_json(sidecar_path(out), record)
+    write_json(onnx_sidecar_path(out), record)
     log.info("exported %s (%s) -> %s", name, variant, out)
     return out
 
@@ -187,7 +187,7 @@ def _record(spec: ModelSpec, variant: str, out: Path, source: Path, source_sha: 
 
 
 def read_onnx_record(path: Path) -> Optional[Dict[str, Any]]:
-    return read_json(sidecar_path(path))
+    return read_json(onnx_sidecar_path(path))
 
 
 def _stale_reason(out: Path, record: Optional[Dict[str, Any]], name: str, weights_sha: str) -> Optional[str]:

@@ -16,7 +16,7 @@ from common.paths import WEIGHTS_DIR
 
 from .checkpoint import CheckpointError, load_checkpoint, load_state_into, read_sidecar
 from .colorize_lab import ColorizeLab
-from .conv_autoencoder import ConvEncoderDecoder
+from .conv_autoencoder import ConvAutoEncoder
 from .convlstm_interp import ConvLSTMInterpolator
 from .esrcnn import ESRCNN
 from .flashsr import FlashSR
@@ -36,7 +36,7 @@ ARCHITECTURES: Dict[str, Callable[..., nn.Module]] = {
     "srgan": SRGANGenerator,
     "swift_srgan": SwiftSRGANGenerator,
     "esrcnn": ESRCNN,
-    "conv_autoencoder": ConvEncoderDecoder,
+    "conv_autoencoder": ConvAutoEncoder,
     "vae_sr": VAESR,
 }
 # the discriminator train/gan.py pits against each GAN generator architecture

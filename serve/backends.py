@@ -1,7 +1,7 @@
 """Inference backends behind one interface: named NCHW float32 arrays in, named arrays out.
 
 PyTorch, ONNX Runtime and TensorRT each load the same registered model; the pipeline code
-(serve.sr, serve.tiling, later colorize/interpolate/MC dropout) only ever calls `run` and never
+(serve.sr, .colorize, .interpolate, .uncertainty, serve.tiling) only ever calls `run` and never
 knows which runtime answered. Heavy runtimes are imported inside the classes so `import serve`
 works on a machine that has neither onnxruntime-gpu nor TensorRT.
 """

@@ -60,7 +60,7 @@ def test_shared_trunk_mc_forward_equals_the_model_on_k_copies():
 
 def test_an_mc_export_of_an_older_graph_layout_is_rebuilt(ckpt, tmp_path):
     path = onnx_export.ensure_onnx(X2, ckpt, tmp_path, mc=True)
-    sidecar = onnx_export.sidecar_path(path)
+    sidecar = onnx_export.onnx_sidecar_path(path)
     record = json.loads(sidecar.read_text())
     assert record["mc_graph"] == MC_GRAPH
     del record["mc_graph"]  # as written before the shared-trunk graph
