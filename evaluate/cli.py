@@ -57,8 +57,9 @@ def main(argv=None) -> int:
     jobs = task.plan(args)
     sets = task.load_sets(set_names, args.limit)
     torch.set_grad_enabled(False)
-    rows = run_jobs(jobs, lambda job: task.evaluate_job(job, sets, args), args, baselines=(getattr(task, "BASELINE", ""),),
-                    metrics=task.METRICS, line=task.line, always_log=task is uncertainty)
+    rows = run_jobs(jobs, lambda job: task.evaluate_job(job, sets, args), args,
+                    baselines=(getattr(task, "BASELINE", ""),), metrics=task.METRICS, line=task.line,
+                    always_log=task is uncertainty)
     if args.json:
         print_json(rows)
     if args.markdown and task.table is not None:

@@ -33,7 +33,7 @@ def select_models(model_arg: str, task: str, baseline: str, baseline_first: bool
         try:
             spec = get_spec(name)
         except KeyError as exc:
-            raise SystemExit(f"error: {exc.args[0]}")
+            raise SystemExit(f"error: {exc.args[0]}") from None
         if spec.task != task:
             raise SystemExit(f"error: '{name}' is a {spec.task} model, not {task}")
     return names
@@ -71,7 +71,7 @@ def model_runner(name: str, weights: Optional[Path] = None, device: str = "cpu")
     try:
         model = load_model(name, weights).to(device)
     except CheckpointError as exc:
-        raise SystemExit(f"error: {exc}")
+        raise SystemExit(f"error: {exc}") from None
     m = io.pad_multiple
 
     @torch.inference_mode()

@@ -147,7 +147,7 @@ def evaluate_job(name, sets, args) -> List[dict]:
         return evaluate_uncertainty(name, sets, args.passes, args.estimator, args.backend, args.chunk, args.seed,
                                     args.weights, log=None if args.json else sys.stderr)
     except (ServeError, CheckpointError) as exc:
-        raise SystemExit(f"error: {exc}")
+        raise SystemExit(f"error: {exc}") from None
 
 
 line = format_row

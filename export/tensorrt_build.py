@@ -17,7 +17,7 @@ from typing import Dict, NamedTuple, Optional, Tuple
 from common import paths
 from models.io import ModelIO
 from serve.contract import ServeError
-from serve.trt_runtime import TrtEngine, cuda_device_name, import_tensorrt  # the runtime that serves engines checks them
+from serve.trt_runtime import TrtEngine, cuda_device_name, import_tensorrt  # serving's runtime checks new engines
 
 from .artifacts import ExportError, file_sha256, read_json, resolve_spec, utc_now, write_json
 from .mc import mc_io

@@ -57,7 +57,7 @@ class ModelSpec:
     # what the model can do, declared here only (models/io.py turns it into tensors):
     pad_multiple: int = 1  # input H and W must be multiples of this (tiling pads to it)
     min_size: int = 1  # smallest input side
-    mc_dropout: bool = False  # takes explicit dropout masks: mask_channels, dropout_p, forward_mc (models/mc_dropout.py)
+    mc_dropout: bool = False  # explicit dropout masks: mask_channels, dropout_p, forward_mc (models/mc_dropout.py)
     timestep_input: bool = False  # frame interpolation: (frame0, frame1, t) -> frame at t
     scalar_inputs: Tuple[str, ...] = ()  # extra per-image controls in [0, 1], shape [N, 1], after the images
     min_patch: int = 8  # smallest LR training patch that covers the receptive field / downsampling

@@ -1,8 +1,8 @@
 """The tensor contract every backend is held to, and the errors serving raises.
 
 Backends speak named NCHW float32 arrays (`{"lr": x} -> {"sr": y}` for SR). The names, shapes and
-pad multiple come from the model's one tensor contract (`ModelSpec.io`, models/io.py), so a wrong tensor or an ONNX/engine of another model fails
-with a sentence that names the model and what differs, instead of a runtime shape dump.
+pad multiple come from the model's one tensor contract (`ModelSpec.io`, models/io.py), so a wrong
+tensor or an ONNX/engine of another model fails with a sentence that names the model and what differs, instead of a runtime shape dump.
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ import sys
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from .contract import InputError, cli_main
 from .runtime import get_backend
 from .sr import _split_array, check_size
 from .tiling import pad_to_multiple, plan_for, tile_starts, tiled_apply
-from .uncertainty_outputs import (UncertaintyResult, rank_patches, render_colorbar, robust_max, apply_colormap,
+from .uncertainty_outputs import (UncertaintyResult, apply_colormap, rank_patches, render_colorbar, robust_max,
                                   write_outputs, zip_outputs)
 
 ESTIMATORS = ("mc", "tta")

@@ -13,13 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
+from common.motion import MotionConfig, heldout_triplets
 from common.paths import PROJECT_ROOT
 from models import get_spec, save_checkpoint
 from models.convlstm_interp import ConvLSTMInterpolator
 from models.flowinterp import FlowInterp, backward_warp
 from serve.contract import InputError
 from tests.conftest import smooth_image
-from common.motion import MotionConfig, heldout_triplets
 from train.interp_data import TripletDataset
 
 MODELS = ("flowinterp", "convlstm_interp")

@@ -79,7 +79,8 @@ def top(module: str) -> str:
 
 def sideways_reason(importer: str, imported: str) -> str:
     for (who, what), why in SIDEWAYS.items():
-        if (importer == who or who.endswith(".") and importer.startswith(who)) and imported.startswith(what.rstrip(".")):
+        who_matches = importer == who or who.endswith(".") and importer.startswith(who)
+        if who_matches and imported.startswith(what.rstrip(".")):
             return why
     return ""
 

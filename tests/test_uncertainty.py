@@ -7,15 +7,15 @@ import pytest
 import torch
 from PIL import Image
 
+from evaluate.uncertainty import ause, evaluate_uncertainty, rank_correlation, sparsification_curve
 from export import onnx_export
 from export.mc import MC_GRAPH
-from models.mc_dropout import MCDropoutWrapper, sample_masks
 from models import get_spec, save_checkpoint
+from models.mc_dropout import MCDropoutWrapper, sample_masks
 from serve import runtime
 from serve.contract import InputError
 from serve.uncertainty import (DIHEDRAL, _Moments, _tta_passes, estimate_uncertainty, main, max_batch, write_outputs,
                                zip_outputs)
-from evaluate.uncertainty import ause, evaluate_uncertainty, rank_correlation, sparsification_curve
 
 X2 = "flashsr_x2"
 SMALL = {"channels": 8, "blocks": 1}  # the registered architecture at a fraction of the compute
