@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     task = TASKS[args.task]
     set_names = [s.strip() for s in (args.sets or task.DEFAULT_SETS).split(",") if s.strip()]
     jobs = task.plan(args)
-    sets = task.load_sets(set_names, args.limit)
+    sets = {name: task.load_one_set(name, args.limit) for name in set_names}
     torch.set_grad_enabled(False)
     rows = run_jobs(jobs, lambda job: task.evaluate_job(job, sets, args), args,
                     baselines=(getattr(task, "BASELINE", ""),), metrics=task.METRICS, line=task.line,

@@ -59,15 +59,15 @@ def evaluate_colorize(model_name: str, sets: Dict[str, tuple], weights: Optional
     return rows
 
 
+load_one_set = load_colour_set  # (set name, --limit) -> what evaluate_job takes per set
+
+
 def plan(args) -> List[str]:
     names = select_models(args.model, "colorize", BASELINE, baseline_first=True)
     if args.weights and len([n for n in names if n != BASELINE]) != 1:
         raise SystemExit("error: --weights needs exactly one model")
     return names
 
-
-def load_sets(set_names: List[str], limit: int) -> Dict[str, tuple]:
-    return {name: load_colour_set(name, limit) for name in set_names}
 
 
 def evaluate_job(name, sets, args) -> List[dict]:

@@ -88,12 +88,12 @@ def evaluate_interpolation(model_name: str, sets: Dict[str, list], weights: Opti
     return rows
 
 
+load_one_set = load_triplets  # (set name, --limit) -> what evaluate_job takes per set
+
+
 def plan(args) -> List[str]:
     return select_models(args.model, "interpolate", BASELINE)
 
-
-def load_sets(set_names: List[str], limit: int) -> Dict[str, list]:
-    return {name: load_triplets(name, limit) for name in set_names}
 
 
 def evaluate_job(name, sets, args) -> List[dict]:

@@ -31,6 +31,9 @@ def make_sr_pair(hr: np.ndarray, scale: int) -> Tuple[np.ndarray, np.ndarray]:
     return hr, bicubic_downscale(hr, scale)
 
 
+load_one_set = load_set  # (set name, --limit) -> what evaluate_job takes per set
+
+
 def plan(args) -> List[Tuple[str, int]]:
     """(model, scale) pairs to evaluate; the baseline runs at --scale or every registered SR scale."""
     jobs = []
@@ -98,9 +101,6 @@ def line(r: dict) -> str:
     return (f"{r['model']:<20} x{r['scale']} {r['set']:<8} Y-PSNR {r['psnr_y']:.3f} dB  SSIM {r['ssim_y']:.4f}  "
             f"GMSD {r['gmsd_y']:.4f}  detail {r['detail_ratio_y']:.3f}  ({r['images']} images, {r['seconds']:.2f} s)")
 
-
-def load_sets(set_names: List[str], limit: int) -> Dict[str, list]:
-    return {name: load_set(name, limit) for name in set_names}
 
 
 def evaluate_job(job, sets, args) -> List[dict]:

@@ -131,15 +131,15 @@ def format_row(row: dict) -> str:
             f"{row['seconds']:.1f} s)")
 
 
+load_one_set = load_set  # (set name, --limit) -> what evaluate_job takes per set
+
+
 def plan(args) -> List[str]:
     names = [name for name, _ in sr_plan(args) if name != "bicubic"]
     if not names:
         raise SystemExit("error: --task uncertainty needs a registered model (bicubic has no uncertainty)")
     return names
 
-
-def load_sets(set_names: List[str], limit: int) -> Dict[str, list]:
-    return {name: load_set(name, limit) for name in set_names}
 
 
 def evaluate_job(name, sets, args) -> List[dict]:
