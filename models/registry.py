@@ -1,4 +1,4 @@
-"""The model registry: a name -> (constructor, kwargs, scale, task, tensor spec).
+"""The model registry: a name -> (constructor, kwargs, scale, task, abilities; the tensor contract follows).
 
 Constructor defaults match the shipped weights; a spec's kwargs only name what differs
 between registered variants (e.g. the scale). Architectures are looked up by the `arch` string
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from torch import nn
 
@@ -16,12 +16,13 @@ from common.paths import WEIGHTS_DIR
 
 from .checkpoint import CheckpointError, load_checkpoint, load_state_into, read_sidecar
 from .colorize_lab import ColorizeLab
-from .conv_autoencoder import ConvEncoderDecoder
+from .conv_autoencoder import ConvAutoEncoder
 from .convlstm_interp import ConvLSTMInterpolator
 from .esrcnn import ESRCNN
 from .flashsr import FlashSR
 from .flowinterp import FlowInterp
 from .grey2rgb import Grey2RGBAutoEncoder
+from .io import ModelIO, contract
 from .srgan import SRGANDiscriminator, SRGANGenerator
 from .swift_srgan import SwiftSRGANDiscriminator, SwiftSRGANGenerator
 from .vae_sr import VAESR
@@ -35,7 +36,7 @@ ARCHITECTURES: Dict[str, Callable[..., nn.Module]] = {
     "srgan": SRGANGenerator,
     "swift_srgan": SwiftSRGANGenerator,
     "esrcnn": ESRCNN,
-    "conv_autoencoder": ConvEncoderDecoder,
+    "conv_autoencoder": ConvAutoEncoder,
     "vae_sr": VAESR,
 }
 # the discriminator train/gan.py pits against each GAN generator architecture
@@ -43,9 +44,6 @@ DISCRIMINATORS: Dict[str, Callable[..., nn.Module]] = {
     "srgan": SRGANDiscriminator,
     "swift_srgan": SwiftSRGANDiscriminator,
 }
-
-TASKS = ("sr", "colorize", "interpolate")
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -56,8 +54,12 @@ class ModelSpec:
     kwargs: Dict[str, Any] = field(default_factory=dict)
     in_channels: int = 3
     out_channels: int = 3
+    # what the model can do, declared here only (models/io.py turns it into tensors):
     pad_multiple: int = 1  # input H and W must be multiples of this (tiling pads to it)
-    mc_dropout: bool = False  # has dropout usable for Monte-Carlo uncertainty
+    min_size: int = 1  # smallest input side
+    mc_dropout: bool = False  # explicit dropout masks: mask_channels, dropout_p, forward_mc (models/mc_dropout.py)
+    timestep_input: bool = False  # frame interpolation: (frame0, frame1, t) -> frame at t
+    scalar_inputs: Tuple[str, ...] = ()  # extra per-image controls in [0, 1], shape [N, 1], after the images
     min_patch: int = 8  # smallest LR training patch that covers the receptive field / downsampling
     adversarial: bool = False  # weights come from GAN training (train/gan.py); PSNR under-rates it
     psnr_twin: str = ""  # GAN models: the pixel-loss model they are fine-tuned from (compared side by side)
@@ -73,25 +75,10 @@ class ModelSpec:
     def build(self, **overrides) -> nn.Module:
         return ARCHITECTURES[self.arch](**{**self.kwargs, **overrides})
 
-    def io_spec(self) -> Dict[str, Any]:
-        """Tensor contract for exporters and servers (NCHW float32 in [0,1])."""
-        name_in, name_out = ("grey", "rgb") if self.task == "colorize" else ("lr", "sr")  # colorize: L/100 -> RGB
-        return {
-            "input": {"name": name_in, "layout": "NCHW", "channels": self.in_channels, "dtype": "float32", "range": [0, 1]},
-            "output": {"name": name_out, "layout": "NCHW", "channels": self.out_channels, "dtype": "float32",
-                       "scale": self.scale},
-        }
-
-
-@dataclass(frozen=True)
-class InterpolationSpec(ModelSpec):
-    """Frame interpolators: two frames and a timestep in, the frame at t out (one tensor contract)."""
-
-    def io_spec(self) -> Dict[str, Any]:
-        frame = {"layout": "NCHW", "channels": self.in_channels, "dtype": "float32", "range": [0, 1]}
-        return {"inputs": [{"name": "frame0", **frame}, {"name": "frame1", **frame},
-                           {"name": "t", "layout": "N111", "channels": None, "dtype": "float32", "range": [0, 1]}],
-                "outputs": [{"name": "frame", **frame, "scale": 1}]}
+    @property
+    def io(self) -> ModelIO:
+        """The tensor contract (models/io.py): names, shapes, dtype, range, pad multiple, min size."""
+        return contract(self)
 
 
 _SPECS = [
@@ -99,13 +86,13 @@ _SPECS = [
               description="Flagship fast CNN, x2 (residual 3x3 blocks, PixelShuffle, bilinear skip)"),
     ModelSpec("flashsr_x4", "flashsr", "sr", 4, {"scale": 4}, mc_dropout=True,
               description="Flagship fast CNN, x4 (residual 3x3 blocks, PixelShuffle, bilinear skip)"),
-    ModelSpec("colorize_lab", "colorize_lab", "colorize", 1, in_channels=1, pad_multiple=32,
+    ModelSpec("colorize_lab", "colorize_lab", "colorize", 1, in_channels=1, pad_multiple=32, min_size=8,
               description="Default colorizer: U-Net predicts Lab chroma from L, recombined with the exact L"),
-    ModelSpec("grey2rgb_mse", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8,
+    ModelSpec("grey2rgb_mse", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8, min_size=8,
               description="Seed 000 Grey2RGB autoencoder trained with MSE"),
-    ModelSpec("grey2rgb_mep", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8,
+    ModelSpec("grey2rgb_mep", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8, min_size=8,
               description="Seed 000 Grey2RGB autoencoder trained with MSE + entropy (MEP)"),
-    ModelSpec("grey2rgb_ssim", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8,
+    ModelSpec("grey2rgb_ssim", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8, min_size=8,
               description="Seed 000 Grey2RGB autoencoder trained with 1 - SSIM"),
 ]
 _SEED = "seed {}: ".format
@@ -136,11 +123,11 @@ _SPECS += [
               description=_SEED("002") + "VAE up-conversion with residual encoder->decoder connections"),
 ]
 _SPECS += [
-    InterpolationSpec("flowinterp", "flowinterp", "interpolate", 1,
-                      description="Default frame interpolator: coarse-to-fine intermediate flow (RIFE-style), "
-                                  "grid_sample warping, fusion mask, refinement; any t in (0,1)"),
-    InterpolationSpec("convlstm_interp", "convlstm_interp", "interpolate", 1,
-                      description="Seed 000 ConvLSTM baseline: residual on the linear blend, t as an input plane"),
+    ModelSpec("flowinterp", "flowinterp", "interpolate", 1, timestep_input=True,
+              description="Default frame interpolator: coarse-to-fine intermediate flow (RIFE-style), "
+                          "grid_sample warping, fusion mask, refinement; any t in (0,1)"),
+    ModelSpec("convlstm_interp", "convlstm_interp", "interpolate", 1, timestep_input=True,
+              description="Seed 000 ConvLSTM baseline: residual on the linear blend, t as an input plane"),
 ]
 REGISTRY: Dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 

@@ -1,7 +1,7 @@
 """Per-pixel uncertainty for super-resolution: K stochastic passes -> mean, spread, heatmap, ranked patches.
 
 Estimators:
-    mc   Monte-Carlo dropout. K dropout masks are drawn once (export.mc.sample_masks, fixed seed) and fed
+    mc   Monte-Carlo dropout. K dropout masks are drawn once (models.mc_dropout.sample_masks, fixed seed) and fed
          to the model's MC variant as an input, so PyTorch, ONNX Runtime and TensorRT give the same
          numbers for the same masks; the passes run in chunks of `chunk` masks per call (bounded memory).
     tta  Test-time augmentation: the deterministic model on the 8 flips/rotations of the input, undone
@@ -21,22 +21,23 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
 from common.images import DecodedImage, read_image
 from models import CheckpointError, get_spec, load_model
+from models.io import MASKS_INPUT
+from models.mc_dropout import sample_masks
 
-from .contract import MASKS_INPUT, InputError, cli_main
+from .contract import InputError, cli_main
 from .runtime import get_backend
 from .sr import _split_array, check_size
 from .tiling import pad_to_multiple, plan_for, tile_starts, tiled_apply
-from .uncertainty_outputs import (Triplet, colorize, rank_patches, render_colorbar, robust_max, write_outputs,
-                                  zip_outputs)
+from .uncertainty_outputs import (UncertaintyResult, apply_colormap, rank_patches, render_colorbar, robust_max,
+                                  write_outputs, zip_outputs)
 
 ESTIMATORS = ("mc", "tta")
 MIN_PASSES, MAX_PASSES = 2, 128
@@ -49,19 +50,6 @@ Progress = Callable[[float, str], None]
 
 __all__ = ["UncertaintyResult", "estimate_uncertainty", "write_outputs", "zip_outputs", "ESTIMATORS",
            "MIN_PASSES", "MAX_PASSES"]
-
-
-@dataclass
-class UncertaintyResult:
-    cropped_lr: np.ndarray  # HxWx3 float [0,1]: the input the model saw
-    one_prediction: np.ndarray  # sHxsWx3: one stochastic pass (MC) or the plain model (TTA)
-    mean_prediction: np.ndarray  # sHxsWx3: mean of the K passes
-    std_map: np.ndarray  # sHxsW float32: per-pixel std of luminance
-    heatmap: np.ndarray  # sHxsWx3 float [0,1]: std_map through the colormap, 0..robust max
-    colorbar: np.ndarray  # HxWx3 uint8: the heatmap's scale with tick labels
-    most_certain: List[Triplet] = field(default_factory=list)  # (LR patch, mean patch, heatmap patch)
-    least_certain: List[Triplet] = field(default_factory=list)  # most uncertain first
-    summary: Dict[str, Any] = field(default_factory=dict)
 
 
 def _check_arguments(passes, estimator: str, patch: int, top_n: int, chunk: int) -> None:
@@ -86,10 +74,7 @@ def centre_crop(rgb: np.ndarray, patch: int) -> np.ndarray:
 @lru_cache(maxsize=8)
 def _dropout_params(model_name: str, weights: str, stamp: int) -> Tuple[int, float]:
     """(mask width, dropout p) of the checkpoint; `stamp` (mtime) makes a replaced file load again."""
-    model = load_model(model_name, Path(weights))
-    if not hasattr(model, "mask_channels") or getattr(model, "dropout_p", None) is None:
-        raise InputError(f"'{model_name}' takes no explicit dropout masks (needs mask_channels and dropout_p); "
-                         "use estimator='tta'")
+    model = load_model(model_name, Path(weights))  # an mc_dropout spec's model (callers check the spec)
     return int(model.mask_channels), float(model.dropout_p)
 
 
@@ -200,8 +185,6 @@ def _estimator(model_name: str, spec, estimator: str, passes: int, backend: str,
                          "use estimator='tta'")
     runner = get_backend(model_name, backend, mc=True, **options)
     chunk = min(chunk, max_batch(runner, MASKS_INPUT) or chunk)
-    from export.mc import sample_masks
-
     masks = sample_masks(passes, channels, p, seed)
     return runner, _mc_passes(runner, masks, chunk), passes, math.ceil(passes / chunk), {"dropout_p": p,
                                                                                        "chunk": chunk}
@@ -251,7 +234,7 @@ def estimate_uncertainty(image: Union[DecodedImage, np.ndarray], model_name: str
     one, mean = (np.ascontiguousarray(stats[0, i:i + 3].transpose(1, 2, 0)) for i in (0, 3))
     std_map = np.ascontiguousarray(np.maximum(stats[0, 6], 0.0))
     vmax = robust_max(std_map)
-    heatmap = colorize(std_map, vmax, colormap)
+    heatmap = apply_colormap(std_map, vmax, colormap)
     most, least, most_records, least_records = rank_patches(lr, mean, heatmap, std_map, patch, spec.scale, top_n)
     seconds = time.perf_counter() - started
     summary = {

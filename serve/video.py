@@ -218,11 +218,6 @@ class Mp4Writer:
         self.container.close()
 
 
-def frame_count(path: PathLike) -> int:
-    """Decoded frame count (tests and checks)."""
-    return sum(1 for _ in read_frames(path))
-
-
 def stream_summary(path: PathLike) -> dict:
     """fps, frame count, codec and whether audio is present, as a reader sees the file."""
     import av

@@ -21,13 +21,13 @@ from common import paths
 from export import onnx_export, tensorrt_build
 from export.__main__ import main
 from export.artifacts import ExportError, file_sha256
-from export.mc import MCDropoutWrapper, check_mc_parity, mc_io, sample_masks, stochastic_nodes
+from export.mc import check_mc_parity, mc_io, stochastic_nodes
 from export.parity import ParityError, check_parity, ort_session
-from export.tasks import task_io
 from export.tensorrt_build import (Profile, build_engine, engine_is_current, engine_key, engine_path, parse_batch,
                                    parse_hw, profile_shapes)
 from export.triton import write_triton_repo
-from export.trt_runtime import TensorRTMissing, TrtEngine
+from models.mc_dropout import MCDropoutWrapper, sample_masks
+from serve.trt_runtime import TensorRTMissing, TrtEngine
 
 X2 = "flashsr_x2"
 
@@ -228,7 +228,7 @@ def test_profile_parsing_and_validation():
 def test_profile_shapes_cover_every_dynamic_input():
     spec = models.get_spec(X2)
     profile = Profile(batch=(1, 2, 8), min_hw=(16, 16), opt_hw=(256, 240), max_hw=(1088, 1920))
-    assert profile_shapes(task_io(spec), profile) == {
+    assert profile_shapes(spec.io, profile) == {
         "lr": ((1, 3, 16, 16), (2, 3, 256, 240), (8, 3, 1088, 1920))}
     assert profile_shapes(mc_io(spec, spec.build()), profile) == {
         "lr": ((1, 3, 16, 16), (1, 3, 256, 240), (1, 3, 1088, 1920)),

@@ -13,13 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
+from common.motion import MotionConfig, heldout_triplets
 from common.paths import PROJECT_ROOT
 from models import get_spec, save_checkpoint
 from models.convlstm_interp import ConvLSTMInterpolator
 from models.flowinterp import FlowInterp, backward_warp
 from serve.contract import InputError
 from tests.conftest import smooth_image
-from train.interp_data import MotionConfig, TripletDataset, heldout_triplets
+from train.interp_data import TripletDataset
 
 MODELS = ("flowinterp", "convlstm_interp")
 
@@ -104,7 +105,7 @@ def test_training_smoke_run_resumes(tmp_path, image_folder):
 
 
 def test_evaluation_json(tmp_path, monkeypatch, capsys, rng, checkpoints):
-    from train import evaluate
+    from evaluate import cli as evaluate
 
     bsd = tmp_path / "benchmark" / "BSD68"
     bsd.mkdir(parents=True)

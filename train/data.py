@@ -14,7 +14,6 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from common.images import ImageLoadError, list_images, read_image
@@ -177,7 +176,3 @@ def validation_pairs(images: Sequence[np.ndarray], scale: int, max_side: int = 3
             continue
         pairs.append((bicubic_downscale(hr, scale), hr))
     return pairs
-
-
-def save_png(arr: np.ndarray, path: Path) -> None:
-    Image.fromarray(np.clip(np.rint(arr * 255), 0, 255).astype(np.uint8)).save(path)
