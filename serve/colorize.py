@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import torch
 
-from common.images import DecodedImage, read_image
+from common.images import DecodedImage, format_megapixels, read_image
 from models import get_spec
 from models.lab_color import lab_to_rgb
 
@@ -100,8 +100,9 @@ def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_M
     if min(height, width) < MIN_SIDE:
         raise InputError(f"image {width}x{height} is too small to colorize (needs at least {MIN_SIDE} px a side)")
     if height * width > max_input_pixels:
-        raise InputError(f"image {width}x{height} is {height * width / 1e6:.1f} MP, over the colorization limit of "
-                         f"{max_input_pixels / 1e6:.1f} MP; downscale or crop it first")
+        have, limit = format_megapixels(height * width, max_input_pixels)
+        raise InputError(f"image {width}x{height} is {have}, over the colorization limit of {limit}; "
+                         "downscale or crop it first")
     converted = not decoded.was_grey and is_colour(decoded.rgb)
     grey = lightness(decoded.rgb)
 

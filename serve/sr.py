@@ -19,7 +19,8 @@ from typing import Any, Callable, Dict, Optional, Union
 import numpy as np
 from PIL import Image
 
-from common.images import DecodedImage, read_image, to_uint8
+from common.image_write import format_for_path, normalize_format, write_image
+from common.images import DecodedImage, format_megapixels, read_image, to_uint8
 from models import get_spec
 
 from .contract import InputError, cli_main
@@ -73,13 +74,13 @@ def resize_alpha(alpha: np.ndarray, size_hw: tuple) -> np.ndarray:
 
 def check_size(width: int, height: int, scale: int, max_input_pixels: int, max_output_pixels: int) -> None:
     if width * height > max_input_pixels:
-        raise InputError(f"input {width}x{height} is {width * height / 1e6:.1f} MP, over the limit of "
-                         f"{max_input_pixels / 1e6:.1f} MP; downscale or crop it first")
+        have, limit = format_megapixels(width * height, max_input_pixels)
+        raise InputError(f"input {width}x{height} is {have}, over the limit of {limit}; downscale or crop it first")
     out_pixels = width * height * scale * scale
     if out_pixels > max_output_pixels:
+        have, limit = format_megapixels(out_pixels, max_output_pixels)
         raise InputError(f"x{scale} of {width}x{height} would be {width * scale}x{height * scale} = "
-                         f"{out_pixels / 1e6:.1f} MP, over the output limit of {max_output_pixels / 1e6:.1f} MP; "
-                         "use a smaller input or a smaller scale")
+                         f"{have}, over the output limit of {limit}; use a smaller input or a smaller scale")
 
 
 def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x4", backend: str = "auto", *,
@@ -127,24 +128,20 @@ def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x
     return UpscaleResult(result, info, decoded.bit_depth)
 
 
-def save_image(result: UpscaleResult, path: Union[str, Path], bits: Union[int, str] = "auto") -> Path:
-    """Write PNG/TIFF/JPEG/WebP; 16-bit (PNG/TIFF) when bits=16, or bits='auto' and the source was 16-bit."""
-    path = Path(path)
-    bits = result.bit_depth if bits == "auto" else int(bits)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if bits == 16:
-        if path.suffix.lower() not in (".png", ".tif", ".tiff"):
-            raise ValueError(f"{path.suffix} cannot hold 16-bit images; use .png or .tif")
-        import cv2
+def save_image(result: UpscaleResult, path: Union[str, Path], bits: Union[int, str] = "auto", *,
+               format: Optional[str] = None, quality: Optional[int] = None, exif: Optional[bytes] = None) -> Path:
+    """Write PNG/JPEG/WebP/TIFF via common.image_write (sRGB-tagged, EXIF kept); the report goes to info["saved"].
 
-        arr = result.to_uint16()
-        if arr.shape[2] >= 3:  # OpenCV writes BGR(A)
-            arr = arr[..., [2, 1, 0, 3][: arr.shape[2]]]
-        if not cv2.imwrite(str(path), arr):
-            raise OSError(f"{path}: could not write image")
-        return path
-    arr = result.to_uint8()
-    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(path)
+    bits="auto" keeps a 16-bit source 16-bit in PNG/TIFF and reduces it (noted) for JPEG/WebP; an explicit
+    bits=16 with JPEG/WebP is an error. format: png, jpeg, webp, webp-lossless, tiff (default: from the
+    name). exif: the input's DecodedImage.exif.
+    """
+    path = Path(path)
+    requested = result.bit_depth if bits == "auto" else int(bits)
+    fmt = normalize_format(format) if format else format_for_path(path)
+    if bits != "auto" and requested == 16 and fmt not in ("png", "tiff"):
+        raise ValueError(f"{path.suffix or fmt} cannot hold 16-bit images; use .png or .tif")
+    result.info["saved"] = write_image(result.image, path, fmt, quality=quality, bit_depth=requested, exif=exif)
     return path
 
 
