@@ -132,6 +132,8 @@ def _diagnose(data: bytes, kind: str) -> Optional[str]:
         pos = 8
         while pos + 8 <= len(data):
             length, chunk = struct.unpack_from(">I4s", data, pos)
+            if not chunk.isalpha() or (pos == 8 and chunk != b"IHDR"):
+                return "corrupt PNG: its chunk structure is damaged (not a PNG, or the file is damaged)"
             if pos + 12 + length > len(data):
                 break
             if zlib.crc32(data[pos + 4: pos + 8 + length]) != struct.unpack_from(">I", data, pos + 8 + length)[0]:
