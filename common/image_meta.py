@@ -188,7 +188,7 @@ def exif_for_output(raw: Optional[bytes], size: Optional[Tuple[int, int]] = None
     if exif is None:
         return None
     exif.pop(ORIENTATION_TAG, None)
-    if size is not None:
+    if size is not None and EXIF_IFD_TAG in exif:
         try:
             sub = exif.get_ifd(EXIF_IFD_TAG)
             for tag, value in ((PIXEL_X_DIMENSION, size[0]), (PIXEL_Y_DIMENSION, size[1])):

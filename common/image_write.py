@@ -113,6 +113,16 @@ def _encode_16bit(arr16: np.ndarray, fmt: str, icc: Optional[bytes], exif: Optio
     return buffer.getvalue()
 
 
+def _tiff_exif(exif_bytes: bytes, notes: List[str]) -> Image.Exif:
+    """TIFF holds EXIF tags in its own IFD0; Pillow cannot write the camera sub-IFDs there, so they are dropped."""
+    exif = Image.Exif()
+    exif.load(exif_bytes)
+    dropped = [tag for tag in (0x8769, 0x8825, 0xA005) if exif.pop(tag, None) is not None]
+    if dropped:
+        notes.append("TIFF: the camera EXIF details (exposure, GPS) were left out; the main tags were kept")
+    return exif
+
+
 def write_image(image: np.ndarray, target: Target, fmt: Optional[str] = None, *, quality: Optional[int] = None,
                 bit_depth: int = 8, exif: Optional[bytes] = None, icc: bool = True,
                 background: float = 1.0) -> Dict[str, Any]:
@@ -186,11 +196,22 @@ def write_image(image: np.ndarray, target: Target, fmt: Optional[str] = None, *,
         elif fmt == "webp":
             options.update(quality=quality, method=4)
         elif fmt == "webp-lossless":
-            options.update(lossless=True, quality=quality, method=4)
+            options.update(lossless=True, quality=quality, method=4, exact=True)  # exact: keep RGB under alpha 0
         else:
             options.update(compression="tiff_deflate")
+            if exif_bytes:
+                options["exif"] = _tiff_exif(exif_bytes, notes)
         buffer = io.BytesIO()
-        pil.save(buffer, format={"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF"}.get(fmt, "WEBP"), **options)
+        try:
+            pil.save(buffer, format={"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF"}.get(fmt, "WEBP"), **options)
+        except (RuntimeError, OSError, ValueError):
+            if "exif" not in options:
+                raise
+            options.pop("exif")  # EXIF the encoder rejects must not cost the image
+            notes.append(f"the input's EXIF could not be written into the {label} file and was left out")
+            exif_bytes = None
+            buffer = io.BytesIO()
+            pil.save(buffer, format={"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF"}.get(fmt, "WEBP"), **options)
         data = buffer.getvalue()
     if is_path:
         path = Path(target)

@@ -244,6 +244,7 @@ def read_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", "Corrupt EXIF")  # noted below by _read_exif instead
             img = _open(source, name)
             kind = img.format
             width, height = img.size

@@ -14,6 +14,7 @@ and the app's batch tab share this.
 """
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -110,8 +111,15 @@ def plan_outputs(files: Sequence[Path], root: Optional[Path], out_dir: PathLike,
     return planned
 
 
-def _partial(output: Path) -> Path:
-    return output.with_name(f"{output.stem}.partial{output.suffix}")
+def _partial(output: Path, directories: bool) -> Path:
+    return output.with_name(f"{output.name}.partial" if directories else f"{output.stem}.partial{output.suffix}")
+
+
+def _discard(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _progress_bar(total: int, desc: str):
@@ -129,8 +137,7 @@ def run_batch(files: Iterable[PathLike], out_dir: PathLike, process: Process, *,
     overwrite=False skips files whose output already exists. `cancel()` is checked before each file;
     once it returns True the rest are marked "cancelled". progress=True shows a tqdm bar with ETA on
     stderr; a callable gets (done, total, name) instead (e.g. a gr.Progress adapter). directories=True:
-    each output is a folder (serve.uncertainty), created by `process`; done when it exists and is
-    not empty.
+    each output is a folder (serve.uncertainty) that `process` fills; done when it exists and is not empty.
     """
     started = time.perf_counter()
     planned = plan_outputs([Path(f) for f in files], Path(root) if root is not None else None, out_dir,
@@ -163,15 +170,16 @@ def run_batch(files: Iterable[PathLike], out_dir: PathLike, process: Process, *,
 
 def _run_one(process: Process, source: Path, output: Path, name: str, directories: bool) -> FileResult:
     started = time.perf_counter()
-    target = output if directories else _partial(output)
+    target = _partial(output, directories)
+    _discard(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         info = process(source, target) or {}
-        if not directories:
-            target.replace(output)
+        if directories and output.exists():
+            _discard(output)  # --overwrite of a finished folder
+        target.replace(output)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch; its message is kept
-        if not directories:
-            target.unlink(missing_ok=True)
+        _discard(target)
         message = error_message(exc).replace(str(source), name).replace(str(target), output.name).strip()
         message = message[len(name) + 2:] if message.startswith(f"{name}: ") else message  # the summary names it
         if not isinstance(exc, (ValueError, OSError, KeyError, RuntimeError)) or not message:

@@ -180,6 +180,9 @@ def upscale_to(image: Union[DecodedImage, np.ndarray], model_name: str = "flashs
     h, w = decoded.rgb.shape[:2]
     plan = plan_resize(w, h, model_name, outscale=outscale, out_width=width, out_height=height,
                        long_side=long_side, max_input_pixels=max_input_pixels, max_output_pixels=max_output_pixels)
+    if upscale_options.get("weights_path") and set(plan.passes) != {model_name}:
+        raise InputError(f"this size needs {plan.describe()}, but a custom weights file only replaces "
+                         f"{model_name}; ask for x{get_spec(model_name).scale} or use the shipped weights")
     started = time.perf_counter()
     current, passes, result = decoded, [], None
     for index, name in enumerate(plan.passes):
