@@ -184,7 +184,7 @@ def exif_for_output(raw: Optional[bytes], size: Optional[Tuple[int, int]] = None
     """EXIF bytes to write: orientation removed, PixelX/YDimension set to `size` (w, h); None if unusable."""
     if not raw:
         return None
-    exif, problem = parse_exif(raw)
+    exif = parse_exif(raw)[0]
     if exif is None:
         return None
     exif.pop(ORIENTATION_TAG, None)

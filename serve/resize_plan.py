@@ -185,11 +185,13 @@ def upscale_to(image: Union[DecodedImage, np.ndarray], model_name: str = "flashs
                          f"{model_name}; ask for x{get_spec(model_name).scale} or use the shipped weights")
     started = time.perf_counter()
     current, passes, result = decoded, [], None
+    def overall(index: int) -> Optional[Callable[[int, int], None]]:
+        if progress is None:
+            return None
+        return lambda done, total: progress(index * 1000 + (1000 * done) // max(total, 1), len(plan.passes) * 1000)
+
     for index, name in enumerate(plan.passes):
-        step = None
-        if progress is not None:
-            step = (lambda i: lambda done, total: progress(i * 1000 + (1000 * done) // max(total, 1),
-                                                           len(plan.passes) * 1000))(index)
+        step = overall(index)
         result = upscale(current, name, backend, max_input_pixels=max(max_input_pixels, max_output_pixels),
                          max_output_pixels=max_output_pixels, progress=step, **upscale_options)
         passes.append({k: result.info[k] for k in ("model", "input_size", "output_size", "seconds", "tiles")

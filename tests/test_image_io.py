@@ -137,7 +137,7 @@ def test_wide_gamut_profiles_are_converted_to_srgb(tmp_path, profile, matrix, li
     assert out.icc_profile.endswith("test") and "converted to sRGB" in out.notes[0]
     # 16-bit: converted in float from the same profile, keeping 16-bit precision, agreeing with LittleCMS
     sixteen = patch_image().astype(np.uint16) * 257
-    ok, png = cv2.imencode(".png", sixteen[..., ::-1].copy())
+    png = cv2.imencode(".png", sixteen[..., ::-1].copy())[1]
     (tmp_path / "tagged16.png").write_bytes(png_with_chunks(png.tobytes(), profile(), None))
     out16 = read_image(tmp_path / "tagged16.png")
     assert out16.bit_depth == 16 and out16.icc_profile == out.icc_profile
@@ -236,8 +236,12 @@ def _encoded(fmt, **kw):
     return buf.getvalue()
 
 
+def _flip_byte(data, at):
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+
+
 @pytest.mark.parametrize("name, data, message", [
-    ("crc.png", lambda: (lambda b: b[:29] + bytes([b[29] ^ 0xFF]) + b[30:])(_encoded("PNG")),
+    ("crc.png", lambda: _flip_byte(_encoded("PNG"), 29),
      "crc.png: corrupt PNG: its IHDR chunk fails the CRC check"),
     ("cut.png", lambda: _encoded("PNG")[:300], "cut.png: truncated PNG"),
     ("cut.jpg", lambda: _encoded("JPEG")[:2000], "cut.jpg: truncated JPEG"),
