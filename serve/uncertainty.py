@@ -13,7 +13,8 @@ result equals one untiled run. The spread is the sample std (ddof=1) of BT.601 l
 By default the input is centre-cropped to whole `patch` x `patch` squares (the seed's behaviour), so the
 most / least certain patches tile the picture exactly.
 
-CLI: python -m serve.uncertainty IMAGE --passes 40 --out DIR [--model flashsr_x2] [--estimator mc|tta]
+CLI: python -m serve.uncertainty IMAGE|FOLDER --passes 40 --out DIR [--model flashsr_x2] [--estimator mc|tta]
+     (a folder: one output folder per image, mirroring the tree; done ones skipped unless --overwrite)
 """
 from __future__ import annotations
 
@@ -254,8 +255,9 @@ def estimate_uncertainty(image: Union[DecodedImage, np.ndarray], model_name: str
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m serve.uncertainty", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("image", help="image file (the low-resolution input)")
-    p.add_argument("--out", required=True, help="output folder (the seed's layout plus summary.json)")
+    p.add_argument("image", help="image file (the low-resolution input), or a folder of them (recursive)")
+    p.add_argument("--out", required=True, help="output folder (the seed's layout plus summary.json); for a "
+                   "folder input, one such folder per image, mirroring the input tree")
     p.add_argument("--model", default="flashsr_x2")
     p.add_argument("--passes", type=int, default=40, help=f"stochastic passes K ({MIN_PASSES}..{MAX_PASSES})")
     p.add_argument("--estimator", default="mc", choices=ESTIMATORS)
@@ -267,20 +269,31 @@ def main(argv=None) -> int:
     p.add_argument("--tile", type=int, default=256, help="tile side in LR pixels (0: whole image)")
     p.add_argument("--no-crop", action="store_true", help="keep the whole image (no centre crop to patches)")
     p.add_argument("--weights", default=None, help="checkpoint to use instead of the shipped weights")
-    p.add_argument("--zip", default=None, help="also write the outputs into this zip file")
+    p.add_argument("--zip", default=None, help="also write the outputs into this zip file (single image only)")
+    p.add_argument("--overwrite", action="store_true", help="folder input: redo images whose output folder exists")
     args = p.parse_args(argv)
     options = {"weights_path": args.weights} if args.weights else {}
-    result = estimate_uncertainty(read_image(args.image), args.model, args.passes, args.backend, args.estimator,
-                                  args.patch, args.top_n, args.seed, args.chunk, not args.no_crop,
-                                  tile=args.tile, **options)
-    files = write_outputs(result, args.out)
-    if args.zip:
-        zip_outputs(result, args.zip)
-    s = result.summary
-    print(f"{args.out}: {len(files)} files; {s['estimator']} x{s['passes']} on {s['backend']}, "
-          f"{s['output_size'][0]}x{s['output_size'][1]}, mean std {s['mean_std']:.4g}, max {s['max_std']:.4g}, "
-          f"{s['seconds']:.2f}s")
-    return 0
+    if args.zip and Path(args.image).is_dir():
+        raise ValueError("--zip takes a single image, not a folder")
+
+    def job(source, out):
+        result = estimate_uncertainty(read_image(source), args.model, args.passes, args.backend, args.estimator,
+                                      args.patch, args.top_n, args.seed, args.chunk, not args.no_crop,
+                                      tile=args.tile, **options)
+        files = write_outputs(result, out)
+        if args.zip:
+            zip_outputs(result, args.zip)
+        return {**result.summary, "files": len(files)}
+
+    def describe(out, s):
+        return (f"{out}: {s['files']} files; {s['estimator']} x{s['passes']} on {s['backend']}, "
+                f"{s['output_size'][0]}x{s['output_size'][1]}, mean std {s['mean_std']:.4g}, max {s['max_std']:.4g}, "
+                f"{s['seconds']:.2f}s")
+
+    from .batch import run_cli
+
+    return run_cli(args.image, args.out, job, describe, overwrite=args.overwrite, desc="uncertainty",
+                   directories=True)
 
 
 if __name__ == "__main__":

@@ -85,8 +85,8 @@ def still_serving(client):
 @pytest.mark.parametrize("name, message", [
     ("notes.txt", "notes.txt: not an image file"),
     ("fake.png", "fake.png: not an image file"),
-    ("truncated.png", "truncated.png: corrupt or truncated"),
-    ("truncated.jpg", "truncated.jpg: corrupt or truncated"),
+    ("truncated.png", "truncated.png: truncated PNG"),
+    ("truncated.jpg", "truncated.jpg: truncated JPEG"),
     ("empty.png", "empty.png: file is empty"),
     ("one_pixel.png", "one_pixel.png: 1x1 is too small"),
     ("bomb.png", "bomb.png: image too large"),  # PIL refuses > 179 MP from the header, before read_image's limit

@@ -75,7 +75,7 @@ def test_default_limit_refuses_an_enormous_image_before_any_work():
 
     side = int(MAX_INPUT_PIXELS ** 0.5) + 1  # just over 40 MP; broadcast, so nothing is allocated
     huge = DecodedImage(np.broadcast_to(np.zeros((1, 1, 3), np.float32), (side, side, 3)), None, True, 8)
-    with pytest.raises(InputError, match="over the colorization limit of 40.0 MP"):
+    with pytest.raises(InputError, match=r"is 40.01 MP, over the colorization limit of 40.00 MP"):
         colorize(huge, "colorize_lab", "torch-cpu", weights_path="/nonexistent/never-loaded.safetensors")
 
 
@@ -113,7 +113,7 @@ def test_tab_rejects_one_pixel_and_over_limit_uploads(upload_dir, rng, monkeypat
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(big)
     real = tab.limits()
     monkeypatch.setattr(tab, "limits", lambda: dataclasses.replace(real, sr_input_pixels=1000))
-    with pytest.raises(gr.Error, match=r"big.png: 64x64 is 0.0 MP, over the limit"):
+    with pytest.raises(gr.Error, match=r"big.png: 64x64 is 0.004 MP, over the limit of 0.001 MP"):
         tab.colorize_image(str(big), None, "torch-cpu", progress=None)
 
 

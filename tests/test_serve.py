@@ -252,7 +252,9 @@ def test_sixteen_bit_input_keeps_sixteen_bit_output(assets, tmp_path):
     assert back.dtype == np.uint16 and np.array_equal(back, result.to_uint16())
     assert upscale(src, "flashsr_x2", "torch-cpu", weights_path=assets["x2"]).bit_depth == 16  # uint16 arrays too
     with pytest.raises(ValueError, match="16-bit"):
-        save_image(result, tmp_path / "out16.jpg")
+        save_image(result, tmp_path / "out16.jpg", bits=16)  # asked for 16 bits explicitly: refused
+    save_image(result, tmp_path / "out8.jpg")  # bits="auto": reduced to 8 bits, and the report says so
+    assert result.info["saved"]["bit_depth"] == 8 and "reduced to 8 bits" in result.info["saved"]["notes"][0]
 
 
 def test_pixel_limits_and_empty_images_are_refused_before_running(assets):
