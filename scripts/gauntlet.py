@@ -48,10 +48,15 @@ class Case:
     timeout: float = 120.0
 
 
-def image_endpoint_args(api_name: str) -> List[Any]:
-    return {"/upscale": ["FILE", "flashsr", 2, 256, "auto", False], "/colorize": ["FILE", None, "auto"],
-            "/uncertainty": ["FILE", "flashsr_x2", 4, "mc", "auto"],
-            "/interpolate": ["FILE", "FILE2", "×2", None, "auto"]}[api_name]
+def full_arguments(api_name: str) -> List[Any]:
+    """Every argument of a valid call (raw HTTP calls must send them all); FILE / FILE2 mark files."""
+    return list({"/upscale": ["FILE", "flashsr", "2", 256, "auto", False, "png", 95, 0],
+                 "/colorize": ["FILE", None, "auto"],
+                 "/uncertainty": ["FILE", "flashsr_x2", 4, "mc", "auto"],
+                 "/interpolate": ["FILE", "FILE2", "×2", None, "auto"],
+                 "/video": ["FILE", "1", "flashsr_x2", "auto", None],
+                 "/benchmark": [["flashsr_x2"], ["onnx"], ["128"], 1]}[api_name])
+
 
 
 def file_cases(folder: Path, endpoints: List[str]) -> List[Case]:
@@ -60,7 +65,7 @@ def file_cases(folder: Path, endpoints: List[str]) -> List[Case]:
         for api_name in endpoints:
             files = [folder / "images" / name] * (2 if api_name == "/interpolate" else 1)
             small_for_uncertainty = api_name == "/uncertainty" and expect.upright and min(expect.upright) < 64
-            cases.append(Case("image files", f"{name} -> {api_name}", api_name, image_endpoint_args(api_name),
+            cases.append(Case("image files", f"{name} -> {api_name}", api_name, full_arguments(api_name),
                               Expect("refuse") if small_for_uncertainty else expect, files))
     return cases
 
@@ -68,7 +73,9 @@ def file_cases(folder: Path, endpoints: List[str]) -> List[Case]:
 def video_cases(folder: Path) -> List[Case]:
     cases = []
     for name, expect in video_files(folder / "videos").items():
-        args = ["FILE", 2, "none", "auto", None] if name == "odd_size.mkv" else ["FILE", 1, "flashsr_x2", "auto", None]
+        args = full_arguments("/video")
+        if name == "odd_size.mkv":
+            args[1:3] = ["2", "none"]
         cases.append(Case("video files", name, "/video", args, expect, [folder / "videos" / name], timeout=300))
     return cases
 
@@ -83,7 +90,7 @@ def path_cases(folder: Path) -> List[Case]:
     cases = []
     for label, path in paths.items():
         for api_name in ("/upscale", "/colorize", "/uncertainty", "/interpolate", "/video"):
-            args = (["FILE", 1, "flashsr_x2", "auto", None] if api_name == "/video" else image_endpoint_args(api_name))
+            args = full_arguments(api_name)
             args = [({"video": {"path": path}, "subtitles": None} if api_name == "/video" else {"path": path})
                     if a == "FILE" else ("GOOD" if a == "FILE2" else a) for a in args]
             cases.append(Case("server paths", f"{label} -> {api_name}", api_name, args, Expect("refuse"), raw=True))
@@ -93,7 +100,8 @@ def path_cases(folder: Path) -> List[Case]:
 PARAMETER_ABUSE = {  # api_name -> [(argument index, bad value), ...]; the rest of the call is valid
     "/upscale": [(1, "nope"), (1, 123), (1, None), (2, None), (2, "3"), (2, "x"), (2, True), (2, 2.5), (3, -1),
                  (3, 64), (3, "big"), (3, 99999), (3, None), (4, "quantum"), (4, 123), (5, "false"), (5, 1),
-                 (5, None), (5, "true")],
+                 (5, None), (5, "true"), (6, "bmp"), (6, 7), (7, 0), (7, 101), (7, "high"), (8, -1), (8, 17),
+                 (8, "huge"), (8, float("nan"))],
     "/colorize": [(1, "nope"), (1, 123), (2, "quantum"), (2, ["onnx"])],
     "/uncertainty": [(1, "nope"), (1, "flashsr_x4x"), (2, 0), (2, 1), (2, 129), (2, "many"), (2, None), (2, 2.5),
                      (3, "bad"), (3, 7), (4, "quantum")],
@@ -105,8 +113,7 @@ PARAMETER_ABUSE = {  # api_name -> [(argument index, bad value), ...]; the rest 
 
 
 def parameter_cases() -> List[Case]:
-    valid = {**{e: image_endpoint_args(e) for e in ("/upscale", "/colorize", "/uncertainty", "/interpolate")},
-             "/video": ["FILE", 1, "flashsr_x2", "auto", None], "/benchmark": [["flashsr_x2"], ["onnx"], ["128"], 1]}
+    valid = {e: full_arguments(e) for e in PARAMETER_ABUSE}
     cases = []
     for api_name, abuses in PARAMETER_ABUSE.items():
         for index, value in abuses:

@@ -65,8 +65,10 @@ def stop_jobs(request: gr.Request) -> None:
         gr.Info("Stopping…")
 
 
-def stop_button(event, label: str = "Stop") -> gr.Button:
-    """A Stop button beside `event`'s Run button: flags the session's jobs and cancels the queued event."""
-    button = gr.Button(label, variant="stop", size="sm")
-    button.click(stop_jobs, None, None, cancels=[event], queue=False, api_visibility="private")
-    return button
+def stop_button(label: str = "Stop") -> gr.Button:
+    return gr.Button(label, variant="stop", scale=0, min_width=80)
+
+
+def cancel_on(button: gr.Button, *events) -> None:
+    """`button` flags the session's running jobs (their loops stop) and cancels the queued `events`."""
+    button.click(stop_jobs, None, None, cancels=list(events), queue=False, api_visibility="private")

@@ -60,7 +60,7 @@ def colorize_image(image, model: Optional[str] = None, backend: str = "auto", pr
     grey_png = save_png(decoded.rgb, out / f"{stem}_grey.png")
     colour_png = save_png(result.image[..., :3], out / f"{stem}_{model}.png")
     download = colour_png
-    notes = []
+    notes = list(decoded.notes)
     if decoded.alpha is not None or getattr(result, "bit_depth", 8) == 16:
         download = str(save_image(result, out / f"{stem}_{model}_full.png"))
         notes += ["the alpha channel is kept in the download"] if decoded.alpha is not None else []

@@ -27,6 +27,7 @@ from PIL import Image
 from common.images import DecodedImage, ImageLoadError, read_image, to_uint8
 from models import REGISTRY, ModelSpec
 
+from .cancel import JobCancelled
 from .inputs import EXAMPLES_DIR, RefusedInput, one_of, uploaded_file
 
 log = logging.getLogger("stsr.app")
@@ -123,6 +124,9 @@ def user_errors(fn: Callable) -> Callable:
 
         try:
             return fn(*args, **kwargs)
+        except JobCancelled as exc:
+            log.info("%s stopped from the page", fn.__name__)
+            raise gr.Error(str(exc), print_exception=False) from None
         except gr.Error as exc:
             log.info("%s refused: %s", fn.__name__, exc.message)
             exc.print_exception = False  # an answer to the user, not a server fault
@@ -214,12 +218,17 @@ def example_path(name: str) -> Optional[str]:
     return str(path) if path.exists() else None
 
 
-def progress_callback(progress: Optional[gr.Progress], desc: str) -> Optional[Callable[[int, int], None]]:
-    """A (done, total) callback for serve's pipelines that drives a gr.Progress bar."""
-    if progress is None:
+def progress_callback(progress: Optional[gr.Progress], desc: str, job=None,
+                      unit: str = "tiles") -> Optional[Callable[[int, int], None]]:
+    """A (done, total) callback for serve's pipelines that drives a gr.Progress bar and, given a
+    ui.cancel.Job, stops the loop (JobCancelled) once the tab's Stop button was pressed."""
+    if progress is None and job is None:
         return None
 
     def report(done: int, total: int) -> None:
-        progress((done, max(total, 1)), desc=desc, unit="tiles")
+        if job is not None:
+            job.check()
+        if progress is not None:
+            progress((done, max(total, 1)), desc=desc, unit=unit)
 
     return report

@@ -18,6 +18,7 @@ from PIL import Image
 
 from .common import (NOT_AVAILABLE, backend_choices, checked_backend, example_path, image_upload, limits, load_image, models_for,
                      save_png, user_errors, workdir)
+from .cancel import cancel_on, start_job, stop_button
 from .inputs import one_of, whole_number
 
 DEFAULT_PASSES, MIN_PASSES, MAX_PASSES = 40, 2, 128
@@ -94,7 +95,7 @@ def fit_budget(rgb: np.ndarray, passes: int, budget: int, patch: int = PATCH) ->
 
 @user_errors
 def uncertainty_map(image, model: Optional[str] = None, passes: int = DEFAULT_PASSES, estimator: str = "mc",
-             backend: str = "auto", progress=gr.Progress()):
+                    backend: str = "auto", progress=gr.Progress(), request: gr.Request = None):
     """Map where a super-resolution model is unsure: K stochastic passes over a centre crop of the photo.
 
     Args:
@@ -123,11 +124,14 @@ def uncertainty_map(image, model: Optional[str] = None, passes: int = DEFAULT_PA
     runs = min(passes, TTA_VIEWS) if estimator == "tta" else passes
     decoded.rgb, decoded.alpha = fit_budget(decoded.rgb, runs, lim.uncertainty_pixel_passes), None
 
-    def report(fraction: float, desc: str = "") -> None:
-        progress(float(fraction), desc=desc or "stochastic passes")
+    with start_job(request) as job:
+        def report(fraction: float, desc: str = "") -> None:
+            job.check()
+            if progress is not None:
+                progress(float(fraction), desc=desc or "stochastic passes")
 
-    result = mod.estimate_uncertainty(decoded, model, passes=passes, backend=backend, estimator=estimator,
-                                      patch=PATCH, progress=report)
+        result = mod.estimate_uncertainty(decoded, model, passes=passes, backend=backend, estimator=estimator,
+                                          patch=PATCH, progress=report)
     out = workdir("uncertainty")
     images = [save_png(to_float_image(getattr(result, name)), out / f"{name}.png")
               for name in ("cropped_lr", "one_prediction", "mean_prediction", "heatmap", "colorbar")]
@@ -160,8 +164,10 @@ def build() -> None:
             passes = gr.Slider(MIN_PASSES, MAX_PASSES, value=DEFAULT_PASSES, step=1,
                                label="K (stochastic passes; TTA uses up to 8)")
             backend = gr.Dropdown(backend_choices(), value="auto", label="Backend")
-            run = gr.Button("Estimate uncertainty", variant="primary", interactive=bool(models),
-                            elem_id="uncertainty-run")
+            with gr.Row():
+                run = gr.Button("Estimate uncertainty", variant="primary", interactive=bool(models),
+                                elem_id="uncertainty-run")
+                stop = stop_button()
             summary = gr.Markdown(label="Summary")
             zip_file = gr.File(label="All outputs (zip)")
         with gr.Column(scale=2):
@@ -181,6 +187,7 @@ def build() -> None:
     examples = [[p] for p in (example_path("sr_car_lr.png"), example_path("sr_tents_lr.png")) if p]
     if examples:
         gr.Examples(examples, [image], cache_examples=False)
-    run.click(uncertainty_map, [image, model, passes, estimator, backend],
-              [lr, one, mean, heat, bar, most, least, zip_file, summary, details],
-              api_name="uncertainty", concurrency_id="compute", preprocess=False)
+    event = run.click(uncertainty_map, [image, model, passes, estimator, backend],
+                      [lr, one, mean, heat, bar, most, least, zip_file, summary, details],
+                      api_name="uncertainty", concurrency_id="compute", preprocess=False)
+    cancel_on(stop, event)

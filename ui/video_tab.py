@@ -9,6 +9,7 @@ refuses 2x/4x with that message, while 1x (super-resolution of every frame of a 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable, List, Optional
 
 import gradio as gr
@@ -16,7 +17,8 @@ import gradio as gr
 from models import get_spec
 
 from .common import (NOT_AVAILABLE, backend_choices, checked_backend, example_path, image_upload, limits, load_image, models_for,
-                     pipeline, save_png, uploaded, user_errors, workdir)
+                     pipeline, progress_callback, save_png, uploaded, user_errors, workdir)
+from .cancel import cancel_on, start_job, stop_button
 from .inputs import one_of, whole_number
 
 FACTORS = {"×2": 2, "×4": 4}
@@ -83,25 +85,32 @@ def _upscale_video(path: str, target, info, sr_model: str, backend: str, report:
     lim = limits()
     scale, last = get_spec(sr_model).scale, {}
     audio = audio_format(path) if info.has_audio else None
-    writer = Mp4Writer(target, info.fps, info.width * scale, info.height * scale, audio=audio)
+    partial = Path(target).with_suffix(".partial.mp4")  # renamed on success: a stop leaves nothing behind
+    writer = Mp4Writer(partial, info.fps, info.width * scale, info.height * scale, audio=audio)
     try:
-        for index, frame in enumerate(read_frames(path)):
-            result = upscale(frame, sr_model, backend, tile=256, max_input_pixels=lim.sr_input_pixels,
-                             max_output_pixels=lim.sr_output_pixels)
-            writer.write(result.image[..., :3])
-            last = result.info
-            report(index + 1, info.frames)
-        writer.finish_video()
-        audio_kept = writer.copy_audio(path) if audio else False
-    finally:
-        writer.close()
+        try:
+            for index, frame in enumerate(read_frames(path)):
+                result = upscale(frame, sr_model, backend, tile=256, max_input_pixels=lim.sr_input_pixels,
+                                 max_output_pixels=lim.sr_output_pixels)
+                writer.write(result.image[..., :3])
+                last = result.info
+                if report is not None:
+                    report(index + 1, info.frames)
+            writer.finish_video()
+            audio_kept = writer.copy_audio(path) if audio else False
+        finally:
+            writer.close()
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return {"frames_out": writer.frames, "fps_out": float(info.fps), "size": list(writer.written_size),
             "audio": audio_kept, "codec": "h264 in MP4", "backend": {k: last.get(k) for k in ("backend", "provider")}}
 
 
 @user_errors
-def process_video(video, fps_factor=1, sr_model: str = NO_SR, backend: str = "auto", interp_model: Optional[str] = None,
-                  progress=gr.Progress()):
+def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "auto",
+                  interp_model: Optional[str] = None, progress=gr.Progress(), request: gr.Request = None):
     """Raise a short video's frame rate (frame interpolation) and/or super-resolve its frames.
 
     Args:
@@ -138,18 +147,17 @@ def process_video(video, fps_factor=1, sr_model: str = NO_SR, backend: str = "au
     stem = name.rsplit(".", 1)[0][:60] or "video"
     target = workdir("video") / f"{stem}_{factor}x_fps{'' if sr_model == NO_SR else '_' + sr_model}.mp4"
 
-    def report(done: int, total: int) -> None:
-        progress((done, max(total, 1)), desc=f"frame {done}/{total}", unit="frames")
-
     started = time.perf_counter()
-    if factor > 1:
-        from serve.interpolate import interpolate_video
+    with start_job(request) as job:
+        report = progress_callback(progress, "frames", job, unit="frames")
+        if factor > 1:
+            from serve.interpolate import interpolate_video
 
-        result = interpolate_video(path, target, factor, interp_model, backend=backend, max_seconds=lim.video_seconds,
-                                   max_frames=lim.video_frames, sr_model=None if sr_model == NO_SR else sr_model,
-                                   progress=report)
-    else:
-        result = _upscale_video(path, target, info, sr_model, backend, report)
+            result = interpolate_video(path, target, factor, interp_model, backend=backend,
+                                       max_seconds=lim.video_seconds, max_frames=lim.video_frames,
+                                       sr_model=None if sr_model == NO_SR else sr_model, progress=report)
+        else:
+            result = _upscale_video(path, target, info, sr_model, backend, report)
     seconds = time.perf_counter() - started
     details = {"input": info.describe(), **{k: v for k, v in result.items() if k not in ("input", "output")},
                "sr_model": None if sr_model == NO_SR else sr_model,
@@ -203,7 +211,9 @@ def build() -> None:
                 sr = gr.Dropdown([NO_SR] + sr_names, value=sr_names[0] if sr_names else NO_SR,
                                  label="Super-resolve frames with")
                 backend_v = gr.Dropdown(backend_choices(), value="auto", label="Backend")
-            run_video = gr.Button("Process video", variant="primary", elem_id="video-run")
+            with gr.Row():
+                run_video = gr.Button("Process video", variant="primary", elem_id="video-run")
+                stop_video = stop_button()
         with gr.Column():
             video_out = gr.Video(label="Result", interactive=False, elem_id="video-output")
             video_info = gr.Markdown(label="Summary", elem_id="video-summary")
@@ -212,5 +222,7 @@ def build() -> None:
     clip = example_path("clip_cdfi.webm")
     if clip:
         gr.Examples([[clip]], [video], cache_examples=False)
-    run_video.click(process_video, [video, fps, sr, backend_v, interp_model], [video_out, video_info, video_details],
-                    api_name="video", concurrency_id="video", concurrency_limit=1, preprocess=False)
+    event = run_video.click(process_video, [video, fps, sr, backend_v, interp_model],
+                            [video_out, video_info, video_details], api_name="video", concurrency_id="video",
+                            concurrency_limit=1, preprocess=False)
+    cancel_on(stop_video, event)
