@@ -90,6 +90,7 @@ def _tab():
     return colorize_tab
 
 
+@pytest.mark.slow
 def test_tab_says_a_colour_input_was_turned_grey(tmp_path, rng):
     tab = _tab()
     colour, grey = tmp_path / "colour.png", tmp_path / "grey.png"
