@@ -56,10 +56,10 @@ def main(argv=None) -> int:
     set_names = [s.strip() for s in (args.sets or task.DEFAULT_SETS).split(",") if s.strip()]
     jobs = task.plan(args)
     sets = {name: task.load_one_set(name, args.limit) for name in set_names}
-    torch.set_grad_enabled(False)
-    rows = run_jobs(jobs, lambda job: task.evaluate_job(job, sets, args), args,
-                    baselines=(getattr(task, "BASELINE", ""),), metrics=task.METRICS, line=task.line,
-                    always_log=task is uncertainty)
+    with torch.no_grad():  # a context, not set_grad_enabled: main() also runs inside other programs (tests)
+        rows = run_jobs(jobs, lambda job: task.evaluate_job(job, sets, args), args,
+                        baselines=(getattr(task, "BASELINE", ""),), metrics=task.METRICS, line=task.line,
+                        always_log=task is uncertainty)
     if args.json:
         print_json(rows)
     if args.markdown and task.table is not None:

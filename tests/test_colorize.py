@@ -103,6 +103,7 @@ def _env(data_root: Path) -> dict:
 
 
 @pytest.mark.parametrize("model", ["colorize_lab", "grey2rgb_mep"])
+@pytest.mark.slow
 def test_training_smoke_run(image_folder, tmp_path, model):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "train.colorize", "--model", model, "--iters", "5", "--batch-size", "2",

@@ -90,6 +90,7 @@ def _tab():
     return colorize_tab
 
 
+@pytest.mark.slow
 def test_tab_says_a_colour_input_was_turned_grey(upload_dir, rng):
     tab = _tab()
     colour, grey = upload_dir / "colour.png", upload_dir / "grey.png"

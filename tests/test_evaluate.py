@@ -43,3 +43,17 @@ def test_train_evaluate_is_a_deprecated_alias(capsys):
     assert exit_info.value.code == 0
     captured = capsys.readouterr()
     assert "deprecated" in captured.err and "python -m evaluate" in captured.out
+
+
+def test_main_leaves_autograd_on(tmp_path, monkeypatch, capsys):
+    """main() runs inside other programs (tests): it must not switch autograd off for them."""
+    from PIL import Image
+
+    from evaluate.cli import main
+
+    folder = tmp_path / "benchmark" / "Tiny"
+    folder.mkdir(parents=True)
+    Image.fromarray((np.random.default_rng(0).random((24, 24, 3)) * 255).astype(np.uint8)).save(folder / "a.png")
+    monkeypatch.setenv("STSR_DATA", str(tmp_path))
+    assert main(["--task", "sr", "--model", "bicubic", "--scale", "2", "--sets", "Tiny", "--json"]) == 0
+    assert torch.is_grad_enabled()

@@ -62,6 +62,7 @@ def exported(ckpt, tmp_path_factory):
 
 # ----------------------------------------------------------------------------- ONNX export
 
+@pytest.mark.slow
 def test_export_writes_dynamic_graph_stamp_and_sidecar(exported, ckpt):
     path = exported["standard"]
     assert path.name == f"{X2}.onnx"
@@ -87,6 +88,7 @@ def test_exported_graph_runs_at_sizes_it_was_not_traced_with(exported):
     assert out.shape == (3, 3, 38, 46)
 
 
+@pytest.mark.slow
 def test_parity_reports_each_size_and_raises_above_tolerance(exported, ckpt):
     spec = models.get_spec(X2)
     model = models.load_model(X2, ckpt)
@@ -202,6 +204,7 @@ def test_cli_all_exports_models_with_weights_and_their_mc_variant(monkeypatch, c
     assert sorted(p.name for p in (tmp_path / "onnx").glob("*.onnx")) == [f"{X2}.onnx", f"{X2}_mc.onnx"]
 
 
+@pytest.mark.slow
 def test_cli_onnx_exports_both_variants_and_prints_parity_table(capsys, ckpt, tmp_path):
     assert main(["onnx", "-q", "--model", X2, "--weights", str(ckpt), "--out-dir", str(tmp_path), "--mc"]) == 0
     out = capsys.readouterr().out
@@ -296,6 +299,7 @@ def test_engine_cache_reuses_matching_and_rebuilds_foreign_engines(monkeypatch, 
     assert build(precision="fp16") == engine and trt.Builder.call_count == calls + 1  # foreign: rebuilt
 
 
+@pytest.mark.slow
 def test_tensorrt_11_builds_fp16_from_half_precision_onnx(monkeypatch, ckpt, tmp_path):
     trt = fake_tensorrt(weak_typing=False)
     monkeypatch.setitem(sys.modules, "tensorrt", trt)

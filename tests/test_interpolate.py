@@ -89,6 +89,7 @@ def test_triplet_generator_is_reproducible(rng):
     assert {h[3] for h in held} == {0.5}
 
 
+@pytest.mark.slow
 def test_training_smoke_run_resumes(tmp_path, image_folder):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "train.interpolate", "--model", "flowinterp", "--iters", "5", "--batch-size", "2",
@@ -128,6 +129,7 @@ def test_evaluation_json(tmp_path, monkeypatch, capsys, rng, checkpoints):
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.slow
 def test_onnx_export_parity_with_gridsample(tmp_path, checkpoints, name):
     import onnx
 

@@ -81,6 +81,7 @@ def test_mod_crop_and_bicubic_shapes(rng):
 
 
 @pytest.mark.parametrize("scale,published", [(2, 33.66), (4, 28.42)])
+@pytest.mark.slow
 def test_bicubic_set5_reproduces_published(shared_data, scale, published):
     """The protocol check the papers allow: bicubic on Set5 within 0.3 dB of the published figure."""
     from evaluate.common import load_set

@@ -139,6 +139,7 @@ GANS = [name for name, s in REGISTRY.items() if s.adversarial]
 
 
 @pytest.mark.parametrize("name", GANS)
+@pytest.mark.slow
 def test_shipped_gan_has_more_detail_than_its_psnr_twin_on_a_real_frame(name):
     """The issue's "GAN visibly sharper than its PSNR version", measured: on the example frame crop
     (a real video frame, not a training image) the GAN output has a higher detail ratio than the

@@ -10,6 +10,7 @@ SHIPPED = sorted(name for name, spec in REGISTRY.items() if spec.has_weights())
 VARIANTS = [(name, False) for name in SHIPPED] + [(name, True) for name in SHIPPED if REGISTRY[name].mc_dropout]
 
 
+@pytest.mark.slow  # the shipped-export parity sweep
 @pytest.mark.parametrize("name,mc", VARIANTS, ids=[f"{n}{'_mc' if mc else ''}" for n, mc in VARIANTS])
 def test_shipped_model_onnx_parity(tmp_path, name, mc):
     path = export_onnx(name, out_dir=tmp_path, check=True, mc=mc)  # raises ParityError above 1e-4
