@@ -101,7 +101,7 @@ PARAMETER_ABUSE = {  # api_name -> [(argument index, bad value), ...]; the rest 
     "/upscale": [(1, "nope"), (1, 123), (1, None), (2, None), (2, "3"), (2, "x"), (2, True), (2, 2.5), (3, -1),
                  (3, 64), (3, "big"), (3, 99999), (3, None), (4, "quantum"), (4, 123), (5, "false"), (5, 1),
                  (5, None), (5, "true"), (6, "bmp"), (6, 7), (7, 0), (7, 101), (7, "high"), (8, -1), (8, 17),
-                 (8, "huge"), (8, float("nan"))],
+                 (8, "huge"), (8, "nan")],
     "/colorize": [(1, "nope"), (1, 123), (2, "quantum"), (2, ["onnx"])],
     "/uncertainty": [(1, "nope"), (1, "flashsr_x4x"), (2, 0), (2, 1), (2, 129), (2, "many"), (2, None), (2, 2.5),
                      (3, "bad"), (3, 7), (4, "quantum")],
