@@ -349,8 +349,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.setup:
-        print(f"numpy<2 for the Triton stub installed in {setup_stub()}" if stub_needs_numpy1()
-              else f"numpy {np.__version__} already fits the stub; nothing to install")
+        if not stub_needs_numpy1():
+            print(f"numpy {np.__version__} already fits the stub; nothing to install")
+            return 0
+        try:
+            print(f"numpy<2 for the Triton stub already in {check_stub()}")
+        except RuntimeError:
+            print(f"numpy<2 for the Triton stub installed in {setup_stub()}")
         return 0
     opts = ServerOptions(models=[m.strip() for m in args.models.split(",") if m.strip()], instances=args.instances,
                          max_batch=args.max_batch, queue_delay_us=args.queue_delay_us, backend=args.backend,
