@@ -26,7 +26,7 @@ Each model gets `--instances` instances (threads here; ONNX Runtime releases the
 message; Triton itself refuses wrong dtypes and ranks before they reach Python.
 
 The stub: PyTriton 0.7 runs its proxy inside Triton's Python-backend stub, which is built against the
-numpy 1.x C ABI; with numpy 2 its output tensors arrive empty. The project keeps numpy 2, so the stub
+numpy 1.x C ABI; with numpy 2 its output tensors arrive empty and non-uint8 inputs garbled. The project keeps numpy 2, so the stub
 gets its own numpy 1.26 (`--setup` puts it in STSR_TRITON_STUB_SITE, default ~/.cache/stsr/triton-stub)
 and the proxy model file is given that folder first on its path. This process keeps numpy 2.
 """
@@ -112,31 +112,38 @@ def prepare_environment(stub_path: Optional[Path]) -> None:
         current = os.environ.get("LD_LIBRARY_PATH", "")
         if libdir not in current.split(":"):
             os.environ["LD_LIBRARY_PATH"] = f"{libdir}:{current}" if current else libdir
-    if stub_path is not None:
-        _patch_proxy_model(stub_path)
+    _patch_proxy_files(stub_path)
 
 
-def _patch_proxy_model(stub_path: Path) -> None:
-    """Prefix PyTriton's proxy model file (run inside the stub) with a sys.path entry for the numpy-1 folder."""
+HANDSHAKE_DEFAULT = b"def get_config_from_handshake_server(socket_path: pathlib.Path, timeout_s: float = 1.0)"
+HANDSHAKE_TIMEOUT_S = 60
+
+
+def _patch_proxy_files(stub_path: Optional[Path]) -> None:
+    """Adjust the proxy files PyTriton sends into the stub: the numpy-1 folder first on sys.path, and
+    the instances' 1-second handshake timeout raised (on a busy 2-core machine the second instance of
+    a model missed it and the model failed to load)."""
     import pytriton.models.model as pytriton_model
 
-    original = pytriton_model.Model.get_proxy_model_files
-    if getattr(original, "_stsr_stub_path", None) == str(stub_path):
-        return
-    original = getattr(original, "_stsr_original", original)
-    prefix = f"import sys\nsys.path.insert(0, {str(stub_path)!r})\n".encode()
+    current = pytriton_model.Model.get_proxy_model_files
+    original = getattr(current, "_stsr_original", current)
+    prefix = f"import sys\nsys.path.insert(0, {str(stub_path)!r})\n".encode() if stub_path else b""
 
     def get_proxy_model_files(self):
         files = original(self)
         for key, source in files.items():
-            if key.endswith("/model.py"):
+            if key.endswith("/model.py") and prefix:
                 if b"from __future__" in source:
                     raise RuntimeError("PyTriton's proxy model.py changed (a __future__ import); cannot prefix it")
                 files[key] = prefix + source
+            elif key.endswith("/communication.py"):
+                if HANDSHAKE_DEFAULT not in source:
+                    raise RuntimeError("PyTriton's proxy communication.py changed; cannot raise its handshake timeout")
+                files[key] = source.replace(HANDSHAKE_DEFAULT, HANDSHAKE_DEFAULT.replace(
+                    b"1.0)", f"{HANDSHAKE_TIMEOUT_S:.1f})".encode()))
         return files
 
     get_proxy_model_files._stsr_original = original
-    get_proxy_model_files._stsr_stub_path = str(stub_path)
     pytriton_model.Model.get_proxy_model_files = get_proxy_model_files
 
 
