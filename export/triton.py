@@ -3,7 +3,18 @@
 Tensor names, types and dims are read from the exported ONNX itself, so the configs cannot
 drift from the graph. When every tensor's first dim is the shared "batch" symbol, Triton owns
 the batch dim (max_batch_size > 0, dims without it, dynamic batching); otherwise (the MC
-variant: one image, K masks) max_batch_size is 0 and dims are full.
+variant: one image, K masks) max_batch_size is 0 and dims are full. tests/test_triton.py checks every
+generated config against its ONNX graph (names, types, dims) and Triton's ModelConfig schema.
+
+This repository is the path for GPU servers; it holds the bare networks (NCHW float32 in [0,1]), so
+tiling, colour conversion and MC statistics are the client's job (serve.triton, by contrast, serves the
+app's whole pipelines on this machine's CPU). Run it with NVIDIA's container (TensorRT plans must be
+built on the serving GPU with that container's TensorRT version):
+
+    python -m export triton --model flashsr_x4 --repo model_repository
+    docker run --gpus all --rm -p 8000:8000 -p 8001:8001 -p 8002:8002 \
+        -v "$PWD/model_repository:/models" nvcr.io/nvidia/tritonserver:<yy.mm>-py3 \
+        tritonserver --model-repository=/models
 """
 from __future__ import annotations
 
