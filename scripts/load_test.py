@@ -106,6 +106,10 @@ def client_loop(url: str, deadline: float, stats: Stats, bad_file: Path, seed: i
             stats.errors.append(f"connect: {type(exc).__name__}: {exc}")
         return
     image = handle_file(str(IMAGE))
+    from PIL import Image
+
+    with Image.open(IMAGE) as src:
+        expected = [src.width * 2, src.height * 2]
     while time.time() < deadline:
         pick = rng.random()
         started = time.perf_counter()
@@ -113,8 +117,8 @@ def client_loop(url: str, deadline: float, stats: Stats, bad_file: Path, seed: i
             if pick < 0.85:
                 job = client.submit(image, "flashsr", 2, 256, "auto", False, api_name="/upscale")
                 (_, after), _, _, info = job.result(timeout=REQUEST_TIMEOUT_S)
-                if info["output_size"] != [250, 360]:
-                    raise AssertionError(f"unexpected output size {info['output_size']}")
+                if info["output_size"] != expected:
+                    raise AssertionError(f"unexpected output size {info['output_size']}, expected {expected}")
                 stats.record("upscale", time.perf_counter() - started)
             elif pick < 0.95:
                 job = client.submit(handle_file(str(bad_file)), "flashsr", 2, 256, "auto", False, api_name="/upscale")
