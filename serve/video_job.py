@@ -254,10 +254,10 @@ def process_video(in_path: PathLike, out_path: PathLike, *, fps_factor: int = 1,
     dropped: List[int] = []
     stats = {"computed": 0, "written": 0, "cuts": [], "dups": []}
     try:
-        anchors = _anchors(in_path, info, detect=interpolate)
+        anchors = _watch(_anchors(in_path, info, detect=interpolate), stats)
         if interpolate and dedup == "replace":
             anchors = _drop_repeats(anchors, dropped)
-        frames = schedule(_watch(anchors, stats), count, fps_out, interpolate)
+        frames = schedule(anchors, count, fps_out, interpolate)
         _encode_segments(frames, count, segment_frames, work, set(reused), settings, fps_out, (width, height),
                          runner, upscale, stats, progress)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.stem}-", suffix=out_path.suffix, dir=out_path.parent)

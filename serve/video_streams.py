@@ -32,6 +32,7 @@ TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"}
 SUBTITLE_COPY = {"mp4": {"mov_text"}, "mov": {"mov_text"}, "webm": {"webvtt"},
                  "matroska": {"subrip", "srt", "ass", "ssa", "webvtt", "dvd_subtitle", "hdmv_pgs_subtitle",
                               "dvb_subtitle"}}
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 SUBTITLE_ENCODER = {"mp4": "mov_text", "mov": "mov_text", "webm": "webvtt", "matroska": "srt"}
 
 
@@ -50,7 +51,7 @@ def _codec_name(stream) -> str:
     if ctx is None:
         return "unknown"
     name = ctx.codec.name if ctx.codec is not None else ctx.name
-    return {"mp3float": "mp3", "libopus": "opus", "libdav1d": "av1"}.get(name, name)
+    return {"mp3float": "mp3", "libopus": "opus", "libdav1d": "av1", "srt": "subrip"}.get(name, name)
 
 
 def plan_streams(source: PathLike, container: str, *, keep_audio: bool = True,
@@ -84,7 +85,7 @@ def plan_streams(source: PathLike, container: str, *, keep_audio: bool = True,
                 if not keep_subtitles:
                     plans.append(StreamPlan(stream.index, "subtitle", codec, "drop", None,
                                             f"{label}: left out (asked)"))
-                elif codec in SUBTITLE_COPY[container] and codec in supported | {"srt"}:
+                elif codec in SUBTITLE_COPY[container] and codec in supported:
                     plans.append(StreamPlan(stream.index, "subtitle", codec, "copy", None, f"{label}: copied"))
                 elif codec in TEXT_SUBTITLES:
                     target = SUBTITLE_ENCODER[container]
@@ -136,7 +137,11 @@ class _Reencoder:
             if plan.target == "libopus":
                 rate = 48000
             channels = ctx.channels or 2
-            layout = ctx.layout.name if plan.target != "libopus" or channels <= 2 else "stereo"
+            layout = ctx.layout.name
+            if layout.endswith("channels"):  # an unnamed layout (e.g. PCM in Matroska): the usual one
+                layout = DEFAULT_LAYOUTS.get(channels, "stereo")
+            if plan.target == "libopus" and channels > 2:
+                layout = "stereo"
             self.stream = out.add_stream(plan.target, rate=rate)
             self.stream.layout = layout
             fmt = self.stream.codec_context.codec.audio_formats[0].name
