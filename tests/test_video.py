@@ -283,3 +283,27 @@ def test_sr_at_the_original_rate_and_cli(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "serve.video", str(src), "--target-fps", "1000"], cwd=PROJECT_ROOT,
                          env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "target frame rate must be from 1 to 240 fps" in bad.stderr
+
+
+def test_video_tab_options(upload_dir):
+    import gradio as gr
+
+    from ui import video_tab
+
+    src = make_clip(upload_dir / "clip.mkv", frames=6, audio=[("aac", "eng")], subtitles=[(0.0, 0.3, "hi")])
+    video = {"path": str(src), "orig_name": "clip.mkv"}
+    for args, message in [(dict(target_fps=0.5), "'target_fps' must be 0 .use fps_factor. or from 1 to 240"),
+                          (dict(target_fps=500), "'target_fps' must be from 0 to 240"),
+                          (dict(encoder="prores"), "'encoder' must be one of: h264"),
+                          (dict(crf="best"), "'crf' must be a whole number"),
+                          (dict(duplicates=True), "'duplicates' must be one of"),
+                          (dict(fps_factor="2", target_fps=60), "either a frame-rate factor or a target")]:
+        with pytest.raises(gr.Error, match=message):
+            video_tab.process_video(video, **{"fps_factor": "1", "sr_model": "none", **args}, progress=None)
+    if not video_tab.interpolation_models():
+        pytest.skip("no interpolation model")
+    out, text, details = video_tab.process_video(video, "1", "none", "torch-cpu", None, 25, "vp9", 40, "yuv420p",
+                                                 "skip", progress=lambda *a, **k: None)
+    frames, rate = _frames(out)
+    assert out.endswith("_25fps_vp9.mp4") and rate == 25 and len(frames) == 15 and details["encoder"] == "vp9"
+    assert "audio #1 aac (eng): copied" in text and "converted to mov_text" in text
