@@ -68,7 +68,8 @@ class EncoderSettings:
 
     def describe(self) -> str:
         enc = self.encoder
-        return f"{enc.codec} ({enc.library}, {self.pix_fmt}, CRF {self.crf}) in {self.container.upper()}"
+        box = {"matroska": "MKV"}.get(self.container, self.container.upper())
+        return f"{enc.codec} ({enc.library}, {self.pix_fmt}, CRF {self.crf}) in {box}"
 
     def as_dict(self) -> dict:
         return {"encoder": self.encoder.name, "crf": self.crf, "pix_fmt": self.pix_fmt, "container": self.container}

@@ -197,7 +197,7 @@ class WorkFolder:
         return self.path / f"seg_{k:05d}.partial.mp4"
 
 
-def _job_record(in_path: Path, info: VideoInfo, fps_out: Fraction, count: int, size, settings, **extra) -> dict:
+def _job_record(in_path: Path, fps_out: Fraction, count: int, size, settings, **extra) -> dict:
     stat = in_path.stat()
     return {"source": str(in_path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
             "fps_out": str(fps_out), "frames": count, "size": list(size), **settings.as_dict(),
@@ -245,7 +245,7 @@ def process_video(in_path: PathLike, out_path: PathLike, *, fps_factor: int = 1,
     count = output_count(info, fps_out)
     plans = plan_streams(in_path, settings.container, keep_audio=keep_audio, keep_subtitles=keep_subtitles)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    record = _job_record(in_path, info, fps_out, count, (width, height), settings, interp=interp_model if interpolate
+    record = _job_record(in_path, fps_out, count, (width, height), settings, interp=interp_model if interpolate
                          else None, sr=sr_model, dedup=dedup if interpolate else None, segment=segment_frames,
                          weights=backend_options.get("weights_path"))
     work = WorkFolder(out_path, record, resume)
