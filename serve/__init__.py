@@ -15,7 +15,7 @@ import importlib
 
 _EXPORTS = {
     "upscale": "sr", "UpscaleResult": "sr", "save_image": "sr",
-    "interpolate_pair": "interpolate", "interpolate_video": "interpolate",
+    "interpolate_pair": "interpolate", "interpolate_video": "interpolate", "process_video": "video_job",
     "get_backend": "runtime", "best_available": "runtime", "create_backend": "runtime", "clear_cache": "runtime",
     "KINDS": "runtime",
     "Backend": "backends", "TorchBackend": "backends", "OrtBackend": "backends", "TrtBackend": "backends",

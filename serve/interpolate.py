@@ -1,13 +1,13 @@
-"""Frame interpolation: two frames -> in-between frames, and video -> video at 2x or 4x the frame rate.
+"""Frame interpolation: two frames -> in-between frames, and video -> video at N x or any target frame rate.
 
     frames = interpolate_pair(frame0, frame1, "flowinterp", factor=2)   # [middle], HxWx3 float in [0,1]
     info = interpolate_video("in.mp4", "out.mp4", factor=4)              # H.264 MP4, audio kept
 
-Video is streamed (decode one frame, interpolate, encode; never the whole clip in memory). A
-scene cut between two frames (thumbnail histogram / mean-difference test) is not morphed across:
-the earlier frame is repeated instead. The last frame is held factor-1 times so the duration
-stays the same. The output is written to a hidden temp file beside `out_path` and renamed only
-on success, so a failure never leaves a half-written file behind.
+Video runs in serve.video_job (streamed: decode one frame, interpolate, encode; never the whole
+clip in memory; frame scheduling for any target rate, duplicate frames, resumable segments). A
+scene cut between two frames (thumbnail histogram / mean-difference test, here) is not morphed
+across: the earlier frame is repeated instead. The output is written to a hidden temp file beside
+`out_path` and renamed only on success, so a failure never leaves a half-written file behind.
 
 CLI: python -m serve.interpolate IN.mp4 --factor 2 --out OUT.mp4 [--model flowinterp] [--backend auto]
      python -m serve.interpolate A.png B.png --factor 4 --out mid.png   (writes mid_1.png ... mid_3.png)
@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -31,7 +29,6 @@ from models.io import FRAME0, FRAME1, FRAME_OUT, TIMESTEP
 from .contract import InputError, cli_main
 from .runtime import get_backend
 from .sr import _split_array
-from .video import Mp4Writer, audio_format, probe, read_frames
 
 FACTORS = (2, 4)
 MAX_PAIR_PIXELS = 8_000_000
@@ -126,88 +123,23 @@ def interpolate_video(in_path: Union[str, os.PathLike], out_path: Union[str, os.
                       model_name: str = "flowinterp", *, backend: str = "auto",
                       max_seconds: float = DEFAULT_MAX_SECONDS, max_frames: int = DEFAULT_MAX_FRAMES,
                       sr_model: Optional[str] = None, keep_audio: bool = True,
-                      progress: Optional[Callable[[int, int], None]] = None, **backend_options) -> Dict[str, Any]:
-    """Write `in_path` at `factor` x its frame rate to `out_path` (H.264 MP4); returns an info dict.
+                      progress: Optional[Callable[[int, int], None]] = None, target_fps: Optional[float] = None,
+                      **options) -> Dict[str, Any]:
+    """Write `in_path` at `factor` x its frame rate (or at `target_fps`) to `out_path`; returns an info dict.
 
-    `progress(done_pairs, total_pairs)` is called after each input frame. `sr_model` (e.g.
-    'flashsr_x2') also upscales every output frame (spatio-temporal). Raises InputError with a
-    one-sentence message for unusable input (see serve.video.probe) and ServeError for runtime failures.
+    A thin front to serve.video_job.process_video (which see, for encoder, crf, pix_fmt, dedup,
+    segment_frames, resume and the streams kept): `progress(done, total)` counts output frames;
+    `sr_model` (e.g. 'flashsr_x2') also upscales every output frame. Raises InputError with a
+    one-sentence message for unusable input and ServeError for runtime failures.
     """
-    times = timesteps(factor)
-    info = probe(in_path, max_seconds=max_seconds, max_frames=max_frames)
-    if info.frames < 2:
-        raise InputError(f"{Path(in_path).name}: the video has a single frame; interpolation needs at least two")
-    out_fps = info.fps * factor
-    if float(out_fps) > 240:
-        raise InputError(f"{Path(in_path).name}: {float(info.fps):.3g} fps x{factor} would be {float(out_fps):.0f} fps, "
-                         "over the 240 fps limit; use a smaller factor")
-    runner = _interp_backend(model_name, backend, **backend_options)
-    out_path = Path(out_path)
-    if out_path.suffix.lower() != ".mp4":
-        raise InputError(f"{out_path.name}: the output must be an .mp4 file (H.264)")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    upscale = _sr_stage(sr_model, backend) if sr_model else None
-    width, height = info.width, info.height
-    if upscale:
-        scale = get_spec(sr_model).scale
-        width, height = width * scale, height * scale
-    audio = audio_format(in_path) if keep_audio and info.has_audio else None
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.stem}-", suffix=".mp4", dir=out_path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    started = time.perf_counter()
-    cuts, written, pairs, previous, prev_thumb = [], 0, 0, None, None
-    try:
-        writer = Mp4Writer(tmp, out_fps, width, height, audio=audio)
-        try:
-            emit = (lambda f: writer.write(upscale(f))) if upscale else writer.write
-            for index, frame in enumerate(read_frames(in_path)):
-                thumb = _thumbnail(frame)
-                if previous is not None:
-                    emit(previous)
-                    if is_scene_cut(prev_thumb, thumb):
-                        cuts.append(index)
-                        middles = [previous] * len(times)
-                    else:
-                        middles = [to_uint8(m) for m in _interpolate_arrays(
-                            runner, previous.astype(np.float32) / 255.0, frame.astype(np.float32) / 255.0, times)]
-                    for m in middles:
-                        emit(m)
-                    pairs += 1
-                previous, prev_thumb = frame, thumb
-                if progress is not None:
-                    progress(index + 1, info.frames)
-            if previous is None:
-                raise InputError(f"{Path(in_path).name}: no video frames could be decoded")
-            for _ in range(factor):  # the last frame, held so the duration is unchanged
-                emit(previous)
-            writer.finish_video()
-            audio_kept = writer.copy_audio(in_path) if audio else False
-        finally:
-            writer.close()
-            written = writer.frames
-        tmp.chmod(0o644)  # mkstemp makes it owner-only
-        tmp.replace(out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return {"input": info.describe(), "output": str(out_path), "factor": factor, "model": model_name,
-            "backend": runner.describe(), "frames_in": info.frames, "frames_out": written,
-            "fps_in": float(info.fps), "fps_out": float(out_fps), "scene_cuts": cuts, "audio": audio_kept,
-            "size": list(writer.written_size), "codec": "h264 (libx264, yuv420p) in MP4",
-            "seconds": round(time.perf_counter() - started, 2)}
+    from .video_job import process_video
 
-
-def _sr_stage(sr_model: str, backend: str) -> Callable[[np.ndarray], np.ndarray]:
-    from .sr import upscale
-
-    if get_spec(sr_model).task != "sr":
-        raise ValueError(f"'{sr_model}' is not a super-resolution model")
-
-    def run(frame: np.ndarray) -> np.ndarray:
-        return to_uint8(upscale(frame, sr_model, backend).image)
-
-    return run
+    if target_fps is None and factor not in range(1, 17):
+        raise InputError(f"factor must be a whole number from 1 to 16, not {factor}")
+    return process_video(in_path, out_path, fps_factor=1 if target_fps is not None else factor,
+                         target_fps=target_fps, interp_model=model_name, sr_model=sr_model, backend=backend,
+                         max_seconds=max_seconds, max_frames=max_frames, keep_audio=keep_audio, progress=progress,
+                         max_frame_pixels=options.pop("max_frame_pixels", 1920 * 1088), **options)
 
 
 @cli_main

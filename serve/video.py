@@ -1,14 +1,20 @@
-"""Video in and out with PyAV: checked probing, streamed decoding, browser-playable H.264 MP4 with audio.
+"""Video in and out with PyAV: checked probing, streamed decoding, encoding, and the video CLI.
 
-PyAV's wheels bundle FFmpeg with libx264 (opencv-python-headless has no H.264 encoder), so the
-output is H.264 (yuv420p, +faststart) in MP4, which every browser plays, and the input's audio is
-re-encoded to AAC alongside. Frames are decoded one at a time (a generator), never all held.
-`probe` refuses, with one sentence each, what interpolation cannot honour: a file that is not
-video (or audio only), a zero or unknown frame rate, a variable frame rate, an over-long clip.
+PyAV's wheels bundle FFmpeg with libx264, libx265, libvpx-vp9 and SVT-AV1 (serve.video_encode), so
+the default output is H.264 (yuv420p, CRF 18, +faststart) in MP4, which every browser plays. Frames
+are decoded one at a time (a generator), never all held. `probe` refuses, with one sentence each,
+what cannot be processed: a file that is not video (or audio only), no usable frame rate, an
+over-long clip. A variable frame rate is no longer refused: probe notes it (`VideoInfo.vfr`) and the
+job (serve.video_job) resamples the frames onto a constant-rate timeline.
+
+CLI (every video path: SR at the original rate, x N or a target frame rate, both; resumable):
+    python -m serve.video IN.mp4 --sr flashsr_x2 --target-fps 60 --encoder h265 --crf 20 --out OUT.mp4
 """
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -16,10 +22,12 @@ from typing import Iterator, Optional, Union
 
 import numpy as np
 
-from .contract import InputError
+from .contract import InputError, cli_main
 
 PathLike = Union[str, os.PathLike]
 VFR_TOLERANCE = 0.25  # frame intervals may differ from the median by this fraction (timestamp rounding)
+STANDARD_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "48", "50",
+                                             "60000/1001", "60", "100", "120000/1001", "120", "240"))
 
 
 @dataclass
@@ -31,10 +39,23 @@ class VideoInfo:
     seconds: float
     has_audio: bool
     codec: str
+    vfr: Optional[str] = None  # a variable frame rate, described ("frame intervals from 33 to 100 ms")
+    start: Fraction = Fraction(0)  # the first frame's timestamp (s): the output starts there
+    span: Fraction = Fraction(0)  # last minus first frame timestamp (s)
 
     def describe(self) -> str:
-        return (f"{self.width}x{self.height}, {float(self.fps):.3g} fps, {self.frames} frames ({self.seconds:.1f} s), "
+        rate = f"{float(self.fps):.3g} fps" + (" (variable)" if self.vfr else "")
+        return (f"{self.width}x{self.height}, {rate}, {self.frames} frames ({self.seconds:.1f} s), "
                 f"{self.codec}{', with audio' if self.has_audio else ''}")
+
+
+def snap_rate(rate: Fraction, tolerance: float = 0.01) -> Fraction:
+    """`rate` as the standard frame rate within `tolerance` (relative) of it, else to 1/1001 precision."""
+    rate = Fraction(rate)
+    for standard in STANDARD_RATES:
+        if abs(rate - standard) <= tolerance * standard:
+            return standard
+    return rate.limit_denominator(1001)
 
 
 def _open(path: PathLike):
@@ -52,8 +73,11 @@ def _open(path: PathLike):
 
 
 def probe(path: PathLike, *, max_seconds: float = 20.0, max_frames: int = 1200,
-          max_frame_pixels: int = 1920 * 1088) -> VideoInfo:
-    """Read the container and every video packet's timestamp (no decoding); raise InputError on bad input."""
+          max_frame_pixels: Optional[int] = 1920 * 1088) -> VideoInfo:
+    """Read the container and every video packet's timestamp (no decoding); raise InputError on bad input.
+
+    `max_frame_pixels=None` (and math.inf for the others) lifts the limits: the CLI has none.
+    """
     import av
 
     name = Path(path).name
@@ -66,13 +90,11 @@ def probe(path: PathLike, *, max_seconds: float = 20.0, max_frames: int = 1200,
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
             raise InputError(f"{name}: the video stream has no frame size (corrupt file?)")
-        if width * height > max_frame_pixels:
+        if max_frame_pixels is not None and width * height > max_frame_pixels:
             raise InputError(f"{name}: frames are {width}x{height}, over the limit of {max_frame_pixels / 1e6:.1f} MP "
                              "a frame; downscale the video first")
-        rate = stream.average_rate or stream.guessed_rate
-        if not rate or float(rate) <= 0:
-            raise InputError(f"{name}: the video declares a frame rate of 0 (or none), so the output rate "
-                             "cannot be set; re-encode it at a fixed frame rate first")
+        declared = stream.average_rate or stream.guessed_rate
+        rate = declared if declared and float(declared) > 0 else Fraction(30)  # for the length check only
         times = []
         try:
             for packet in container.demux(stream):
@@ -89,26 +111,36 @@ def probe(path: PathLike, *, max_seconds: float = 20.0, max_frames: int = 1200,
         if stream.frames and len(times) < stream.frames:  # the index lists frames whose data is missing
             raise InputError(f"{name}: the file is truncated or corrupt (it lists {stream.frames} frames, "
                              f"{len(times)} could be read)")
-        _check_constant_rate(name, sorted(times), rate)
-        return VideoInfo(width, height, Fraction(rate), len(times), len(times) / float(rate),
-                         bool(container.streams.audio), stream.codec_context.name)
+        times.sort()
+        span = Fraction(times[-1] - times[0]).limit_denominator(10 ** 6)
+        if not declared or float(declared) <= 0:
+            if len(times) < 2 or span <= 0:
+                raise InputError(f"{name}: the video declares a frame rate of 0 (or none) and its timestamps "
+                                 "give none either, so the output rate cannot be set")
+            declared = (len(times) - 1) / span
+        vfr = rate_variation(times, declared)
+        fps = snap_rate(declared) if vfr else Fraction(declared)
+        seconds = float(span + 1 / fps) if vfr else len(times) / float(fps)
+        return VideoInfo(width, height, fps, len(times), seconds, bool(container.streams.audio),
+                         stream.codec_context.name, vfr, Fraction(times[0]).limit_denominator(10 ** 6), span)
     finally:
         container.close()
 
 
-def _check_constant_rate(name: str, times: list, rate: Fraction) -> None:
-    gaps = np.diff(np.asarray(times))
+def rate_variation(times: list, rate: Fraction) -> Optional[str]:
+    """None for a constant frame rate, else a phrase describing how the frame intervals vary."""
+    gaps = np.diff(np.asarray(sorted(times), dtype=np.float64))
     if gaps.size < 2:
-        return
+        return None
     step = 1.0 / float(rate)
     if np.any(gaps <= 0) or np.max(np.abs(gaps - step)) > VFR_TOLERANCE * step:
-        raise InputError(f"{name}: variable frame rate (frame intervals from {gaps.min() * 1000:.1f} to "
-                         f"{gaps.max() * 1000:.1f} ms, nominal {step * 1000:.1f} ms); interpolation needs a constant "
-                         "frame rate: convert it first (e.g. ffmpeg -i IN -fps_mode cfr OUT.mp4)")
+        return (f"variable frame rate (frame intervals from {gaps.min() * 1000:.1f} to {gaps.max() * 1000:.1f} ms, "
+                f"nominal {step * 1000:.1f} ms)")
+    return None
 
 
-def read_frames(path: PathLike) -> Iterator[np.ndarray]:
-    """RGB uint8 HxWx3 frames, decoded one at a time."""
+def read_frames(path: PathLike, *, with_times: bool = False) -> Iterator:
+    """RGB uint8 HxWx3 frames, decoded one at a time; with_times: (frame, timestamp in s as a Fraction)."""
     import av
 
     name = Path(path).name
@@ -125,7 +157,11 @@ def read_frames(path: PathLike) -> Iterator[np.ndarray]:
                 elif rgb.shape != size:
                     raise InputError(f"{name}: the frame size changes mid-stream ({size[1]}x{size[0]} -> "
                                      f"{rgb.shape[1]}x{rgb.shape[0]}); not supported")
-                yield rgb
+                if with_times:
+                    when = None if frame.pts is None else Fraction(frame.pts) * (frame.time_base or stream.time_base)
+                    yield rgb, when
+                else:
+                    yield rgb
         except av.error.FFmpegError as exc:
             raise InputError(f"{name}: decoding failed partway ({exc.__class__.__name__}); the file is corrupt") from None
     finally:
@@ -250,3 +286,70 @@ def make_test_clip(path: PathLike, frames: list, fps: Fraction = Fraction(10), a
             chunks.append(frame)
         writer.write_audio(chunks)
     writer.close()
+
+
+@cli_main
+def main(argv=None) -> int:
+    from .video_encode import DEFAULT_ENCODER, DEFAULT_PIX_FMT, ENCODERS, PIX_FMTS, available_encoders
+    from .video_job import DEDUP_MODES, DEFAULT_SEGMENT_FRAMES, process_video
+
+    p = argparse.ArgumentParser(prog="python -m serve.video", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", nargs="?", help="the video (any container/codec FFmpeg reads)")
+    p.add_argument("--out", help="output .mp4 (default), .mkv, .webm or .mov; default: IN_out.mp4 beside the input")
+    p.add_argument("--sr", default=None, metavar="MODEL", help="upscale every frame with this SR model (flashsr_x2)")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--fps-factor", type=int, default=1, help="multiply the frame rate (interpolation)")
+    rate.add_argument("--target-fps", type=float, default=None, help="any output rate, e.g. 60 or 59.94")
+    p.add_argument("--interp-model", default="flowinterp")
+    p.add_argument("--dedup", choices=DEDUP_MODES, default="skip",
+                   help="repeated frames: skip (copy, no interpolation across), replace (fill with "
+                        "interpolated frames) or off")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER, help=f"one of {', '.join(ENCODERS)}")
+    p.add_argument("--crf", type=int, default=None, help="quality (lower = better); default per encoder: "
+                   + ", ".join(f"{k} {e.default_crf}" for k, e in ENCODERS.items()))
+    p.add_argument("--pix-fmt", default=DEFAULT_PIX_FMT, choices=PIX_FMTS)
+    p.add_argument("--backend", default="auto", help="auto, torch, onnx, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--segment-frames", type=int, default=DEFAULT_SEGMENT_FRAMES,
+                   help="output frames per segment (the unit of resume)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if a work folder of this job exists")
+    p.add_argument("--no-audio", action="store_true")
+    p.add_argument("--no-subtitles", action="store_true")
+    p.add_argument("--list-encoders", action="store_true", help="print the encoders this PyAV build has")
+    args = p.parse_args(argv)
+    if args.list_encoders:
+        for name in available_encoders():
+            enc = ENCODERS[name]
+            print(f"{name}: {enc.library}, CRF 0-{enc.max_crf} (default {enc.default_crf})")
+        return 0
+    if not args.input:
+        p.error("give a video (or --list-encoders)")
+    source = Path(args.input)
+    out = Path(args.out) if args.out else source.with_name(f"{source.stem}_out.mp4")
+    from tqdm import tqdm
+
+    with tqdm(desc=out.name, unit="frame", disable=None, dynamic_ncols=True) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            info = process_video(source, out, fps_factor=args.fps_factor, target_fps=args.target_fps,
+                                 interp_model=args.interp_model, sr_model=args.sr, backend=args.backend,
+                                 encoder=args.encoder, crf=args.crf, pix_fmt=args.pix_fmt, dedup=args.dedup,
+                                 keep_audio=not args.no_audio, keep_subtitles=not args.no_subtitles,
+                                 segment_frames=args.segment_frames, resume=not args.no_resume, progress=progress)
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"stopped; the finished segments are kept in {out.parent / ('.' + out.name + '.work')}: "
+                  "run the same command again to resume", file=sys.stderr)
+            return 130
+    print(f"{info['output']}: {info['frames_out']} frames at {info['fps_out']:.4g} fps, {info['codec']} "
+          f"(from {info['input']}) in {info['seconds']:.1f} s")
+    for line in info["notes"] + info["streams"]:
+        print(f"  {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -190,7 +190,7 @@ def test_video_round_trip(tmp_path, rng, checkpoints):
     info = interpolate_video(src, out, 2, "flowinterp", backend="torch-cpu", progress=lambda d, n: seen.append((d, n)),
                              weights_path=str(checkpoints["flowinterp"]))
     assert info["frames_in"] == 8 and info["frames_out"] == 16 and info["fps_out"] == 20.0
-    assert info["scene_cuts"] == [4] and info["audio"] is True and seen[-1] == (8, 8)
+    assert info["scene_cuts"] == [4] and info["audio"] is True and seen[-1] == (16, 16)  # output frames
     summary = stream_summary(out)
     assert summary["codec"] == "h264" and summary["fps"] == 20.0 and summary["audio_codec"] == "aac"
     frames = [f.astype(np.float32) for f in read_frames(out)]
@@ -215,7 +215,7 @@ def test_bad_videos_give_clear_messages_and_leave_nothing(tmp_path, rng, checkpo
     import av
 
     from serve.interpolate import interpolate_video
-    from serve.video import _check_constant_rate, probe
+    from serve.video import probe, rate_variation
 
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -247,8 +247,8 @@ def test_bad_videos_give_clear_messages_and_leave_nothing(tmp_path, rng, checkpo
         interpolate_video(single, out_dir / "a.mp4", **opts)
     with pytest.raises(InputError, match="more than 5 frames"):
         probe(long_clip, max_frames=5)
-    with pytest.raises(InputError, match="variable frame rate"):
-        _check_constant_rate("vfr.mp4", [0.0, 0.1, 0.2, 0.5, 0.55], Fraction(10))
+    assert "variable frame rate" in rate_variation([0.0, 0.1, 0.2, 0.5, 0.55], Fraction(10))
+    assert rate_variation([0.0, 0.1, 0.2, 0.3], Fraction(10)) is None
     vfr = tmp_path / "vfr.mkv"
     with av.open(str(vfr), "w") as c:
         s = c.add_stream("libx264", rate=10)
@@ -259,9 +259,9 @@ def test_bad_videos_give_clear_messages_and_leave_nothing(tmp_path, rng, checkpo
             frame.pts, frame.time_base = pts, Fraction(1, 100)
             c.mux(s.encode(frame))
         c.mux(s.encode(None))
-    with pytest.raises(InputError, match="(variable|0) frame rate|frame rate of 0"):
-        interpolate_video(vfr, out_dir / "a.mp4", **opts)
     assert list(out_dir.iterdir()) == []
+    info = interpolate_video(vfr, out_dir / "a.mp4", **opts)  # variable frame rate: converted, not refused
+    assert info["vfr"] and "converted to a constant" in info["notes"][0]
 
 
 def test_cli_reports_bad_input(tmp_path):

@@ -1,7 +1,8 @@
 """Frame interpolation tab: two frames -> in-between frame(s), and a video -> higher frame rate and/or SR.
 
-Calls serve.interpolate (interpolate_pair, interpolate_video) and serve.video (PyAV: checked probing,
-streamed decoding, H.264 MP4 with the audio kept). Interpolation runs when a model with task
+Calls serve.interpolate (interpolate_pair) and serve.video_job (PyAV: checked probing, streamed
+decoding, any target frame rate, H.264/H.265/VP9/AV1 in MP4 with every audio and subtitle stream
+kept, copied where MP4 allows). Interpolation runs when a model with task
 'interpolate' has weights; until then the two-frame part says "not available yet" and the video part
 refuses 2x/4x with that message, while 1x (super-resolution of every frame of a short clip, the seed
 002 use) works with the shipped FlashSR weights.
@@ -9,7 +10,6 @@ refuses 2x/4x with that message, while 1x (super-resolution of every frame of a 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Callable, List, Optional
 
 import gradio as gr
@@ -19,10 +19,13 @@ from models import get_spec
 from .common import (NOT_AVAILABLE, backend_choices, checked_backend, example_path, image_upload, limits, load_image, models_for,
                      pipeline, progress_callback, save_png, uploaded, user_errors, workdir)
 from .cancel import cancel_on, start_job, stop_button
-from .inputs import one_of, whole_number
+from .inputs import one_of, real_number, whole_number
 
 FACTORS = {"×2": 2, "×4": 4}
 NO_SR = "none"
+ENCODER_CHOICES = ("h264", "h265", "vp9", "av1")
+PIX_FMT_CHOICES = ("yuv420p", "yuv444p", "yuv420p10le")
+DEDUP_CHOICES = ("skip", "replace", "off")
 
 
 def interpolator() -> Optional[Callable]:
@@ -31,6 +34,12 @@ def interpolator() -> Optional[Callable]:
 
 def interpolation_models() -> List[str]:
     return pipeline("interpolate", "interpolate", "interpolate_pair")[1]
+
+
+def _encoders() -> List[str]:
+    from serve.video_encode import available_encoders
+
+    return available_encoders()
 
 
 def _factor(value, name: str, allowed=(1, 2, 4)) -> int:
@@ -77,40 +86,25 @@ def interpolate_frames(frame0, frame1, factor: str = "×2", model: Optional[str]
     return items, f"**{model}**: {count} frame(s) in {time.perf_counter() - started:.2f} s."
 
 
-def _upscale_video(path: str, target, info, sr_model: str, backend: str, report: Callable[[int, int], None]) -> dict:
-    """Every frame through serve.upscale into an H.264 MP4 at the same frame rate, audio kept."""
-    from serve import upscale
-    from serve.video import Mp4Writer, audio_format, read_frames
+def _upscale_video(path: str, target, info, sr_model: str, backend: str, report: Callable[[int, int], None],
+                   **job) -> dict:
+    """Every frame through serve.upscale at the same frame rate (serve.video_job), streams kept; a stop
+    (report raising) leaves nothing behind."""
+    from serve.video_job import process_video
 
     lim = limits()
-    scale, last = get_spec(sr_model).scale, {}
-    audio = audio_format(path) if info.has_audio else None
-    partial = Path(target).with_suffix(".partial.mp4")  # renamed on success: a stop leaves nothing behind
-    writer = Mp4Writer(partial, info.fps, info.width * scale, info.height * scale, audio=audio)
-    try:
-        try:
-            for index, frame in enumerate(read_frames(path)):
-                result = upscale(frame, sr_model, backend, tile=256, max_input_pixels=lim.sr_input_pixels,
-                                 max_output_pixels=lim.sr_output_pixels)
-                writer.write(result.image[..., :3])
-                last = result.info
-                if report is not None:
-                    report(index + 1, info.frames)
-            writer.finish_video()
-            audio_kept = writer.copy_audio(path) if audio else False
-        finally:
-            writer.close()
-        partial.replace(target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return {"frames_out": writer.frames, "fps_out": float(info.fps), "size": list(writer.written_size),
-            "audio": audio_kept, "codec": "h264 in MP4", "backend": {k: last.get(k) for k in ("backend", "provider")}}
+    return process_video(path, target, sr_model=sr_model, interp_model=None, backend=backend, progress=report,
+                         max_seconds=lim.video_seconds, max_frames=lim.video_frames,
+                         max_frame_pixels=lim.sr_input_pixels,
+                         sr_options={"tile": 256, "max_input_pixels": lim.sr_input_pixels,
+                                     "max_output_pixels": lim.sr_output_pixels}, **job)
 
 
 @user_errors
 def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "auto",
-                  interp_model: Optional[str] = None, progress=gr.Progress(), request: gr.Request = None):
+                  interp_model: Optional[str] = None, target_fps=0, encoder: str = "h264", crf=-1,
+                  pix_fmt: str = "yuv420p", duplicates: str = "skip", progress=gr.Progress(),
+                  request: gr.Request = None):
     """Raise a short video's frame rate (frame interpolation) and/or super-resolve its frames.
 
     Args:
@@ -119,18 +113,39 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
         sr_model: an SR model name such as "flashsr_x2" to upscale every frame, or "none".
         backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
         interp_model: interpolation model name; empty for the default ("flowinterp").
+        target_fps: an output frame rate from 1 to 240 (e.g. 60 for 24 -> 60, 59.94 allowed); 0 uses fps_factor.
+        encoder: "h264" (default; plays everywhere), "h265", "vp9" or "av1"; all written as MP4.
+        crf: quality, lower is better (H.264/H.265 0-51, VP9/AV1 0-63); -1 for the encoder's default
+            (H.264 18, H.265 20, VP9 31, AV1 30).
+        pix_fmt: "yuv420p" (default), "yuv444p" or "yuv420p10le" (10-bit; not with VP9).
+        duplicates: repeated frames when interpolating: "skip" (copied, not interpolated across),
+            "replace" (filled with interpolated frames) or "off".
 
     Returns:
-        The processed video (H.264 MP4), a summary and a dict of details.
+        The processed video (MP4), a summary and a dict of details (streams kept, notes).
     """
     from serve.video import probe
+    from serve.video_encode import available_encoders
+    from serve.video_job import output_count, output_rate
+    from serve.video_job import process_video as run_job
 
     factor = _factor(fps_factor, "fps_factor")
     sr_model = one_of(sr_model, "sr_model", [NO_SR] + [s.name for s in models_for("sr")], default=NO_SR)
     backend = checked_backend(backend)
-    if factor == 1 and sr_model == NO_SR:
-        raise gr.Error("Nothing to do: choose an SR model, or a 2× / 4× frame rate.")
-    if factor > 1 or interp_model not in (None, ""):
+    target = real_number(0 if target_fps in (None, "") else target_fps, "target_fps", 0, 240) or None
+    if target is not None and target < 1:
+        raise gr.Error(f"'target_fps' must be 0 (use fps_factor) or from 1 to 240, not {target:g}.")
+    if target is not None and factor != 1:
+        raise gr.Error("Choose either a frame-rate factor or a target frame rate: set fps_factor to 1 "
+                       "when giving target_fps.")
+    encoder = one_of(encoder, "encoder", [e for e in ENCODER_CHOICES if e in available_encoders()], default="h264")
+    crf = whole_number(-1 if crf in (None, "") else crf, "crf", -1, 63)
+    pix_fmt = one_of(pix_fmt, "pix_fmt", PIX_FMT_CHOICES, default="yuv420p")
+    duplicates = one_of(duplicates, "duplicates", DEDUP_CHOICES, default="skip")
+    retime = factor > 1 or target is not None or duplicates == "replace"
+    if not retime and sr_model == NO_SR:
+        raise gr.Error("Nothing to do: choose an SR model, a 2× / 4× frame rate or a target frame rate.")
+    if retime or interp_model not in (None, ""):
         interp_model = _require_interpolation(interp_model)
     path, name = uploaded(video, "video")
     if isinstance(path, bytes):
@@ -138,38 +153,44 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
     lim = limits()
     progress(0, desc="checking the video")
     info = probe(path, max_seconds=lim.video_seconds, max_frames=lim.video_frames, max_frame_pixels=lim.sr_input_pixels)
+    fps_out = output_rate(info, factor, target)
+    frames_out = output_count(info, fps_out)
     if sr_model != NO_SR:
-        work = info.frames * factor * info.width * info.height
+        work = frames_out * info.width * info.height
         if work > lim.video_sr_pixels:
-            raise gr.Error(f"{name}: upscaling {info.frames * factor} frames of {info.width}x{info.height} is "
+            raise gr.Error(f"{name}: upscaling {frames_out} frames of {info.width}x{info.height} is "
                            f"{work / 1e6:.1f} MP of input, over this machine's limit of "
                            f"{lim.video_sr_pixels / 1e6:.0f} MP; use a shorter or smaller clip.")
     stem = name.rsplit(".", 1)[0][:60] or "video"
-    target = workdir("video") / f"{stem}_{factor}x_fps{'' if sr_model == NO_SR else '_' + sr_model}.mp4"
+    rate = f"{float(fps_out):.4g}fps" if target is not None else f"{factor}x_fps"
+    out_name = f"{stem}_{rate}{'' if sr_model == NO_SR else '_' + sr_model}{'' if encoder == 'h264' else '_' + encoder}"
+    target_path = workdir("video") / f"{out_name}.mp4"
+    job = {"encoder": encoder, "crf": None if crf < 0 else crf, "pix_fmt": pix_fmt}
 
     started = time.perf_counter()
-    with start_job(request) as job:
-        report = progress_callback(progress, "frames", job, unit="frames")
-        if factor > 1:
-            from serve.interpolate import interpolate_video
-
-            result = interpolate_video(path, target, factor, interp_model, backend=backend,
-                                       max_seconds=lim.video_seconds, max_frames=lim.video_frames,
-                                       sr_model=None if sr_model == NO_SR else sr_model, progress=report)
+    with start_job(request) as running:
+        report = progress_callback(progress, "frames", running, unit="frames")
+        if retime:
+            result = run_job(path, target_path, fps_factor=factor, target_fps=target, interp_model=interp_model,
+                             sr_model=None if sr_model == NO_SR else sr_model, backend=backend, dedup=duplicates,
+                             max_seconds=lim.video_seconds, max_frames=lim.video_frames,
+                             max_frame_pixels=lim.sr_input_pixels, progress=report, **job)
         else:
-            result = _upscale_video(path, target, info, sr_model, backend, report)
+            result = _upscale_video(path, target_path, info, sr_model, backend, report, **job)
     seconds = time.perf_counter() - started
     details = {"input": info.describe(), **{k: v for k, v in result.items() if k not in ("input", "output")},
                "sr_model": None if sr_model == NO_SR else sr_model,
-               "interpolation_model": interp_model if factor > 1 else None, "seconds": round(seconds, 2)}
+               "interpolation_model": interp_model if retime else None, "seconds": round(seconds, 2)}
     size = result.get("size", [info.width, info.height])
     scale = 1 if sr_model == NO_SR else get_spec(sr_model).scale
     padded = list(size) != [info.width * scale, info.height * scale]
+    kept = [n for n in result.get("streams", []) if not n.endswith("left out (asked)")]
     text = (f"{info.frames} frames at {float(info.fps):.2f} fps ({info.width}×{info.height}) → "
-            f"{result.get('frames_out')} frames at {float(info.fps) * factor:.2f} fps ({size[0]}×{size[1]}"
-            f"{', odd sides padded by 1 px for H.264' if padded else ''}) "
-            f"in {seconds:.1f} s; audio {'kept' if result.get('audio') else 'none'}.")
-    return str(target), text, details
+            f"{result.get('frames_out')} frames at {result.get('fps_out', 0):.2f} fps ({size[0]}×{size[1]}"
+            f"{', odd sides padded by 1 px for 4:2:0' if padded else ''}), {encoder.upper()} "
+            f"in {seconds:.1f} s; audio {'kept' if result.get('audio') else 'none'}."
+            + "".join(f"\n- {line}" for line in result.get("notes", []) + kept))
+    return str(target_path), text, details
 
 
 def build() -> None:
@@ -200,7 +221,8 @@ def build() -> None:
 
     gr.Markdown(f"### Video → higher frame rate and/or super-resolved frames\nClips up to {lim.video_seconds:g} s "
                 f"and {lim.video_frames} frames; upscaling up to {lim.video_sr_pixels / 1e6:.0f} MP of input frames "
-                "in all on this machine. The output is an H.264 MP4; audio is kept.")
+                "in all on this machine. The output is an MP4 (H.264 unless chosen below) with every audio and "
+                "subtitle track kept, copied where MP4 allows.")
     fps_choices = [("1× (keep)", "1"), ("2×", "2"), ("4×", "4")]  # strings: the API/MCP schema says string
     with gr.Row():
         with gr.Column():
@@ -211,6 +233,18 @@ def build() -> None:
                 sr = gr.Dropdown([NO_SR] + sr_names, value=sr_names[0] if sr_names else NO_SR,
                                  label="Super-resolve frames with")
                 backend_v = gr.Dropdown(backend_choices(), value="auto", label="Backend")
+            with gr.Accordion("Frame rate and encoding options", open=False):
+                with gr.Row():
+                    target_fps = gr.Number(0, label="Target frame rate (0 = use the factor above)", minimum=0,
+                                           maximum=240, elem_id="video-target-fps")
+                    duplicates = gr.Radio(list(DEDUP_CHOICES), value="skip", label="Repeated frames",
+                                          info="skip: copy them; replace: fill with interpolated frames")
+                with gr.Row():
+                    encoder = gr.Radio([e for e in ENCODER_CHOICES if e in _encoders()], value="h264",
+                                       label="Encoder (MP4; H.265 plays in few browsers)")
+                    crf = gr.Number(-1, label="CRF (-1 = encoder default; lower = better)", precision=0,
+                                    minimum=-1, maximum=63)
+                    pix_fmt = gr.Radio(list(PIX_FMT_CHOICES), value="yuv420p", label="Pixel format")
             with gr.Row():
                 run_video = gr.Button("Process video", variant="primary", elem_id="video-run")
                 stop_video = stop_button()
@@ -222,7 +256,8 @@ def build() -> None:
     clip = example_path("clip_cdfi.webm")
     if clip:
         gr.Examples([[clip]], [video], cache_examples=False)
-    event = run_video.click(process_video, [video, fps, sr, backend_v, interp_model],
+    event = run_video.click(process_video, [video, fps, sr, backend_v, interp_model, target_fps, encoder, crf,
+                                            pix_fmt, duplicates],
                             [video_out, video_info, video_details], api_name="video", concurrency_id="video",
                             concurrency_limit=1, preprocess=False)
     cancel_on(stop_video, event)
