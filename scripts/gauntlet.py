@@ -54,7 +54,7 @@ def full_arguments(api_name: str) -> List[Any]:
                  "/colorize": ["FILE", None, "auto"],
                  "/uncertainty": ["FILE", "flashsr_x2", 4, "mc", "auto"],
                  "/interpolate": ["FILE", "FILE2", "×2", None, "auto"],
-                 "/video": ["FILE", "1", "flashsr_x2", "auto", None],
+                 "/video": ["FILE", "1", "flashsr_x2", "auto", None, 0, "h264", -1, "yuv420p", "skip"],
                  "/benchmark": [["flashsr_x2"], ["onnx"], ["128"], 1]}[api_name])
 
 
@@ -106,7 +106,9 @@ PARAMETER_ABUSE = {  # api_name -> [(argument index, bad value), ...]; the rest 
     "/uncertainty": [(1, "nope"), (1, "flashsr_x4x"), (2, 0), (2, 1), (2, 129), (2, "many"), (2, None), (2, 2.5),
                      (3, "bad"), (3, 7), (4, "quantum")],
     "/interpolate": [(2, "×3"), (2, 3), (2, "8"), (2, None), (2, 1), (3, "nope"), (4, "quantum")],
-    "/video": [(1, 0), (1, 3), (1, "1000"), (1, None), (1, -2), (2, "nope"), (2, 7), (3, "quantum"), (4, "nope")],
+    "/video": [(1, 0), (1, 3), (1, "1000"), (1, None), (1, -2), (2, "nope"), (2, 7), (3, "quantum"), (4, "nope"),
+               (5, 1000), (5, -1), (5, "fast"), (6, "divx"), (6, None), (7, 99), (7, "crisp"), (8, "rgb48"),
+               (9, "maybe")],
     "/benchmark": [(0, []), (0, ["nope"]), (0, "flashsr_x4x"), (1, ["quantum"]), (1, []), (2, ["9999"]), (2, []),
                    (3, 0), (3, 21), (3, "x"), (3, None), (3, 2.5)],
 }
