@@ -107,7 +107,7 @@ PARAMETER_ABUSE = {  # api_name -> [(argument index, bad value), ...]; the rest 
                      (3, "bad"), (3, 7), (4, "quantum")],
     "/interpolate": [(2, "×3"), (2, 3), (2, "8"), (2, None), (2, 1), (3, "nope"), (4, "quantum")],
     "/video": [(1, 0), (1, 3), (1, "1000"), (1, None), (1, -2), (2, "nope"), (2, 7), (3, "quantum"), (4, "nope"),
-               (5, 1000), (5, -1), (5, "fast"), (6, "divx"), (6, None), (7, 99), (7, "crisp"), (8, "rgb48"),
+               (5, 1000), (5, -1), (5, "fast"), (6, "divx"), (6, 264), (7, 99), (7, "crisp"), (8, "rgb48"),
                (9, "maybe")],
     "/benchmark": [(0, []), (0, ["nope"]), (0, "flashsr_x4x"), (1, ["quantum"]), (1, []), (2, ["9999"]), (2, []),
                    (3, 0), (3, 21), (3, "x"), (3, None), (3, 2.5)],
