@@ -5,7 +5,7 @@
 
 Video runs in serve.video_job (streamed: decode one frame, interpolate, encode; never the whole
 clip in memory; frame scheduling for any target rate, duplicate frames, resumable segments). A
-scene cut between two frames (thumbnail histogram / mean-difference test, here) is not morphed
+scene cut between two frames (thumbnail histogram / mean-difference test, serve.interp_core) is not morphed
 across: the earlier frame is repeated instead. The output is written to a hidden temp file beside
 `out_path` and renamed only on success, so a failure never leaves a half-written file behind.
 
@@ -18,25 +18,20 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
 
 from common.images import DecodedImage, ImageLoadError, read_image, to_uint8
-from models import get_spec
-from models.io import FRAME0, FRAME1, FRAME_OUT, TIMESTEP
 
 from .contract import InputError, cli_main
-from .runtime import get_backend
+from .interp_core import interp_backend, interpolate_arrays
 from .sr import _split_array
 
 FACTORS = (2, 4)
 MAX_PAIR_PIXELS = 8_000_000
 DEFAULT_MAX_SECONDS = 20.0
 DEFAULT_MAX_FRAMES = 1200
-CUT_HIST_DISTANCE = 0.30  # half L1 distance of 32-bin grey histograms, in [0, 1]
-CUT_MEAN_DIFF = 0.15  # mean absolute grey difference of 64-px thumbnails, in [0, 1]
-# (on UCF101: 0 of 379 real frame pairs flagged, 376 of 378 cross-video pairs caught)
 Image = Union[DecodedImage, np.ndarray, str, os.PathLike]
 
 
@@ -60,23 +55,6 @@ def _as_rgb(image: Image, label: str) -> DecodedImage:
     return _split_array(image)
 
 
-def _interpolate_arrays(runner, rgb0: np.ndarray, rgb1: np.ndarray, times: Sequence[float]) -> List[np.ndarray]:
-    """One backend call for all timesteps: a batch of len(times) with the frames repeated."""
-    n = len(times)
-    x0 = np.repeat(rgb0.transpose(2, 0, 1)[None], n, axis=0)
-    x1 = np.repeat(rgb1.transpose(2, 0, 1)[None], n, axis=0)
-    t = np.asarray(times, dtype=np.float32).reshape(n, 1, 1, 1)
-    out = runner.run({FRAME0: x0, FRAME1: x1, TIMESTEP: t})[FRAME_OUT]
-    return [np.ascontiguousarray(np.clip(o.transpose(1, 2, 0), 0.0, 1.0)) for o in out]
-
-
-def _interp_backend(model_name: str, backend: str, **backend_options):
-    spec = get_spec(model_name)
-    if not spec.timestep_input:
-        raise ValueError(f"'{model_name}' is a {spec.task} model, not a frame interpolator")
-    return get_backend(model_name, backend, **backend_options)
-
-
 def interpolate_pair(frame0: Image, frame1: Image, model_name: str = "flowinterp", factor: int = 2,
                      backend: str = "auto", *, max_pixels: int = MAX_PAIR_PIXELS,
                      **backend_options) -> List[np.ndarray]:
@@ -94,29 +72,11 @@ def interpolate_pair(frame0: Image, frame1: Image, model_name: str = "flowinterp
         raise InputError(f"frames of {a.width}x{a.height} are over the limit of {max_pixels / 1e6:.1f} MP")
     if min(a.width, a.height) < 8:
         raise InputError(f"frames of {a.width}x{a.height} are too small (at least 8 px a side)")
-    runner = _interp_backend(model_name, backend, **backend_options)
-    frames = _interpolate_arrays(runner, a.rgb, b.rgb, times)
+    runner = interp_backend(model_name, backend, **backend_options)
+    frames = interpolate_arrays(runner, a.rgb, b.rgb, times)
     if a.was_grey and b.was_grey:
         frames = [np.repeat(f.mean(axis=2, keepdims=True), 3, axis=2) for f in frames]
     return frames
-
-
-def _thumbnail(rgb: np.ndarray) -> np.ndarray:
-    import cv2
-
-    grey = rgb.astype(np.float32).mean(axis=2) / (255.0 if rgb.dtype == np.uint8 else 1.0)
-    width = 64
-    height = max(1, round(grey.shape[0] * width / grey.shape[1]))
-    return cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA)
-
-
-def is_scene_cut(thumb0: np.ndarray, thumb1: np.ndarray) -> bool:
-    """True when two frames (as `_thumbnail`s) belong to different shots: morphing them makes ghosts."""
-    h0 = np.histogram(thumb0, bins=32, range=(0.0, 1.0))[0] / thumb0.size
-    h1 = np.histogram(thumb1, bins=32, range=(0.0, 1.0))[0] / thumb1.size
-    hist_distance = 0.5 * float(np.abs(h0 - h1).sum())
-    mean_diff = float(np.abs(thumb0 - thumb1).mean())
-    return hist_distance > CUT_HIST_DISTANCE or mean_diff > CUT_MEAN_DIFF
 
 
 def interpolate_video(in_path: Union[str, os.PathLike], out_path: Union[str, os.PathLike], factor: int = 2,

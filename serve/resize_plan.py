@@ -1,6 +1,6 @@
 """Any output size: a scale the models do not have (x1.5, x3, x6, x8) or a target width / height / long side.
 
-    from serve.resize_plan import upscale_to
+    from serve.sr import upscale_to
     result = upscale_to(decoded, "flashsr_x4", outscale=3)        # x4 model, then area-downsized to x3
     result = upscale_to(decoded, "flashsr_x2", long_side=3000)    # whatever chain reaches 3000 px, then resized
     result.info["run"]  # 'flashsr_x4 (x4), then area resize 1600x1200 -> 1200x900 (x3)'
@@ -16,19 +16,20 @@ anything runs.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from itertools import combinations_with_replacement
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
 
-from common.images import DecodedImage, format_megapixels
+from common.images import format_megapixels
 from models import REGISTRY, get_spec
 
 from .contract import InputError
-from .sr import MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS, UpscaleResult, _split_array, upscale
+
+MAX_INPUT_PIXELS = 16_000_000  # SR defaults (serve.sr): 4000x4000 in
+MAX_OUTPUT_PIXELS = 100_000_000  # one float32 RGB output + weights is ~1.6 GB here
 
 MAX_OUTSCALE = 16.0
 MAX_PASSES = 4
@@ -161,49 +162,3 @@ def resize_float(image: np.ndarray, size_wh: Tuple[int, int], method: str) -> np
                      interpolation=interpolation)
     out = out.reshape(int(size_wh[1]), int(size_wh[0]), -1)
     return np.clip(out, 0.0, 1.0) if method != "area" else out
-
-
-def _as_decoded(image: np.ndarray, like: DecodedImage) -> DecodedImage:
-    """A pass's output as the next pass's input, keeping the source's grey flag and bit depth."""
-    channels = image.shape[2]
-    colour = image[..., :3] if channels >= 3 else np.repeat(image[..., :1], 3, axis=2)
-    alpha = image[..., -1] if channels in (2, 4) else None
-    return DecodedImage(np.ascontiguousarray(colour), alpha, like.was_grey, like.bit_depth, like.name)
-
-
-def upscale_to(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x4", backend: str = "auto", *,
-               outscale: Any = None, width: Any = None, height: Any = None, long_side: Any = None,
-               max_input_pixels: int = MAX_INPUT_PIXELS, max_output_pixels: int = MAX_OUTPUT_PIXELS,
-               progress: Optional[Callable[[int, int], None]] = None, **upscale_options) -> UpscaleResult:
-    """Upscale to any size (see the module doc); `upscale_options` go to serve.sr.upscale (tile, grey, ...)."""
-    decoded = image if isinstance(image, DecodedImage) else _split_array(image)
-    h, w = decoded.rgb.shape[:2]
-    plan = plan_resize(w, h, model_name, outscale=outscale, out_width=width, out_height=height,
-                       long_side=long_side, max_input_pixels=max_input_pixels, max_output_pixels=max_output_pixels)
-    if upscale_options.get("weights_path") and set(plan.passes) != {model_name}:
-        raise InputError(f"this size needs {plan.describe()}, but a custom weights file only replaces "
-                         f"{model_name}; ask for x{get_spec(model_name).scale} or use the shipped weights")
-    started = time.perf_counter()
-    current, passes, result = decoded, [], None
-    def overall(index: int) -> Optional[Callable[[int, int], None]]:
-        if progress is None:
-            return None
-        return lambda done, total: progress(index * 1000 + (1000 * done) // max(total, 1), len(plan.passes) * 1000)
-
-    for index, name in enumerate(plan.passes):
-        step = overall(index)
-        result = upscale(current, name, backend, max_input_pixels=max(max_input_pixels, max_output_pixels),
-                         max_output_pixels=max_output_pixels, progress=step, **upscale_options)
-        passes.append({k: result.info[k] for k in ("model", "input_size", "output_size", "seconds", "tiles")
-                       if k in result.info})
-        current = _as_decoded(result.image, decoded)
-    image_out = result.image
-    if plan.resize is not None:
-        image_out = resize_float(image_out, plan.output_size, plan.resize)
-    info: Dict[str, Any] = dict(result.info)
-    info.update({"model": " then ".join(plan.passes), "passes": passes, "scale": round(plan.scale, 6),
-                 "model_scale": plan.model_scale, "input_size": [w, h],
-                 "output_size": [image_out.shape[1], image_out.shape[0]], "resize": plan.resize,
-                 "tiles": sum(p.get("tiles", 0) for p in passes),
-                 "seconds": round(time.perf_counter() - started, 4), "run": plan.describe()})
-    return UpscaleResult(np.ascontiguousarray(image_out), info, decoded.bit_depth)

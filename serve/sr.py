@@ -26,11 +26,10 @@ from common.images import DecodedImage, format_megapixels, read_image, to_uint8
 from models import get_spec
 
 from .contract import InputError, cli_main
+from .resize_plan import MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS, plan_resize, resize_float
 from .runtime import get_backend
 from .tiling import plan_for, tiled_apply
 
-MAX_INPUT_PIXELS = 16_000_000  # 4000x4000
-MAX_OUTPUT_PIXELS = 100_000_000  # one float32 RGB output + weights is ~1.6 GB here
 
 
 @dataclass
@@ -147,6 +146,52 @@ def save_image(result: UpscaleResult, path: Union[str, Path], bits: Union[int, s
     return path
 
 
+def _as_decoded(image: np.ndarray, like: DecodedImage) -> DecodedImage:
+    """A pass's output as the next pass's input, keeping the source's grey flag and bit depth."""
+    channels = image.shape[2]
+    colour = image[..., :3] if channels >= 3 else np.repeat(image[..., :1], 3, axis=2)
+    alpha = image[..., -1] if channels in (2, 4) else None
+    return DecodedImage(np.ascontiguousarray(colour), alpha, like.was_grey, like.bit_depth, like.name)
+
+
+def upscale_to(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x4", backend: str = "auto", *,
+               outscale: Any = None, width: Any = None, height: Any = None, long_side: Any = None,
+               max_input_pixels: int = MAX_INPUT_PIXELS, max_output_pixels: int = MAX_OUTPUT_PIXELS,
+               progress: Optional[Callable[[int, int], None]] = None, **upscale_options) -> UpscaleResult:
+    """Upscale to any size (see the module doc); `upscale_options` go to serve.sr.upscale (tile, grey, ...)."""
+    decoded = image if isinstance(image, DecodedImage) else _split_array(image)
+    h, w = decoded.rgb.shape[:2]
+    plan = plan_resize(w, h, model_name, outscale=outscale, out_width=width, out_height=height,
+                       long_side=long_side, max_input_pixels=max_input_pixels, max_output_pixels=max_output_pixels)
+    if upscale_options.get("weights_path") and set(plan.passes) != {model_name}:
+        raise InputError(f"this size needs {plan.describe()}, but a custom weights file only replaces "
+                         f"{model_name}; ask for x{get_spec(model_name).scale} or use the shipped weights")
+    started = time.perf_counter()
+    current, passes, result = decoded, [], None
+    def overall(index: int) -> Optional[Callable[[int, int], None]]:
+        if progress is None:
+            return None
+        return lambda done, total: progress(index * 1000 + (1000 * done) // max(total, 1), len(plan.passes) * 1000)
+
+    for index, name in enumerate(plan.passes):
+        step = overall(index)
+        result = upscale(current, name, backend, max_input_pixels=max(max_input_pixels, max_output_pixels),
+                         max_output_pixels=max_output_pixels, progress=step, **upscale_options)
+        passes.append({k: result.info[k] for k in ("model", "input_size", "output_size", "seconds", "tiles")
+                       if k in result.info})
+        current = _as_decoded(result.image, decoded)
+    image_out = result.image
+    if plan.resize is not None:
+        image_out = resize_float(image_out, plan.output_size, plan.resize)
+    info: Dict[str, Any] = dict(result.info)
+    info.update({"model": " then ".join(plan.passes), "passes": passes, "scale": round(plan.scale, 6),
+                 "model_scale": plan.model_scale, "input_size": [w, h],
+                 "output_size": [image_out.shape[1], image_out.shape[0]], "resize": plan.resize,
+                 "tiles": sum(p.get("tiles", 0) for p in passes),
+                 "seconds": round(time.perf_counter() - started, 4), "run": plan.describe()})
+    return UpscaleResult(np.ascontiguousarray(image_out), info, decoded.bit_depth)
+
+
 def _describe_run(out: Path, info: Dict[str, Any]) -> str:
     lines = [f"{out}: {info['output_size'][0]}x{info['output_size'][1]} from {info['input_size'][0]}x"
              f"{info['input_size'][1]} with {info.get('run') or info['model']} on {info['backend']} "
@@ -182,7 +227,7 @@ def main(argv=None) -> int:
     sizes = {"outscale": args.outscale, "width": args.width, "height": args.height, "long_side": args.long_side}
     sized = any(v is not None for v in sizes.values())
     if sized:
-        from .resize_plan import target_size, upscale_to
+        from .resize_plan import target_size
 
         if args.outscale is not None:
             target_size(100, 100, outscale=args.outscale)  # a bad scale fails before any file is read

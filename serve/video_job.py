@@ -42,7 +42,8 @@ import numpy as np
 from common.images import to_uint8
 
 from .contract import InputError
-from .video import VideoInfo, probe, read_frames, snap_rate
+from .interp_core import interp_backend, interpolate_arrays, is_scene_cut, thumbnail
+from .video_io import VideoInfo, probe, read_frames, snap_rate
 from .video_encode import DEFAULT_ENCODER, DEFAULT_PIX_FMT, VideoWriter, choose_encoder
 from .video_streams import assemble, plan_streams
 
@@ -76,7 +77,7 @@ class Anchor:
 
 
 def is_duplicate(thumb0: np.ndarray, thumb1: np.ndarray) -> bool:
-    """True when two frames (as serve.interpolate._thumbnail) are the same picture up to coding noise."""
+    """True when two frames (as serve.interp_core.thumbnail) are the same picture up to coding noise."""
     diff = np.abs(thumb0 - thumb1)
     return float(diff.mean()) < DUP_MEAN_DIFF and float(diff.max()) < DUP_MAX_DIFF
 
@@ -107,7 +108,6 @@ def output_count(info: VideoInfo, fps_out: Fraction) -> int:
 
 
 def _anchors(path: PathLike, info: VideoInfo, detect: bool) -> Iterator[Anchor]:
-    from .interpolate import _thumbnail, is_scene_cut
 
     previous = None
     for index, (rgb, when) in enumerate(read_frames(path, with_times=True)):
@@ -117,7 +117,7 @@ def _anchors(path: PathLike, info: VideoInfo, detect: bool) -> Iterator[Anchor]:
                 continue  # a repeated or out-of-order timestamp: the frame has no slot of its own
         else:
             when = Fraction(index) / info.fps
-        anchor = Anchor(index, when, rgb, _thumbnail(rgb) if detect else None)
+        anchor = Anchor(index, when, rgb, thumbnail(rgb) if detect else None)
         if detect and previous is not None:
             anchor.cut = is_scene_cut(previous.thumb, anchor.thumb)
             anchor.dup = not anchor.cut and is_duplicate(previous.thumb, anchor.thumb)
@@ -232,9 +232,8 @@ def process_video(in_path: PathLike, out_path: PathLike, *, fps_factor: int = 1,
         raise InputError(f"{in_path.name}: the video has a single frame; interpolation needs at least two")
     runner = None
     if interpolate:
-        from .interpolate import _interp_backend
 
-        runner = _interp_backend(interp_model, backend, **backend_options)
+        runner = interp_backend(interp_model, backend, **backend_options)
     upscale, sr_info = (None, {})
     width, height = info.width, info.height
     if sr_model:
@@ -310,7 +309,6 @@ def _watch(anchors: Iterator[Anchor], stats: dict) -> Iterator[Anchor]:
 def _encode_segments(frames, count: int, segment_frames: int, work: WorkFolder, reused: set, settings, fps_out,
                      size, runner, upscale, stats: dict, progress) -> None:
     """Run the schedule: interpolate (batched per pair), upscale and encode every frame of the missing segments."""
-    from .interpolate import _interpolate_arrays
 
     seg_settings = replace(settings, container="mp4")  # MP4 keeps decode timestamps (B-frames) for the remux
     writer: Optional[VideoWriter] = None
@@ -339,7 +337,7 @@ def _encode_segments(frames, count: int, segment_frames: int, work: WorkFolder, 
         times = [t for _, _, _, t in pending]
         pending.clear()
         for i in range(0, len(times), MAX_BATCH):
-            for middle in _interpolate_arrays(runner, a.as_float(), b.as_float(), times[i: i + MAX_BATCH]):
+            for middle in interpolate_arrays(runner, a.as_float(), b.as_float(), times[i: i + MAX_BATCH]):
                 emit(to_uint8(middle))
         stats["computed"] += len(times)
 

@@ -7,7 +7,8 @@ from common.images import read_image
 from serve import runtime
 from serve.batch import plan_outputs, run_batch
 from serve.contract import InputError
-from serve.resize_plan import plan_resize, target_size, upscale_to
+from serve.resize_plan import plan_resize, target_size
+from serve.sr import upscale_to
 
 
 @pytest.fixture(autouse=True)

@@ -54,4 +54,4 @@ def test_a_stopped_upscale_stops_between_tiles(upload_dir):
     Image.fromarray(np.zeros((300, 300, 3), np.uint8)).save(path)
     decoded = sr_tab.load_image(str(path), max_pixels=10**7)
     with pytest.raises(JobCancelled):
-        sr_tab._run(decoded, "flashsr_x2", "onnx", 128, 0, report)
+        sr_tab.run_sr(decoded, "flashsr_x2", "onnx", 128, 0, report)

@@ -13,8 +13,21 @@ from typing import Callable, List, Optional
 import gradio as gr
 import numpy as np
 
-from .common import (NOT_AVAILABLE, backend_choices, checked_backend, describe_backend, example_path, image_upload, limits,
-                     load_image, pipeline, progress_callback, save_png, user_errors, workdir)
+from .common import (
+    NOT_AVAILABLE,
+    backend_choices,
+    checked_backend,
+    describe_backend,
+    example_path,
+    image_upload,
+    limits,
+    load_image,
+    pipeline,
+    progress_callback,
+    save_png,
+    user_errors,
+    workdir,
+)
 from .inputs import one_of
 
 

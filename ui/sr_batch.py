@@ -21,6 +21,7 @@ from common.images import IMAGE_EXTENSIONS, read_image
 from .cancel import cancel_on, start_job, stop_button
 from .common import checked_backend, limits, user_errors, workdir
 from .inputs import RefusedInput, one_of, real_number, uploaded_file, whole_number
+from .sr_options import check_tile, resolve_family, run_sr
 
 MAX_FILES = 50  # per batch on the public Space: about a minute per 1 MP photo on 2 CPU cores
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one unpacked zip member
@@ -125,10 +126,9 @@ def upscale_batch(files, model: str, scale: int, tile: int = 256, backend: str =
     from serve import save_image
     from serve.batch import run_batch
 
-    from .sr_tab import _check_tile, _run, resolve_family
 
     spec = resolve_family(model, scale)
-    tile, backend = _check_tile(tile), checked_backend(backend)
+    tile, backend = check_tile(tile), checked_backend(backend)
     out_format = one_of(out_format, "out_format", FORMATS, default="png")
     quality = whole_number(quality, "quality", 1, 100)
     outscale = real_number(outscale, "outscale", 0, 16)
@@ -138,7 +138,7 @@ def upscale_batch(files, model: str, scale: int, tile: int = 256, backend: str =
 
     def process(source: Path, output: Path) -> dict:
         decoded = read_image(source, max_pixels=lim.sr_input_pixels, min_side=8)
-        result = _run(decoded, spec.name, backend, tile, outscale, None)
+        result = run_sr(decoded, spec.name, backend, tile, outscale, None)
         save_image(result, output, format=out_format, quality=quality, exif=decoded.exif)
         return {"output_size": result.info["output_size"], "notes": decoded.notes}
 

@@ -1,59 +1,50 @@
 """Super-resolution tab: upload -> model/scale/tile/backend -> before/after slider, download, metrics."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import List
 
 import gradio as gr
 import numpy as np
 
+from common.image_write import EXTENSIONS, FORMATS
 from common.metrics import detail_ratio_y, gmsd_y, psnr_y, ssim_y
 from common.resize import bicubic_downscale, bicubic_resize, mod_crop
-from common.image_write import EXTENSIONS, FORMATS
-from models import get_spec, resolve_name
 from serve import save_image
 
 from . import sr_batch
 from .cancel import cancel_on, start_job, stop_button
-from .common import (backend_choices, checked_backend, describe_backend, example_path, image_upload, limits,
-                     load_image, models_for, progress_callback, save_png, user_errors, workdir)
+from .common import (
+    backend_choices,
+    checked_backend,
+    describe_backend,
+    example_path,
+    image_upload,
+    limits,
+    load_image,
+    progress_callback,
+    save_png,
+    user_errors,
+    workdir,
+)
 from .inputs import RefusedInput, flag, one_of, real_number, whole_number
+from .sr_options import (
+    DEFAULT_QUALITY,
+    DEFAULT_TILE,
+    MAX_TILE,
+    MIN_TILE,
+    check_tile,
+    resolve_family,
+    run_sr,
+    sr_families,
+)
 
-DEFAULT_TILE = 256
-MIN_TILE = 128  # FlashSR tiles overlap by ~52 px: smaller tiles would be mostly overlap
-MAX_TILE = 1024
-DEFAULT_QUALITY = 95
 # Compare mode: metric(sr, hr, crop) and the digits shown, for the model and for bicubic.
 COMPARE_METRICS = {"psnr_y": (psnr_y, 3), "ssim_y": (ssim_y, 4), "gmsd_y": (gmsd_y, 4),
                    "detail_ratio_y": (detail_ratio_y, 3)}
 
 
-def sr_families() -> Dict[str, List[int]]:
-    """{'flashsr': [2, 4], ...}: trained SR models by family, with their scales, in registry order
-    (the flagship first, then the seed lineage)."""
-    families: Dict[str, List[int]] = {}
-    for spec in models_for("sr"):
-        families.setdefault(spec.name.rsplit("_x", 1)[0], []).append(spec.scale)
-    return {k: sorted(v) for k, v in families.items()}
-
-
-def resolve_family(model: Any, scale: Any):
-    """The spec of (family, scale) or of a full name; RefusedInput for anything not trained."""
-    families = sr_families()
-    full_names = [f"{family}_x{s}" for family, scales in families.items() for s in scales]
-    model = one_of(model, "model", list(families) + full_names)
-    family = model if model in families else model.rsplit("_x", 1)[0]
-    return resolve_name(model, whole_number(scale, "scale", 1, 8, allowed=families[family]))
-
-
 def _scale_choices(scales: List[int]) -> List[tuple]:
     return [(f"×{s}", str(s)) for s in scales]
-
-
-def _check_tile(tile) -> int:
-    tile = whole_number(tile, "tile", 0, MAX_TILE)
-    if tile != 0 and tile < MIN_TILE:
-        raise RefusedInput(f"Tile size {tile} is too small: use 0 (whole image at once) or at least {MIN_TILE}.")
-    return tile
 
 
 @user_errors
@@ -78,7 +69,7 @@ def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backe
         (bicubic, upscaled) image pair, the downloadable result, a summary and a dict of run details.
     """
     spec = resolve_family(model, scale)
-    tile, backend, compare = _check_tile(tile), checked_backend(backend), flag(compare, "compare")
+    tile, backend, compare = check_tile(tile), checked_backend(backend), flag(compare, "compare")
     out_format = one_of(out_format, "out_format", FORMATS, default="png")
     quality = whole_number(quality, "quality", 1, 100)
     outscale = real_number(outscale, "outscale", 0, 16)
@@ -93,7 +84,7 @@ def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backe
         decoded.rgb = bicubic_downscale(hr, s)
         decoded.alpha = None
     with start_job(request) as job:
-        result = _run(decoded, spec.name, backend, tile, outscale, progress_callback(progress, "upscaling", job))
+        result = run_sr(decoded, spec.name, backend, tile, outscale, progress_callback(progress, "upscaling", job))
     out = workdir("sr")
     stem = decoded.name.rsplit(".", 1)[0][:60] or "image"
     after = result.image
@@ -119,19 +110,6 @@ def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backe
         info["notes"] = notes
         lines.append("Notes: " + "; ".join(notes) + ".")
     return (before_png, after_png), download, "<br>".join(lines), info
-
-
-def _run(decoded, model: str, backend: str, tile: int, outscale: float, report):
-    """The model at its scale, or (outscale set) the family chained and resized to any scale."""
-    from serve import upscale
-    from serve.resize_plan import upscale_to
-
-    lim = limits()
-    kwargs = dict(tile=tile, max_input_pixels=lim.sr_input_pixels, max_output_pixels=lim.sr_output_pixels,
-                  progress=report)
-    if outscale and outscale != get_spec(model).scale:
-        return upscale_to(decoded, model, backend, outscale=outscale, **kwargs)
-    return upscale(decoded, model, backend, **kwargs)
 
 
 def _compare(sr_rgb: np.ndarray, lr_rgb: np.ndarray, hr: np.ndarray, scale: int, info: dict) -> str:

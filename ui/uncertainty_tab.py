@@ -16,9 +16,20 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from .common import (NOT_AVAILABLE, backend_choices, checked_backend, example_path, image_upload, limits, load_image, models_for,
-                     save_png, user_errors, workdir)
 from .cancel import cancel_on, start_job, stop_button
+from .common import (
+    NOT_AVAILABLE,
+    backend_choices,
+    checked_backend,
+    example_path,
+    image_upload,
+    limits,
+    load_image,
+    models_for,
+    save_png,
+    user_errors,
+    workdir,
+)
 from .inputs import one_of, whole_number
 
 DEFAULT_PASSES, MIN_PASSES, MAX_PASSES = 40, 2, 128

@@ -16,9 +16,23 @@ import gradio as gr
 
 from models import get_spec
 
-from .common import (NOT_AVAILABLE, backend_choices, checked_backend, example_path, image_upload, limits, load_image, models_for,
-                     pipeline, progress_callback, save_png, uploaded, user_errors, workdir)
 from .cancel import cancel_on, start_job, stop_button
+from .common import (
+    NOT_AVAILABLE,
+    backend_choices,
+    checked_backend,
+    example_path,
+    image_upload,
+    limits,
+    load_image,
+    models_for,
+    pipeline,
+    progress_callback,
+    save_png,
+    uploaded,
+    user_errors,
+    workdir,
+)
 from .inputs import one_of, real_number, whole_number
 
 FACTORS = {"×2": 2, "×4": 4}

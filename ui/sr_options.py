@@ -1,0 +1,52 @@
+"""What the SR tab and its batch section share: the trained families, argument checks, running a model."""
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from models import get_spec, resolve_name
+
+from .common import limits, models_for
+from .inputs import RefusedInput, one_of, whole_number
+
+DEFAULT_TILE = 256
+MIN_TILE = 128  # FlashSR tiles overlap by ~52 px: smaller tiles would be mostly overlap
+MAX_TILE = 1024
+DEFAULT_QUALITY = 95
+
+
+def sr_families() -> Dict[str, List[int]]:
+    """{'flashsr': [2, 4], ...}: trained SR models by family, with their scales, in registry order
+    (the flagship first, then the seed lineage)."""
+    families: Dict[str, List[int]] = {}
+    for spec in models_for("sr"):
+        families.setdefault(spec.name.rsplit("_x", 1)[0], []).append(spec.scale)
+    return {k: sorted(v) for k, v in families.items()}
+
+
+def resolve_family(model: Any, scale: Any):
+    """The spec of (family, scale) or of a full name; RefusedInput for anything not trained."""
+    families = sr_families()
+    full_names = [f"{family}_x{s}" for family, scales in families.items() for s in scales]
+    model = one_of(model, "model", list(families) + full_names)
+    family = model if model in families else model.rsplit("_x", 1)[0]
+    return resolve_name(model, whole_number(scale, "scale", 1, 8, allowed=families[family]))
+
+
+def check_tile(tile) -> int:
+    tile = whole_number(tile, "tile", 0, MAX_TILE)
+    if tile != 0 and tile < MIN_TILE:
+        raise RefusedInput(f"Tile size {tile} is too small: use 0 (whole image at once) or at least {MIN_TILE}.")
+    return tile
+
+
+def run_sr(decoded, model: str, backend: str, tile: int, outscale: float, report):
+    """The model at its scale, or (outscale set) the family chained and resized to any scale."""
+    from serve import upscale
+    from serve.sr import upscale_to
+
+    lim = limits()
+    kwargs = dict(tile=tile, max_input_pixels=lim.sr_input_pixels, max_output_pixels=lim.sr_output_pixels,
+                  progress=report)
+    if outscale and outscale != get_spec(model).scale:
+        return upscale_to(decoded, model, backend, outscale=outscale, **kwargs)
+    return upscale(decoded, model, backend, **kwargs)
