@@ -72,20 +72,21 @@ def _interpolate_arrays(runner, rgb0: np.ndarray, rgb1: np.ndarray, times: Seque
     return [np.ascontiguousarray(np.clip(o.transpose(1, 2, 0), 0.0, 1.0)) for o in out]
 
 
-def _interp_backend(model_name: str, backend: str, **backend_options):
+def _interp_backend(model_name: str, backend: str, precision: str = "fp32", **backend_options):
     spec = get_spec(model_name)
     if spec.task != "interpolate":
         raise ValueError(f"'{model_name}' is a {spec.task} model, not a frame interpolator")
-    return get_backend(model_name, backend, **backend_options)
+    return get_backend(model_name, backend, precision=precision, **backend_options)
 
 
 def interpolate_pair(frame0: Image, frame1: Image, model_name: str = "flowinterp", factor: int = 2,
-                     backend: str = "auto", *, max_pixels: int = MAX_PAIR_PIXELS,
+                     backend: str = "auto", *, max_pixels: int = MAX_PAIR_PIXELS, precision: str = "fp32",
                      **backend_options) -> List[np.ndarray]:
     """The factor-1 frames between frame0 and frame1 (t = 1/factor, ...), each HxWx3 float32 in [0,1].
 
     Frames may be DecodedImage, arrays (HxW[x1|3|4], float [0,1] or uint8/16) or file paths; they
-    must have the same size. Grey pairs give grey-valued RGB; alpha is dropped.
+    must have the same size. Grey pairs give grey-valued RGB; alpha is dropped. `precision`: 'fp32',
+    'bf16' (OpenVINO) or 'auto' (serve.precision).
     """
     times = timesteps(factor)
     a, b = _as_rgb(frame0, "the first frame"), _as_rgb(frame1, "the second frame")
@@ -96,7 +97,7 @@ def interpolate_pair(frame0: Image, frame1: Image, model_name: str = "flowinterp
         raise InputError(f"frames of {a.width}x{a.height} are over the limit of {max_pixels / 1e6:.1f} MP")
     if min(a.width, a.height) < 8:
         raise InputError(f"frames of {a.width}x{a.height} are too small (at least 8 px a side)")
-    runner = _interp_backend(model_name, backend, **backend_options)
+    runner = _interp_backend(model_name, backend, precision, **backend_options)
     frames = _interpolate_arrays(runner, a.rgb, b.rgb, times)
     if a.was_grey and b.was_grey:
         frames = [np.repeat(f.mean(axis=2, keepdims=True), 3, axis=2) for f in frames]
@@ -125,12 +126,14 @@ def interpolate_video(in_path: Union[str, os.PathLike], out_path: Union[str, os.
                       model_name: str = "flowinterp", *, backend: str = "auto",
                       max_seconds: float = DEFAULT_MAX_SECONDS, max_frames: int = DEFAULT_MAX_FRAMES,
                       sr_model: Optional[str] = None, keep_audio: bool = True,
-                      progress: Optional[Callable[[int, int], None]] = None, **backend_options) -> Dict[str, Any]:
+                      progress: Optional[Callable[[int, int], None]] = None, precision: str = "fp32",
+                      **backend_options) -> Dict[str, Any]:
     """Write `in_path` at `factor` x its frame rate to `out_path` (H.264 MP4); returns an info dict.
 
     `progress(done_pairs, total_pairs)` is called after each input frame. `sr_model` (e.g.
     'flashsr_x2') also upscales every output frame (spatio-temporal). Raises InputError with a
     one-sentence message for unusable input (see serve.video.probe) and ServeError for runtime failures.
+    `precision` applies to both models, except int8 (SR only): the interpolator then runs fp32.
     """
     times = timesteps(factor)
     info = probe(in_path, max_seconds=max_seconds, max_frames=max_frames)
@@ -140,12 +143,12 @@ def interpolate_video(in_path: Union[str, os.PathLike], out_path: Union[str, os.
     if float(out_fps) > 240:
         raise InputError(f"{Path(in_path).name}: {float(info.fps):.3g} fps x{factor} would be {float(out_fps):.0f} fps, "
                          "over the 240 fps limit; use a smaller factor")
-    runner = _interp_backend(model_name, backend, **backend_options)
+    runner = _interp_backend(model_name, backend, "fp32" if precision == "int8" else precision, **backend_options)
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".mp4":
         raise InputError(f"{out_path.name}: the output must be an .mp4 file (H.264)")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    upscale = _sr_stage(sr_model, backend) if sr_model else None
+    upscale = _sr_stage(sr_model, backend, precision) if sr_model else None
     width, height = info.width, info.height
     if upscale:
         scale = get_spec(sr_model).scale
@@ -197,14 +200,14 @@ def interpolate_video(in_path: Union[str, os.PathLike], out_path: Union[str, os.
             "seconds": round(time.perf_counter() - started, 2)}
 
 
-def _sr_stage(sr_model: str, backend: str) -> Callable[[np.ndarray], np.ndarray]:
+def _sr_stage(sr_model: str, backend: str, precision: str = "fp32") -> Callable[[np.ndarray], np.ndarray]:
     from .sr import upscale
 
     if get_spec(sr_model).task != "sr":
         raise ValueError(f"'{sr_model}' is not a super-resolution model")
 
     def run(frame: np.ndarray) -> np.ndarray:
-        return to_uint8(upscale(frame, sr_model, backend).image)
+        return to_uint8(upscale(frame, sr_model, backend, precision=precision).image)
 
     return run
 
@@ -217,13 +220,16 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="output .mp4 (video) or image path (pairs)")
     p.add_argument("--factor", type=int, default=2, choices=FACTORS)
     p.add_argument("--model", default="flowinterp")
-    p.add_argument("--backend", default="auto", help="auto, torch, onnx, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--backend", default="auto",
+                   help="auto, torch, onnx, openvino, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--precision", default="fp32", help="fp32 (exact), bf16, int8 (SR stage) or auto")
     p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS)
     p.add_argument("--sr-model", default=None, help="also upscale every frame with this SR model")
     p.add_argument("--no-audio", action="store_true")
     args = p.parse_args(argv)
     if len(args.inputs) == 2:
-        frames = interpolate_pair(args.inputs[0], args.inputs[1], args.model, args.factor, args.backend)
+        frames = interpolate_pair(args.inputs[0], args.inputs[1], args.model, args.factor, args.backend,
+                                  precision=args.precision)
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         paths = [out] if len(frames) == 1 else [out.with_name(f"{out.stem}_{i + 1}{out.suffix}")
@@ -245,7 +251,7 @@ def main(argv=None) -> int:
 
         info = interpolate_video(args.inputs[0], args.out, args.factor, args.model, backend=args.backend,
                                  max_seconds=args.max_seconds, sr_model=args.sr_model,
-                                 keep_audio=not args.no_audio, progress=progress)
+                                 keep_audio=not args.no_audio, progress=progress, precision=args.precision)
     print(f"{info['output']}: {info['frames_out']} frames at {info['fps_out']:.3g} fps from {info['input']}; "
           f"scene cuts at {info['scene_cuts'] or 'none'}; audio {'kept' if info['audio'] else 'none'}; "
           f"{info['seconds']:.1f} s")

@@ -86,6 +86,7 @@ class OpenVinoBackend(Backend):
             ok, why = bf16_support()
             if not ok:
                 self.precision_note = f"bf16 skipped, running fp32: {why}"
+                self.selection_reason = f"{model_name}: {self.precision_note}"
                 precision = "fp32"
         self.precision = precision
         try:

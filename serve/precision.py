@@ -44,17 +44,17 @@ def parse_precision(value: Optional[str]) -> str:
 
 
 def low_precision_path(fp32_onnx: Path, precision: str) -> Path:
-    """NAME.int8.onnx beside NAME.onnx (the QDQ model); for bf16 the record NAME.bf16.json (no file to run)."""
-    fp32_onnx = Path(fp32_onnx)
-    if precision == "int8":
-        return fp32_onnx.with_name(fp32_onnx.stem + ".int8.onnx")
-    return fp32_onnx.with_name(fp32_onnx.stem + f".{precision}.json")
+    """NAME.int8.onnx beside NAME.onnx (the QDQ model); for bf16 the record NAME.bf16.json (export.int8 names them)."""
+    from export.int8 import low_precision_path as path_for
+
+    return path_for(fp32_onnx, precision)
 
 
 def record_path(fp32_onnx: Path, precision: str) -> Path:
     """The JSON record of a precision: NAME.int8.onnx.json (the QDQ file's sidecar) or NAME.bf16.json."""
-    path = low_precision_path(fp32_onnx, precision)
-    return path.with_name(path.name + ".json") if precision == "int8" else path
+    from export.int8 import record_path as path_for
+
+    return path_for(fp32_onnx, precision)
 
 
 def read_record(fp32_onnx: Path, precision: str) -> Tuple[Optional[Dict[str, Any]], str]:

@@ -252,10 +252,10 @@ def best_available(model_name: str, prefer: Optional[Union[str, Sequence[str]]] 
     """
     precision = parse_precision(options.pop("precision", None))
     kinds = [k for k in _preference_order(prefer) if only is None or k in only]
-    if precision == "auto":
-        candidates = auto_candidates(kinds)
-    else:
-        candidates = [(k, precision) for k in kinds if check_supported(k, precision) is None]
+    # fastest first (serve.precision.AUTO_ORDER); an explicit `prefer` keeps its kinds in front
+    candidates = [c for k in kinds for c in auto_candidates([k])] if prefer else auto_candidates(kinds)
+    if precision != "auto":
+        candidates = [(k, p) for k, p in candidates if p == precision]
         if not candidates:
             raise BackendUnavailable(f"{model_name}: none of {', '.join(kinds)} runs {precision}")
     skipped: List[Tuple[str, Exception]] = []

@@ -5,7 +5,8 @@ HxWx4 array, float in [0,1] or uint8/uint16) and handles what the model does not
 RGB, alpha is resized beside the model (bicubic), 16-bit precision is kept on the float path, and
 pixel limits stop a request before it allocates gigabytes.
 
-CLI: python -m serve.sr IN.png --model flashsr_x4 --out OUT.png [--backend auto|torch|onnx|trt] [--tile 256]
+CLI: python -m serve.sr IN.png --model flashsr_x4 --out OUT.png [--backend auto|torch|onnx|openvino|trt] [--tile 256]
+    [--precision fp32|bf16|int8|auto]
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from models import get_spec
 
 from .contract import InputError, cli_main
 from .runtime import get_backend
-from .tiling import plan_for, tiled_apply
+from .tiling import bounded_tile, plan_for, tiled_apply
 
 MAX_INPUT_PIXELS = 16_000_000  # 4000x4000
 MAX_OUTPUT_PIXELS = 100_000_000  # one float32 RGB output + weights is ~1.6 GB here
@@ -83,7 +84,7 @@ def check_size(width: int, height: int, scale: int, max_input_pixels: int, max_o
 
 
 def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x4", backend: str = "auto", *,
-            tile: int = 256, overlap: Optional[int] = None, batch_size: int = 4, grey: str = "rgb",
+            tile: int = 256, overlap: Optional[int] = None, batch_size: int = 4, grey: str = "rgb", precision: str = "fp32",
             max_input_pixels: int = MAX_INPUT_PIXELS, max_output_pixels: int = MAX_OUTPUT_PIXELS,
             progress: Optional[Callable[[int, int], None]] = None, **backend_options) -> UpscaleResult:
     """Super-resolve one image; returns UpscaleResult(image float HxWxC in [0,1], info).
@@ -91,7 +92,10 @@ def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x
     grey: for grey sources, "rgb" returns HxWx3 with R=G=B (the channel mean of the model output,
     so no colour cast appears), "single" returns HxWx1. Alpha comes back as a 4th channel, bicubic-
     resized. `overlap=None` picks the exact overlap for the model (serve.tiling: 50 px for FlashSR,
-    so keep tiles >= ~200 px or the overlap dominates the work); `tile=0` runs the whole image at once. `backend_options` go to serve.runtime.get_backend (weights_path, threads...).
+    so keep tiles >= ~200 px or the overlap dominates the work); `tile=0` runs the whole image at once, up to
+    serve.tiling.MAX_TILE px per side (larger images are tiled at that size: same result, bounded memory).
+    `precision`: 'fp32' (exact), 'bf16', 'int8' or 'auto' (serve.precision; labels like 'fast bf16' work too).
+    `backend_options` go to serve.runtime.get_backend (weights_path, threads...).
     """
     if grey not in ("rgb", "single"):
         raise ValueError(f"grey must be 'rgb' or 'single', not '{grey}'")
@@ -104,9 +108,9 @@ def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x
         raise InputError(f"image is empty ({width}x{height})")
     check_size(width, height, spec.scale, max_input_pixels, max_output_pixels)
 
-    runner = get_backend(model_name, backend, **backend_options)
+    runner = get_backend(model_name, backend, precision=precision, **backend_options)
     name_in, name_out = runner.inputs[0].name, runner.outputs[0].name
-    plan = plan_for(runner.receptive_radius, tile=tile if tile > 0 else max(height, width) + 1, overlap=overlap,
+    plan = plan_for(runner.receptive_radius, tile=bounded_tile(tile, height, width), overlap=overlap,
                     batch_size=batch_size)
     lr = decoded.rgb.transpose(2, 0, 1)[None]
     started = time.perf_counter()
@@ -154,7 +158,9 @@ def main(argv=None) -> int:
     p.add_argument("input", help="image file")
     p.add_argument("--model", default="flashsr_x4")
     p.add_argument("--out", required=True, help="output file (.png keeps 16-bit sources 16-bit)")
-    p.add_argument("--backend", default="auto", help="auto, torch, onnx, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--backend", default="auto",
+                   help="auto, torch, onnx, openvino, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--precision", default="fp32", help="fp32 (exact), bf16, int8 or auto (see serve.precision)")
     p.add_argument("--tile", type=int, default=256, help="tile side in input pixels (0: whole image)")
     p.add_argument("--overlap", type=int, default=None, help="tile overlap (default: exact for the model)")
     p.add_argument("--batch-size", type=int, default=4)
@@ -165,12 +171,12 @@ def main(argv=None) -> int:
     options = {"weights_path": args.weights} if args.weights else {}
     decoded = read_image(args.input)
     result = upscale(decoded, args.model, args.backend, tile=args.tile, overlap=args.overlap,
-                     batch_size=args.batch_size, grey=args.grey, **options)
+                     batch_size=args.batch_size, grey=args.grey, precision=args.precision, **options)
     save_image(result, args.out, args.bits)
     info = result.info
     print(f"{args.out}: {info['output_size'][0]}x{info['output_size'][1]} from {info['input_size'][0]}x"
           f"{info['input_size'][1]} with {info['model']} on {info['backend']} ({info['provider']}), "
-          f"{info['tiles']} tiles, {info['seconds']:.2f}s")
+          f"{info['precision']}, {info['tiles']} tiles, {info['seconds']:.2f}s")
     if info.get("selection"):
         print(info["selection"])
     return 0
