@@ -49,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
     p.add_argument("--update-sidecar", action="store_true", help="store the results in the weights' JSON sidecar")
+    p.add_argument("--precision", default=None, help="SR: run through serve.upscale on --backend at fp32, bf16, "
+                   "int8 or auto (default: the PyTorch model directly)")
     p.add_argument("--bench-json", type=Path, default=None,
                    help="serve.bench's bench.json: adds its ORT CPU latency at 256x256 to the Markdown table")
     unc = p.add_argument_group("--task uncertainty")
@@ -75,10 +77,19 @@ def load_set(name: str, limit: int = 0) -> List[tuple]:
     return images
 
 
-def make_upscaler(model_name: str, scale: int, weights: Path, device: torch.device):
-    """Returns f(lr HxWx3 float) -> sr HxWx3 float, for a registered model or the bicubic baseline."""
+def make_upscaler(model_name: str, scale: int, weights: Path, device: torch.device, serve_options=None):
+    """Returns f(lr HxWx3 float) -> sr HxWx3 float, for a registered model or the bicubic baseline.
+
+    serve_options ({"backend", "precision"}): run through serve.upscale instead (whole image, one pass).
+    """
     if model_name == "bicubic":
         return lambda lr: bicubic_upscale(lr, scale)
+    if serve_options:
+        from serve.sr import upscale
+
+        extra = {"weights_path": str(weights)} if weights else {}
+        return lambda lr: upscale(lr, model_name, serve_options["backend"], tile=0,
+                                  precision=serve_options["precision"], **extra).image
     try:
         model = load_model(model_name, weights).to(device)
     except CheckpointError as exc:
@@ -92,8 +103,9 @@ def make_upscaler(model_name: str, scale: int, weights: Path, device: torch.devi
     return run
 
 
-def evaluate_sr(model_name: str, scale: int, sets: Dict[str, list], weights=None, device="cpu") -> List[dict]:
-    upscale = make_upscaler(model_name, scale, weights, torch.device(device))
+def evaluate_sr(model_name: str, scale: int, sets: Dict[str, list], weights=None, device="cpu",
+                serve_options=None) -> List[dict]:
+    upscale = make_upscaler(model_name, scale, weights, torch.device(device), serve_options)
     rows = []
     for set_name, images in sets.items():
         psnrs, ssims, gmsds, ms_ssims, details, seconds = [], [], [], [], [], 0.0
@@ -113,7 +125,7 @@ def evaluate_sr(model_name: str, scale: int, sets: Dict[str, list], weights=None
                      "ssim_y": round(float(np.mean(ssims)), 5), "gmsd_y": round(float(np.mean(gmsds)), 5),
                      "ms_ssim_y": round(float(np.mean(valid_ms)), 5) if valid_ms else None,
                      "detail_ratio_y": round(float(np.mean(details)), 4),
-                     "seconds": round(seconds, 3), "images": len(images)})
+                     "seconds": round(seconds, 3), "images": len(images), **(serve_options or {})})
     return rows
 
 
@@ -147,6 +159,7 @@ def ort_latency(bench_json: Path) -> Dict[str, float]:
     """model -> median ms of ONNX Runtime on CPU at a 256x256 input, from serve.bench's bench.json."""
     rows = json.loads(Path(bench_json).read_text())["results"]
     return {r["model"]: r["median_ms"] for r in rows if r.get("backend", "").startswith("onnx") and
+            r.get("precision", "fp32") == "fp32" and
             r.get("device") == "cpu" and r.get("input_wh") == [256, 256] and r.get("median_ms") is not None}
 
 
@@ -216,9 +229,10 @@ def main(argv=None) -> int:
     torch.set_grad_enabled(False)
     rows = []
     for model_name, scale in jobs:
-        result = evaluate_sr(model_name, scale, sets, args.weights, args.device)
+        serve_options = {"backend": args.backend, "precision": args.precision} if args.precision else None
+        result = evaluate_sr(model_name, scale, sets, args.weights, args.device, serve_options)
         rows += result
-        if args.update_sidecar and model_name != "bicubic":
+        if args.update_sidecar and model_name != "bicubic" and not serve_options:
             path = args.weights or get_spec(model_name).weights_path
             record_metrics(path, result, ("psnr_y", "ssim_y", "gmsd_y", "ms_ssim_y", "detail_ratio_y"))
         if not args.json:

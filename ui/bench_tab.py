@@ -9,7 +9,8 @@ import gradio as gr
 from .common import limits, models_for, user_errors, workdir
 
 SIZES = ["128", "256", "512", "720p"]
-BACKENDS = ["onnx", "torch", "trt", "onnx-cpu", "onnx-gpu", "torch-cpu", "torch-cuda"]
+BACKENDS = ["onnx", "openvino", "torch", "trt", "onnx-cpu", "onnx-gpu", "torch-cpu", "torch-cuda"]
+PRECISIONS = ["exact fp32", "fast bf16", "fastest int8"]  # serve.precision.LABELS
 MAX_RUNS = 20
 
 
@@ -22,11 +23,17 @@ def _pixels(size: str) -> int:
 
 @user_errors
 def benchmark(models: Sequence[str], backends: Sequence[str], sizes: Sequence[str], runs: int = 5,
-              progress=gr.Progress()):
-    """Median/p90 latency and throughput of each (model, backend, input size); skipped backends say why."""
+              precisions: Sequence[str] = ("exact fp32",), progress=gr.Progress()):
+    """Median/p90 latency, throughput and PSNR change of each (model, backend, precision, input size);
+    skipped combinations say why."""
     from serve.bench import format_table, plot, run_bench
+    from serve.precision import parse_precision
 
     models, backends, sizes = list(models or []), list(backends or []), list(sizes or [])
+    try:
+        precisions = [parse_precision(p) for p in (precisions or ["exact fp32"])]
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
     known = [s.name for s in models_for("sr")]
     if not models or not backends or not sizes:
         raise gr.Error("Choose at least one model, one backend and one input size.")
@@ -40,14 +47,15 @@ def benchmark(models: Sequence[str], backends: Sequence[str], sizes: Sequence[st
     if not 1 <= runs <= MAX_RUNS:
         raise gr.Error(f"Runs must be between 1 and {MAX_RUNS}.")
     warmup = 1
-    work = len(models) * len(backends) * (runs + warmup) * sum(_pixels(s) for s in sizes)
+    work = len(models) * len(backends) * len(precisions) * (runs + warmup) * sum(_pixels(s) for s in sizes)
     budget = limits().bench_pixel_runs
     if work > budget:
         raise gr.Error(f"This benchmark would push {work / 1e6:.0f} MP through the models, over this machine's "
                        f"budget of {budget / 1e6:.0f} MP: choose fewer sizes, backends or runs.")
-    progress(0, desc=f"benchmarking {len(models) * len(backends)} model/backend pairs")
+    progress(0, desc=f"benchmarking {len(models) * len(backends) * len(precisions)} model/backend/precision runs")
     args = argparse.Namespace(models=",".join(models), backends=",".join(backends), sizes=",".join(sizes), runs=runs,
-                              warmup=warmup, threads=None, fp16=False, tile=0, seed=0, weights=None, json=False)
+                              warmup=warmup, threads=None, fp16=False, tile=0, seed=0, weights=None, json=False,
+                              precisions=",".join(precisions), input="example")
     rows = run_bench(args)
     out = workdir("bench")
     plot(rows, out / "bench.png")
@@ -59,13 +67,17 @@ def benchmark(models: Sequence[str], backends: Sequence[str], sizes: Sequence[st
 def build() -> None:
     models: List[str] = [s.name for s in models_for("sr")]
     lim = limits()
-    gr.Markdown("Latency of the models on this machine, per backend and input size (one pass over a random "
-                "input, no tiling; 1 warm-up run, then the timed runs). Backends that cannot run here are listed "
-                "with the reason. Requests of other users running at the same time slow it down.")
+    gr.Markdown("Latency of the models on this machine, per backend, precision and input size (one pass over the "
+                "same photo for every row, no tiling; 1 warm-up run, then the timed runs). Next to the speed: the "
+                "PSNR of each output against the fp32 output, and the Y-PSNR change measured on held-out training "
+                "images when `python -m export int8` recorded one. bf16 runs on OpenVINO where the CPU has it; "
+                "int8 on ONNX Runtime and OpenVINO. Combinations that cannot run here are listed with the reason. "
+                "Requests of other users running at the same time slow it down.")
     with gr.Row():
         chosen_models = gr.CheckboxGroup(models, value=models[-1:], label="Models")
         backends = gr.CheckboxGroup(BACKENDS, value=["onnx", "torch"] + (["trt"] if lim.gpu else []),
                                     label="Backends")
+        precisions = gr.CheckboxGroup(PRECISIONS, value=["exact fp32"], label="Precisions")
         sizes = gr.CheckboxGroup(SIZES, value=["128", "256"], label="Input sizes")
         runs = gr.Slider(1, MAX_RUNS, value=5, step=1, label="Timed runs")
     run = gr.Button("Run benchmark", variant="primary", elem_id="bench-run")
@@ -73,5 +85,5 @@ def build() -> None:
     chart = gr.Image(label="Median latency", type="filepath", interactive=False)
     with gr.Accordion("All figures", open=False):
         rows = gr.JSON(label="All figures")
-    run.click(benchmark, [chosen_models, backends, sizes, runs], [table, chart, rows], api_name="benchmark",
+    run.click(benchmark, [chosen_models, backends, sizes, runs, precisions], [table, chart, rows], api_name="benchmark",
               concurrency_id="bench", concurrency_limit=1)
