@@ -48,13 +48,20 @@ def record_path(fp32_onnx: Path, precision: str) -> Path:
     return path.with_name(path.name + ".json") if precision == "int8" else path
 
 
-def split_training_images(seed: int = 0, calibration: int = CALIBRATION_IMAGES,
-                          held_out: int = HELD_OUT_IMAGES) -> Tuple[List[Path], List[Path]]:
-    """(calibration, held-out): disjoint, deterministic subsets of $STSR_DATA/train."""
+def split_training_images(seed: int = 0, calibration: int = CALIBRATION_IMAGES, held_out: int = HELD_OUT_IMAGES,
+                          min_side: int = LR_CROP * 4) -> Tuple[List[Path], List[Path]]:
+    """(calibration, held-out): disjoint, deterministic subsets of the $STSR_DATA/train images whose short
+    side is at least `min_side` (every crop the same size: calibration histograms need one shape)."""
+    from PIL import Image
+
     from common.images import list_images
 
     root = data_root() / "train"
-    files = list_images(root) if root.is_dir() else []
+    files = []
+    for path in list_images(root) if root.is_dir() else []:
+        with Image.open(path) as im:  # reads the header only
+            if min(im.size) >= min_side:
+                files.append(path)
     if len(files) < calibration + held_out:
         raise ExportError(f"{root}: needs at least {calibration + held_out} training images for int8 calibration "
                           f"and its held-out check, found {len(files)} (set STSR_DATA)")
@@ -74,7 +81,7 @@ def sr_crops(files: List[Path], scale: int, seed: int, lr_crop: int = LR_CROP) -
     for path in files:
         with Image.open(path) as im:
             hr = np.asarray(im.convert("RGB"), np.float32) / 255.0
-        side = min(lr_crop * scale, hr.shape[0] // scale * scale, hr.shape[1] // scale * scale)
+        side = lr_crop * scale  # split_training_images only keeps images this large
         y, x = (int(rng.integers(0, n - side + 1)) for n in hr.shape[:2])
         crop = mod_crop(hr[y:y + side, x:x + side], scale)
         lr = bicubic_downscale(crop, scale)
