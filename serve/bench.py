@@ -8,7 +8,8 @@ Sizes are input sizes: '256' is 256x256, '1080p' 1920x1080 (W x H), or 'WxH'. Ea
 one input shared by all backends and precisions: a real photo (examples/hr_frame_crop.png, resized and
 cropped to the size) by default, or seeded noise with --input random. Next to the speed, every row has
 the PSNR of its output against the first fp32 row's output on that input ("vs fp32"), and the Y-PSNR
-change measured on held-out training images by `python -m export int8` ("held-out"), where recorded. Warm-up runs are not timed; CUDA runs are timed with
+change measured on held-out training images by `python -m export int8` ("held-out"), where recorded.
+Warm-up runs are not timed; CUDA runs are timed with
 synchronize + CUDA events. Peak memory is the growth of the process's peak RSS over the timed and
 warm-up runs (reset through /proc/self/clear_refs; ru_maxrss where that is unavailable), or
 torch.cuda.max_memory_allocated for torch on CUDA; memory a runtime keeps cached from an earlier
@@ -295,14 +296,16 @@ def format_table(rows: List[Dict[str, Any]]) -> str:
         size = f"{r['input_wh'][0]}x{r['input_wh'][1]}"
         precision = r.get("precision", "fp32")
         if r["skipped"]:
-            lines.append(f"{r['model']:<12} {r['backend']:<8} {precision:<5} {'skipped':<28} {size:>10}  {r['skipped']}")
+            lines.append(f"{r['model']:<12} {r['backend']:<8} {precision:<5} {'skipped':<28} {size:>10}  "
+                         f"{r['skipped']}")
             continue
         vs = r.get("psnr_vs_fp32_db")
         held = r.get("heldout_change_db")
         lines.append(f"{r['model']:<12} {r['backend']:<8} {precision:<5} {r['provider'][:28]:<28} {size:>10} "
                      f"{r['median_ms']:>10.1f} {r['p90_ms']:>10.1f} {r['mpix_per_s']:>9.2f} {r['peak_mem_mb']:>8.0f} "
                      f"{'-' if vs is None else f'{vs:.1f} dB':>8} {'-' if held is None else f'{held:+.3f} dB':>9}")
-    lines.append("vs fp32: PSNR of the output against the first fp32 row's on the same input (99 = identical up to float rounding); "
+    lines.append("vs fp32: PSNR of the output against the first fp32 row's on the same input "
+                 "(99 = identical up to float rounding); "
                  "held-out: Y-PSNR change on held-out training crops recorded by `python -m export int8`")
     return "\n".join(lines)
 

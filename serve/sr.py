@@ -84,7 +84,8 @@ def check_size(width: int, height: int, scale: int, max_input_pixels: int, max_o
 
 
 def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x4", backend: str = "auto", *,
-            tile: int = 256, overlap: Optional[int] = None, batch_size: int = 4, grey: str = "rgb", precision: str = "fp32",
+            tile: int = 256, overlap: Optional[int] = None, batch_size: int = 4, grey: str = "rgb",
+            precision: str = "fp32",
             max_input_pixels: int = MAX_INPUT_PIXELS, max_output_pixels: int = MAX_OUTPUT_PIXELS,
             progress: Optional[Callable[[int, int], None]] = None, **backend_options) -> UpscaleResult:
     """Super-resolve one image; returns UpscaleResult(image float HxWxC in [0,1], info).
