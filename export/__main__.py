@@ -3,6 +3,7 @@
   onnx    weights/onnx/NAME.onnx (+ NAME_mc.onnx), checked against PyTorch on ONNX Runtime
   trt     a TensorRT engine for this GPU, cached under weights/trt by GPU/TRT/ONNX/precision/profile
   triton  a Triton model repository (ONNX Runtime and TensorRT backends)
+  int8    weights/onnx/NAME.int8.onnx (static QDQ, calibrated on training crops) + its measured PSNR change
 
 Bad input ends with one `error: ...` line and exit status 1; a missing TensorRT with 2.
 """
@@ -63,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", type=Path, help="default: weights/triton")
     p.add_argument("--engine", type=Path, help="TensorRT engine to ship as NAME_trt/1/model.plan")
     p.add_argument("--max-batch-size", type=int, default=8)
+
+    p = sub.add_parser("int8", parents=[shared], help="static int8 (QDQ) ONNX with its measured PSNR change")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--model", help="registered model name, e.g. flashsr_x4")
+    target.add_argument("--all", action="store_true", help="every SR model that has weights (and its MC variant)")
+    p.add_argument("--mc", action="store_true", help="also the Monte-Carlo dropout variant (NAME_mc.int8.onnx)")
+    p.add_argument("--seed", type=int, default=0, help="picks the calibration images and crops")
+    p.add_argument("--max-loss", type=float, default=None, help="refuse above this Y-PSNR loss in dB (default 0.1)")
     return parser
 
 
@@ -127,7 +136,31 @@ def cmd_triton(args) -> None:
         print(f"wrote {path}")
 
 
-COMMANDS = {"onnx": cmd_onnx, "trt": cmd_trt, "triton": cmd_triton}
+def cmd_int8(args) -> None:
+    from .int8 import MAX_LOSS_DB, quantize_model
+
+    if args.all:
+        jobs = []
+        for spec in REGISTRY.values():
+            if spec.task != "sr" or not spec.has_weights():
+                print(f"skip {spec.name}: " + ("no weights" if spec.task == "sr" else
+                                               f"int8 is built for SR models only (this is {spec.task})"))
+                continue
+            jobs += [(spec.name, False)] + [(spec.name, True)] * (spec.mc_dropout or args.mc)
+    else:
+        jobs = [(args.model, False)] + [(args.model, True)] * args.mc
+    print(f"{'model':<22} {'fp32 Y-PSNR':>11} {'int8 ORT':>9} {'int8 OV':>8} {'bf16 OV':>8}  result")
+    for name, mc in jobs:
+        record = quantize_model(name, mc=mc, seed=args.seed, max_loss_db=args.max_loss or MAX_LOSS_DB)
+        change = record.get("psnr_change_db") or {}
+        cells = [f"{change[k]:+.3f}" if k in change else "-" for k in ("onnxruntime", "openvino")]
+        bf16 = record.get("bf16_change_db")
+        result = f"refused: {record['reason']}" if record.get("refused") else f"wrote {record['onnx']}"
+        print(f"{name + ('_mc' if mc else ''):<22} {record.get('psnr_fp32_db', float('nan')):>11.3f} {cells[0]:>9} "
+              f"{cells[1]:>8} {f'{bf16:+.3f}' if bf16 is not None else '-':>8}  {result}")
+
+
+COMMANDS = {"onnx": cmd_onnx, "trt": cmd_trt, "triton": cmd_triton, "int8": cmd_int8}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

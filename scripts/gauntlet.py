@@ -55,7 +55,7 @@ def full_arguments(api_name: str) -> List[Any]:
                  "/uncertainty": ["FILE", "flashsr_x2", 4, "mc", "auto"],
                  "/interpolate": ["FILE", "FILE2", "×2", None, "auto"],
                  "/video": ["FILE", "1", "flashsr_x2", "auto", None, 0, "h264", -1, "yuv420p", "skip"],
-                 "/benchmark": [["flashsr_x2"], ["onnx"], ["128"], 1]}[api_name])
+                 "/benchmark": [["flashsr_x2"], ["onnx"], ["128"], 1, ["exact fp32"]]}[api_name])
 
 
 
@@ -110,7 +110,7 @@ PARAMETER_ABUSE = {  # api_name -> [(argument index, bad value), ...]; the rest 
                (5, 1000), (5, -1), (5, "fast"), (6, "divx"), (6, 264), (7, 99), (7, "crisp"), (8, "rgb48"),
                (9, "maybe")],
     "/benchmark": [(0, []), (0, ["nope"]), (0, "flashsr_x4x"), (1, ["quantum"]), (1, []), (2, ["9999"]), (2, []),
-                   (3, 0), (3, 21), (3, "x"), (3, None), (3, 2.5)],
+                   (3, 0), (3, 21), (3, "x"), (3, None), (3, 2.5), (4, ["fp8"]), (4, "fast")],
 }
 
 

@@ -54,6 +54,7 @@ class Backend(ABC):
         self.device = "cpu"
         self.provider = ""  # what actually runs it: "torch cpu fp32", "CPUExecutionProvider", "TensorRT 10.x"
         self.selection_reason = ""  # set by serve.runtime.best_available
+        self.precision = "fp32"  # what the arithmetic runs in: fp32, fp16, bf16 or int8
         self._radius: Optional[int] = None  # of the loaded graph, when the runtime lets us read it
 
     @property
@@ -80,7 +81,7 @@ class Backend(ABC):
 
     def describe(self) -> Dict[str, str]:
         return {"backend": self.kind, "provider": self.provider, "device": self.device, "model": self.model_name,
-                **({"variant": "mc"} if self.mc else {})}
+                "precision": self.precision, **({"variant": "mc"} if self.mc else {})}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.model_name} on {self.provider}>"
@@ -130,6 +131,11 @@ class TorchBackend(Backend):
         if mc:
             module = _mc_module(model_name, module)
         self.module = module.eval().to(device=device, dtype=self._dtype)
+        # CUDA: NHWC is what cuDNN's tensor-core convs want; on CPU torch's default NCHW is as fast here
+        self._channels_last = device.startswith("cuda")
+        if self._channels_last:
+            self.module = self.module.to(memory_format=torch.channels_last)
+        self.precision = "fp16" if fp16 else "fp32"
         self._radius = receptive_radius(self.module)
         self.device = "cuda" if device.startswith("cuda") else "cpu"
         self._device = torch.device(device)
@@ -141,6 +147,8 @@ class TorchBackend(Backend):
         torch = self._torch
         with torch.inference_mode():
             args = [torch.from_numpy(inputs[t.name]).to(self._device, self._dtype) for t in self.inputs]
+            if self._channels_last:
+                args = [a.contiguous(memory_format=torch.channels_last) if a.dim() == 4 else a for a in args]
             result = self.module(*args)
             if isinstance(result, Mapping):
                 items = dict(result)
@@ -197,6 +205,9 @@ class OrtBackend(Backend):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = int(threads or 0)  # 0: ORT picks (one per physical core)
         options.log_severity_level = 3  # errors only: TRT/CUDA fallbacks are reported through `skipped`
+        # No CPU arena: it would keep the peak of the largest input ever seen for the session's lifetime
+        # (a 720p request left ~1.9 GB per model behind); freed buffers go back to malloc instead.
+        options.enable_cpu_mem_arena = False
         self.session = self._first_session_that_loads(ort, options, candidates, trt_fp16, device_id)
         self.provider = self.session.get_providers()[0]
         for p in candidates[: candidates.index(self.provider)] if self.provider in candidates else []:
@@ -224,15 +235,15 @@ class OrtBackend(Backend):
             return table[providers]
         return list(providers)
 
-    @staticmethod
-    def _provider_options(provider: str, trt_fp16: bool, device_id: int) -> Dict[str, Any]:
+    def _provider_options(self, provider: str, trt_fp16: bool, device_id: int) -> Dict[str, Any]:
         if provider == TRT_EP:
             trt_cache = cache_dir() / "ort-trt"
             trt_cache.mkdir(parents=True, exist_ok=True)
             # "1"/"0": ORT passes option values as strings, and every ORT version parses these as bools
             return {"device_id": str(device_id), "trt_fp16_enable": "1" if trt_fp16 else "0",
                     "trt_engine_cache_enable": "1", "trt_engine_cache_path": str(trt_cache),
-                    "trt_timing_cache_enable": "1", "trt_timing_cache_path": str(trt_cache)}
+                    "trt_timing_cache_enable": "1", "trt_timing_cache_path": str(trt_cache),
+                    **trt_profile_shapes(self.onnx_path)}
         if provider == CUDA_EP:
             return {"device_id": str(device_id)}
         return {}
@@ -258,6 +269,36 @@ class OrtBackend(Backend):
 
     def close(self) -> None:
         self.session = None
+
+
+TRT_PROFILE = {"batch": (1, 1, 8), "samples": (1, 8, 64), "height": (16, 256, 1088), "width": (16, 256, 1920)}
+
+
+def trt_profile_shapes(onnx_path: Path) -> Dict[str, str]:
+    """ORT-TensorRT's explicit optimisation profile (min/opt/max per input) from the graph's dynamic dims.
+
+    Without one, ORT-TensorRT rebuilds its engine whenever a tile shape leaves the range seen so far.
+    Dim 0 is the batch (the MC graph's 2-D masks: the K samples), dims 2 and 3 are H and W.
+    """
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    initializers = {i.name for i in graph.initializer}
+    shapes: Dict[str, List[str]] = {"min": [], "opt": [], "max": []}
+    for inp in graph.input:
+        if inp.name in initializers:
+            continue
+        dims = inp.type.tensor_type.shape.dim
+        picks = []
+        for axis, dim in enumerate(dims):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                picks.append((dim.dim_value,) * 3)
+            else:
+                role = {0: "samples" if len(dims) == 2 else "batch", 2: "height", 3: "width"}.get(axis, "batch")
+                picks.append(TRT_PROFILE[role])
+        for i, level in enumerate(("min", "opt", "max")):
+            shapes[level].append(f"{inp.name}:" + "x".join(str(p[i]) for p in picks))
+    return {f"trt_profile_{level}_shapes": ",".join(v) for level, v in shapes.items()}
 
 
 class TrtBackend(Backend):

@@ -1,10 +1,15 @@
 """Latency benchmark of every backend on the same inputs.
 
-    python -m serve.bench --models flashsr_x4 --backends torch,onnx,trt --sizes 256,512,1080p --runs 10
-        [--warmup 2] [--threads 2] [--json] [--out-dir runs/bench] [--weights PATH|random] [--tile 0] [--fp16]
+    python -m serve.bench --models flashsr_x4 --backends torch,onnx,openvino,trt --sizes 256,512,1080p --runs 10
+        [--precisions fp32,bf16,int8] [--input example|random|IMAGE] [--warmup 2] [--threads 2] [--json]
+        [--out-dir runs/bench] [--weights PATH|random] [--tile 0] [--fp16]
 
 Sizes are input sizes: '256' is 256x256, '1080p' 1920x1080 (W x H), or 'WxH'. Each (model, size) gets
-one seeded random input shared by all backends. Warm-up runs are not timed; CUDA runs are timed with
+one input shared by all backends and precisions: a real photo (examples/hr_frame_crop.png, resized and
+cropped to the size) by default, or seeded noise with --input random. Next to the speed, every row has
+the PSNR of its output against the first fp32 row's output on that input ("vs fp32"), and the Y-PSNR
+change measured on held-out training images by `python -m export int8` ("held-out"), where recorded.
+Warm-up runs are not timed; CUDA runs are timed with
 synchronize + CUDA events. Peak memory is the growth of the process's peak RSS over the timed and
 warm-up runs (reset through /proc/self/clear_refs; ru_maxrss where that is unavailable), or
 torch.cuda.max_memory_allocated for torch on CUDA; memory a runtime keeps cached from an earlier
@@ -30,7 +35,8 @@ import numpy as np
 from models import CheckpointError, get_spec, save_checkpoint
 
 from .backends import Backend
-from .runtime import RECOVERABLE_ERRORS, get_backend
+from .precision import RUNTIME_OF_KIND, parse_precision, read_record
+from .runtime import RECOVERABLE_ERRORS, get_backend, onnx_path_for
 from .tiling import plan_for, tiled_apply
 
 NAMED_SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "1440p": (2560, 1440), "2160p": (3840, 2160),
@@ -151,6 +157,47 @@ def feeds_for(backend: Backend, x: np.ndarray) -> Dict[str, np.ndarray]:
     return feeds
 
 
+EXAMPLE_INPUT = Path(__file__).resolve().parent.parent / "examples" / "hr_frame_crop.png"
+
+
+def bench_input(source: str, channels: int, w: int, h: int, seed: int) -> np.ndarray:
+    """(1,C,h,w) float32: a real photo resized to cover w x h and centre-cropped, or seeded noise."""
+    if source == "random":
+        return np.random.default_rng([seed, w, h]).random((1, channels, h, w), np.float32)
+    from PIL import Image
+
+    path = EXAMPLE_INPUT if source == "example" else Path(source)
+    with Image.open(path) as im:
+        im = im.convert("RGB" if channels == 3 else "L")
+        factor = max(w / im.width, h / im.height)
+        im = im.resize((max(w, round(im.width * factor)), max(h, round(im.height * factor))), Image.BICUBIC)
+        left, top = (im.width - w) // 2, (im.height - h) // 2
+        arr = np.asarray(im.crop((left, top, left + w, top + h)), np.float32) / 255.0
+    arr = arr[..., None] if arr.ndim == 2 else arr
+    return np.ascontiguousarray(arr.transpose(2, 0, 1)[None])
+
+
+def psnr_between(a: np.ndarray, b: np.ndarray) -> Optional[float]:
+    """PSNR (dB, data range 1) of two outputs clipped to [0,1]; None when shapes differ; capped at 99
+    (identical up to float rounding)."""
+    if a.shape != b.shape:
+        return None
+    mse = float(np.mean((np.clip(a, 0, 1).astype(np.float64) - np.clip(b, 0, 1)) ** 2))
+    return 99.0 if mse < 1e-10 else round(min(10.0 * np.log10(1.0 / mse), 99.0), 2)
+
+
+def recorded_change(model: str, kind: str, precision: str, options: Dict[str, Any]) -> Optional[float]:
+    """The held-out Y-PSNR change `python -m export int8` measured for (runtime, precision); 0 for fp32."""
+    if precision == "fp32":
+        return 0.0
+    try:
+        record, _ = read_record(onnx_path_for(model, options.get("weights_path")), precision)
+    except RECOVERABLE_ERRORS:
+        return None
+    change = ((record or {}).get("psnr_change_db") or {}).get(RUNTIME_OF_KIND.get(kind, kind))
+    return None if change is None else float(change)
+
+
 def bench_one(backend: Backend, x: np.ndarray, scale: int, runs: int, warmup: int, tile: int) -> Dict[str, Any]:
     name_in, name_out = backend.inputs[0].name, backend.outputs[0].name
     if len(backend.inputs) > 1:
@@ -167,7 +214,8 @@ def bench_one(backend: Backend, x: np.ndarray, scale: int, runs: int, warmup: in
         times = time_runs(call, runs, warmup, cuda)
     median = statistics.median(times)
     out_pixels = x.shape[2] * x.shape[3] * scale * scale
-    return {"median_ms": round(median, 3), "p90_ms": round(float(np.percentile(times, 90)), 3),
+    output = backend.run(feeds_for(backend, x))[backend.outputs[0].name]
+    return {"output": output, "median_ms": round(median, 3), "p90_ms": round(float(np.percentile(times, 90)), 3),
             "mpix_per_s": round(out_pixels / 1e6 / (median / 1000.0), 3), "peak_mem_mb": round(mem.peak / 2**20, 1),
             "mem_kind": mem.kind, "times_ms": [round(t, 3) for t in times]}
 
@@ -195,6 +243,8 @@ def random_checkpoint(model_name: str, folder: Path) -> Path:
 def run_bench(args) -> List[Dict[str, Any]]:
     sizes = [(label, parse_size(label)) for label in args.sizes.split(",") if label.strip()]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    precisions = [parse_precision(p) for p in getattr(args, "precisions", "fp32").split(",") if p.strip()]
+    source = getattr(args, "input", "random")
     rows: List[Dict[str, Any]] = []
     scratch = Path(tempfile.mkdtemp(prefix="stsr-bench-"))
     for model in models:
@@ -204,38 +254,59 @@ def run_bench(args) -> List[Dict[str, Any]]:
             options["weights_path"] = str(random_checkpoint(model, scratch))
         elif args.weights:
             options["weights_path"] = args.weights
-        inputs = {label: np.random.default_rng([args.seed, w, h]).random((1, spec.in_channels, h, w), np.float32)
-                  for label, (w, h) in sizes}
+        inputs = {label: bench_input(source, spec.in_channels, w, h, args.seed) for label, (w, h) in sizes}
+        reference: Dict[str, np.ndarray] = {}  # size -> the first fp32 output
         for requested in [b.strip() for b in args.backends.split(",") if b.strip()]:
-            try:
-                backend = get_backend(model, requested, **options)
-                error = None
-            except RECOVERABLE_ERRORS as exc:
-                backend, error = None, str(exc)
-            for label, (w, h) in sizes:
-                row = {"model": model, "backend": requested, "size": label, "input_wh": [w, h], "fp16": args.fp16,
-                       "output_wh": [w * spec.scale, h * spec.scale], "threads": args.threads, "runs": args.runs,
-                       "median_ms": None, "p90_ms": None, "mpix_per_s": None, "peak_mem_mb": None, "skipped": error}
-                if backend is not None:
-                    row.update(kind=backend.kind, provider=backend.provider, device=backend.device)
-                    row.update(bench_one(backend, inputs[label], spec.scale, args.runs, args.warmup, args.tile))
-                rows.append(row)
-                if args.json:
-                    print(json.dumps({k: v for k, v in row.items() if k != "times_ms"}), flush=True)
+            for precision in precisions:
+                try:
+                    backend = get_backend(model, requested, precision=precision, **options)
+                    error = None
+                except RECOVERABLE_ERRORS as exc:
+                    backend, error = None, str(exc)
+                for label, (w, h) in sizes:
+                    row = {"model": model, "backend": requested, "precision": precision, "size": label,
+                           "input_wh": [w, h], "fp16": args.fp16, "output_wh": [w * spec.scale, h * spec.scale],
+                           "threads": args.threads, "runs": args.runs, "input": source, "median_ms": None,
+                           "p90_ms": None, "mpix_per_s": None, "peak_mem_mb": None, "psnr_vs_fp32_db": None,
+                           "heldout_change_db": None, "skipped": error}
+                    if backend is not None:
+                        row.update(kind=backend.kind, provider=backend.provider, device=backend.device,
+                                   precision=backend.precision)
+                        result = bench_one(backend, inputs[label], spec.scale, args.runs, args.warmup, args.tile)
+                        output = result.pop("output")
+                        row.update(result)
+                        if backend.precision == "fp32" and label not in reference:
+                            reference[label] = output
+                        if label in reference:
+                            row["psnr_vs_fp32_db"] = psnr_between(output, reference[label])
+                        kind = backend.name.split(":")[0] if backend.kind != "onnx" else f"onnx-{backend.device}"
+                        kind = "openvino-cpu" if backend.kind == "openvino" else kind
+                        row["heldout_change_db"] = recorded_change(model, kind, backend.precision, options)
+                    rows.append(row)
+                    if args.json:
+                        print(json.dumps({k: v for k, v in row.items() if k != "times_ms"}), flush=True)
     return rows
 
 
 def format_table(rows: List[Dict[str, Any]]) -> str:
-    header = f"{'model':<12} {'backend':<8} {'provider':<24} {'input':>10} {'median ms':>10} {'p90 ms':>10} " \
-             f"{'out MP/s':>9} {'peak MB':>8}"
+    header = f"{'model':<12} {'backend':<8} {'prec':<5} {'provider':<28} {'input':>10} {'median ms':>10} " \
+             f"{'p90 ms':>10} {'out MP/s':>9} {'peak MB':>8} {'vs fp32':>8} {'held-out':>9}"
     lines = [header, "-" * len(header)]
     for r in rows:
         size = f"{r['input_wh'][0]}x{r['input_wh'][1]}"
+        precision = r.get("precision", "fp32")
         if r["skipped"]:
-            lines.append(f"{r['model']:<12} {r['backend']:<8} {'skipped':<24} {size:>10}  {r['skipped']}")
+            lines.append(f"{r['model']:<12} {r['backend']:<8} {precision:<5} {'skipped':<28} {size:>10}  "
+                         f"{r['skipped']}")
             continue
-        lines.append(f"{r['model']:<12} {r['backend']:<8} {r['provider'][:24]:<24} {size:>10} {r['median_ms']:>10.1f} "
-                     f"{r['p90_ms']:>10.1f} {r['mpix_per_s']:>9.2f} {r['peak_mem_mb']:>8.0f}")
+        vs = r.get("psnr_vs_fp32_db")
+        held = r.get("heldout_change_db")
+        lines.append(f"{r['model']:<12} {r['backend']:<8} {precision:<5} {r['provider'][:28]:<28} {size:>10} "
+                     f"{r['median_ms']:>10.1f} {r['p90_ms']:>10.1f} {r['mpix_per_s']:>9.2f} {r['peak_mem_mb']:>8.0f} "
+                     f"{'-' if vs is None else f'{vs:.1f} dB':>8} {'-' if held is None else f'{held:+.3f} dB':>9}")
+    lines.append("vs fp32: PSNR of the output against the first fp32 row's on the same input "
+                 "(99 = identical up to float rounding); "
+                 "held-out: Y-PSNR change on held-out training crops recorded by `python -m export int8`")
     return "\n".join(lines)
 
 
@@ -252,12 +323,18 @@ def plot(rows: List[Dict[str, Any]], path: Path) -> None:
     for ax, model in zip(axes[0], models):
         mine = [r for r in done if r["model"] == model]
         sizes = list(dict.fromkeys(r["size"] for r in rows if r["model"] == model))
-        backends = list(dict.fromkeys(f"{r['backend']} ({r['provider']})" for r in mine))
+        label_of = lambda r: f"{r['backend']} {r.get('precision', 'fp32')} ({r['provider']})"  # noqa: E731
+        backends = list(dict.fromkeys(label_of(r) for r in mine))
         width = 0.8 / max(len(backends), 1)
         for i, label in enumerate(backends):
-            values = [next((r["median_ms"] for r in mine if r["size"] == s
-                            and f"{r['backend']} ({r['provider']})" == label), 0) for s in sizes]
-            ax.bar(np.arange(len(sizes)) + i * width, values, width, label=label)
+            picked = [next((r for r in mine if r["size"] == s and label_of(r) == label), None) for s in sizes]
+            values = [r["median_ms"] if r else 0 for r in picked]
+            bars = ax.bar(np.arange(len(sizes)) + i * width, values, width, label=label)
+            for bar, r in zip(bars, picked):  # the quality cost next to the speed
+                held = (r or {}).get("heldout_change_db")
+                if held is not None and r.get("precision", "fp32") != "fp32":
+                    ax.annotate(f"{held:+.2f} dB", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                                ha="center", va="bottom", fontsize=6)
         ax.set_xticks(np.arange(len(sizes)) + 0.4 - width / 2, sizes)
         ax.set_yscale("log")
         ax.set_title(model)
@@ -278,9 +355,9 @@ def plot(rows: List[Dict[str, Any]], path: Path) -> None:
 def environment(args) -> Dict[str, Any]:
     info = {"host": platform.node(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
             "threads": args.threads, "fp16": args.fp16, "runs": args.runs, "warmup": args.warmup, "seed": args.seed,
-            "tile": args.tile,
+            "tile": args.tile, "precisions": args.precisions, "input": args.input, "cpu_flags": _cpu_flags(),
             "weights": args.weights or "shipped", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    for module in ("torch", "onnxruntime", "tensorrt"):
+    for module in ("torch", "onnxruntime", "openvino", "tensorrt"):
         try:
             info[module] = __import__(module).__version__
         except ImportError:
@@ -288,11 +365,25 @@ def environment(args) -> Dict[str, Any]:
     return info
 
 
+def _cpu_flags() -> List[str]:
+    """The CPU features that decide bf16/int8 speed (AMX, AVX512-BF16, VNNI), from /proc/cpuinfo."""
+    wanted = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512f", "avx2")
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")),
+                     [])
+    except OSError:
+        return []
+    return [f for f in wanted if f in flags]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m serve.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="flashsr_x4", help="comma-separated registered names")
-    p.add_argument("--backends", default="torch,onnx,trt", help="comma-separated: torch, onnx, trt or a KINDS entry")
+    p.add_argument("--backends", default="torch,onnx,trt",
+                   help="comma-separated: torch, onnx, openvino, trt or a KINDS entry")
+    p.add_argument("--precisions", default="fp32", help="comma-separated: fp32, bf16, int8, auto (each backend)")
+    p.add_argument("--input", default="example", help="'example' (a real photo), 'random' (seeded noise) or a path")
     p.add_argument("--sizes", default="256,512,1080p", help="comma-separated input sizes: N, WxH, 720p, 1080p, 4k")
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)

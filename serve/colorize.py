@@ -84,12 +84,14 @@ def _lab_to_rgb(grey: np.ndarray, ab: np.ndarray, rows: int = 1024) -> np.ndarra
 
 def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_MODEL, backend: str = "auto", *,
              chroma_max_side: int = CHROMA_MAX_SIDE, max_input_pixels: int = MAX_INPUT_PIXELS,
-             progress: Optional[Callable[[int, int], None]] = None, **backend_options) -> ColorizeResult:
+             progress: Optional[Callable[[int, int], None]] = None, precision: str = "fp32",
+             **backend_options) -> ColorizeResult:
     """Colorize one image; returns ColorizeResult(image float HxWx3 [+alpha] in [0,1], info, bit_depth).
 
     `image`: a DecodedImage, or an HxW / HxWx1 / HxWx3 / HxWx4 array (float in [0,1], uint8 or uint16).
-    info["converted_from_colour"] is True when a colour image was turned grey first. `backend_options`
-    go to serve.runtime.get_backend (weights_path, threads, ...).
+    info["converted_from_colour"] is True when a colour image was turned grey first. `precision`: 'fp32'
+    (exact), 'bf16' (OpenVINO) or 'auto' (serve.precision; no int8 for colorization). `backend_options` go
+    to serve.runtime.get_backend (weights_path, threads, ...).
     """
     decoded = image if isinstance(image, DecodedImage) else _split_array(image)
     spec = get_spec(model_name)
@@ -107,7 +109,7 @@ def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_M
     converted = not decoded.was_grey and is_colour(decoded.rgb)
     grey = lightness(decoded.rgb)
 
-    runner = get_backend(model_name, backend, **backend_options)
+    runner = get_backend(model_name, backend, precision=precision, **backend_options)
     factor = min(1.0, chroma_max_side / max(height, width))
     small_hw = (max(1, round(height * factor)), max(1, round(width * factor)))
     small = grey if factor == 1.0 else _resize(grey, small_hw, shrink=True)
@@ -159,7 +161,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="output file, or output folder for a folder input "
                    "(.png/.tif keep 16-bit sources 16-bit)")
     p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--backend", default="auto", help="auto, torch, onnx, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--backend", default="auto",
+                   help="auto, torch, onnx, openvino, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--precision", default="fp32", help="fp32 (exact), bf16 or auto (see serve.precision)")
     p.add_argument("--chroma-size", type=int, default=CHROMA_MAX_SIDE, help="long side the model runs at")
     p.add_argument("--bits", default="auto", choices=["auto", "8", "16"])
     p.add_argument("--weights", default=None, help="checkpoint to use instead of the shipped weights")
@@ -170,7 +174,8 @@ def main(argv=None) -> int:
 
     def job(source, out):
         decoded = read_image(source)
-        result = colorize(decoded, args.model, args.backend, chroma_max_side=args.chroma_size, **options)
+        result = colorize(decoded, args.model, args.backend, chroma_max_side=args.chroma_size,
+                          precision=args.precision, **options)
         save_image(result, out, args.bits, format=fmt, quality=args.quality, exif=decoded.exif)
         result.info["input_notes"] = decoded.notes
         return result.info

@@ -26,11 +26,13 @@ def interpolate_arrays(runner, rgb0: np.ndarray, rgb1: np.ndarray, times: Sequen
     return [np.ascontiguousarray(np.clip(o.transpose(1, 2, 0), 0.0, 1.0)) for o in out]
 
 
-def interp_backend(model_name: str, backend: str, **backend_options):
+def interp_backend(model_name: str, backend: str, precision: str = "fp32", **backend_options):
+    """The interpolator's backend; int8 applies to SR only, so an interpolator asked for it runs fp32."""
     spec = get_spec(model_name)
     if not spec.timestep_input:
         raise ValueError(f"'{model_name}' is a {spec.task} model, not a frame interpolator")
-    return get_backend(model_name, backend, **backend_options)
+    precision = "fp32" if str(precision).split()[-1] == "int8" else precision
+    return get_backend(model_name, backend, precision=precision, **backend_options)
 
 
 def thumbnail(rgb: np.ndarray) -> np.ndarray:

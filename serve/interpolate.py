@@ -56,12 +56,13 @@ def _as_rgb(image: Image, label: str) -> DecodedImage:
 
 
 def interpolate_pair(frame0: Image, frame1: Image, model_name: str = "flowinterp", factor: int = 2,
-                     backend: str = "auto", *, max_pixels: int = MAX_PAIR_PIXELS,
+                     backend: str = "auto", *, max_pixels: int = MAX_PAIR_PIXELS, precision: str = "fp32",
                      **backend_options) -> List[np.ndarray]:
     """The factor-1 frames between frame0 and frame1 (t = 1/factor, ...), each HxWx3 float32 in [0,1].
 
     Frames may be DecodedImage, arrays (HxW[x1|3|4], float [0,1] or uint8/16) or file paths; they
-    must have the same size. Grey pairs give grey-valued RGB; alpha is dropped.
+    must have the same size. Grey pairs give grey-valued RGB; alpha is dropped. `precision`: 'fp32',
+    'bf16' (OpenVINO) or 'auto' (serve.precision).
     """
     times = timesteps(factor)
     a, b = _as_rgb(frame0, "the first frame"), _as_rgb(frame1, "the second frame")
@@ -72,7 +73,7 @@ def interpolate_pair(frame0: Image, frame1: Image, model_name: str = "flowinterp
         raise InputError(f"frames of {a.width}x{a.height} are over the limit of {max_pixels / 1e6:.1f} MP")
     if min(a.width, a.height) < 8:
         raise InputError(f"frames of {a.width}x{a.height} are too small (at least 8 px a side)")
-    runner = interp_backend(model_name, backend, **backend_options)
+    runner = interp_backend(model_name, backend, precision, **backend_options)
     frames = interpolate_arrays(runner, a.rgb, b.rgb, times)
     if a.was_grey and b.was_grey:
         frames = [np.repeat(f.mean(axis=2, keepdims=True), 3, axis=2) for f in frames]
@@ -110,13 +111,16 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="output .mp4 (video) or image path (pairs)")
     p.add_argument("--factor", type=int, default=2, choices=FACTORS)
     p.add_argument("--model", default="flowinterp")
-    p.add_argument("--backend", default="auto", help="auto, torch, onnx, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--backend", default="auto",
+                   help="auto, torch, onnx, openvino, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--precision", default="fp32", help="fp32 (exact), bf16, int8 (SR stage) or auto")
     p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS)
     p.add_argument("--sr-model", default=None, help="also upscale every frame with this SR model")
     p.add_argument("--no-audio", action="store_true")
     args = p.parse_args(argv)
     if len(args.inputs) == 2:
-        frames = interpolate_pair(args.inputs[0], args.inputs[1], args.model, args.factor, args.backend)
+        frames = interpolate_pair(args.inputs[0], args.inputs[1], args.model, args.factor, args.backend,
+                                  precision=args.precision)
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         paths = [out] if len(frames) == 1 else [out.with_name(f"{out.stem}_{i + 1}{out.suffix}")
@@ -138,7 +142,7 @@ def main(argv=None) -> int:
 
         info = interpolate_video(args.inputs[0], args.out, args.factor, args.model, backend=args.backend,
                                  max_seconds=args.max_seconds, sr_model=args.sr_model,
-                                 keep_audio=not args.no_audio, progress=progress)
+                                 keep_audio=not args.no_audio, progress=progress, precision=args.precision)
     print(f"{info['output']}: {info['frames_out']} frames at {info['fps_out']:.3g} fps from {info['input']}; "
           f"scene cuts at {info['scene_cuts'] or 'none'}; audio {'kept' if info['audio'] else 'none'}; "
           f"{info['seconds']:.1f} s")

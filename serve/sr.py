@@ -5,9 +5,10 @@ HxWx4 array, float in [0,1] or uint8/uint16) and handles what the model does not
 RGB, alpha is resized beside the model (bicubic), 16-bit precision is kept on the float path, and
 pixel limits stop a request before it allocates gigabytes.
 
-CLI: python -m serve.sr IN.png|FOLDER --model flashsr_x4 --out OUT.png|OUT_FOLDER [--backend auto|torch|onnx|trt]
+CLI: python -m serve.sr IN.png|FOLDER --model flashsr_x4 --out OUT.png|OUT_FOLDER [--backend auto|torch|onnx|openvino|trt]
      [--tile 256] [--format png|jpeg|webp|webp-lossless|tiff --quality Q] [--outscale X | --width W | --height H |
-     --long-side L] [--overwrite]   (folders: recursive, mirrored tree, skip-done, summary; exit 1 if any failed)
+     --long-side L] [--overwrite]
+     [--precision fp32|bf16|int8|auto]   (folders: recursive, mirrored tree, skip-done, summary; exit 1 if any failed)
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from models import get_spec
 from .contract import InputError, cli_main
 from .resize_plan import MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS, plan_resize, resize_float
 from .runtime import get_backend
-from .tiling import plan_for, tiled_apply
+from .tiling import bounded_tile, plan_for, tiled_apply
 
 
 
@@ -86,6 +87,7 @@ def check_size(width: int, height: int, scale: int, max_input_pixels: int, max_o
 
 def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x4", backend: str = "auto", *,
             tile: int = 256, overlap: Optional[int] = None, batch_size: int = 4, grey: str = "rgb",
+            precision: str = "fp32",
             max_input_pixels: int = MAX_INPUT_PIXELS, max_output_pixels: int = MAX_OUTPUT_PIXELS,
             progress: Optional[Callable[[int, int], None]] = None, **backend_options) -> UpscaleResult:
     """Super-resolve one image; returns UpscaleResult(image float HxWxC in [0,1], info).
@@ -93,7 +95,10 @@ def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x
     grey: for grey sources, "rgb" returns HxWx3 with R=G=B (the channel mean of the model output,
     so no colour cast appears), "single" returns HxWx1. Alpha comes back as a 4th channel, bicubic-
     resized. `overlap=None` picks the exact overlap for the model (serve.tiling: 50 px for FlashSR,
-    so keep tiles >= ~200 px or the overlap dominates the work); `tile=0` runs the whole image at once. `backend_options` go to serve.runtime.get_backend (weights_path, threads...).
+    so keep tiles >= ~200 px or the overlap dominates the work); `tile=0` runs the whole image at once, up to
+    serve.tiling.MAX_TILE px per side (larger images are tiled at that size: same result, bounded memory).
+    `precision`: 'fp32' (exact), 'bf16', 'int8' or 'auto' (serve.precision; labels like 'fast bf16' work too).
+    `backend_options` go to serve.runtime.get_backend (weights_path, threads...).
     """
     if grey not in ("rgb", "single"):
         raise ValueError(f"grey must be 'rgb' or 'single', not '{grey}'")
@@ -106,9 +111,9 @@ def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x
         raise InputError(f"image is empty ({width}x{height})")
     check_size(width, height, spec.scale, max_input_pixels, max_output_pixels)
 
-    runner = get_backend(model_name, backend, **backend_options)
+    runner = get_backend(model_name, backend, precision=precision, **backend_options)
     name_in, name_out = runner.inputs[0].name, runner.outputs[0].name
-    plan = plan_for(runner.receptive_radius, tile=tile if tile > 0 else max(height, width) + 1, overlap=overlap,
+    plan = plan_for(runner.receptive_radius, tile=bounded_tile(tile, height, width), overlap=overlap,
                     batch_size=batch_size)
     lr = decoded.rgb.transpose(2, 0, 1)[None]
     started = time.perf_counter()
@@ -212,7 +217,9 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="flashsr_x4")
     p.add_argument("--out", required=True, help="output file, or output folder for a folder input "
                    "(.png/.tif keep 16-bit sources 16-bit)")
-    p.add_argument("--backend", default="auto", help="auto, torch, onnx, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--backend", default="auto",
+                   help="auto, torch, onnx, openvino, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--precision", default="fp32", help="fp32 (exact), bf16, int8 or auto (see serve.precision)")
     p.add_argument("--tile", type=int, default=256, help="tile side in input pixels (0: whole image)")
     p.add_argument("--overlap", type=int, default=None, help="tile overlap (default: exact for the model)")
     p.add_argument("--batch-size", type=int, default=4)
@@ -234,7 +241,8 @@ def main(argv=None) -> int:
 
     def job(source: Path, out: Path) -> Dict[str, Any]:
         decoded = read_image(source)
-        run = dict(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, grey=args.grey, **options)
+        run = dict(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, grey=args.grey,
+                   precision=args.precision, **options)
         result = (upscale_to(decoded, args.model, args.backend, **sizes, **run) if sized
                   else upscale(decoded, args.model, args.backend, **run))
         save_image(result, out, args.bits, format=fmt, quality=args.quality, exif=decoded.exif)

@@ -14,6 +14,7 @@ All tiles of one image have the same shape, so they batch (and suit fixed-shape 
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, List, Optional, Tuple
@@ -21,6 +22,18 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 RunBatch = Callable[[np.ndarray], np.ndarray]  # (N,C,h,w) -> (N,C',h*s,w*s)
+MAX_TILE = int(os.environ.get("STSR_MAX_TILE", 1024))  # the largest tile side "whole image" (tile=0) runs at
+
+
+def bounded_tile(tile: int, height: int, width: int) -> int:
+    """The tile side to run: `tile`, or for tile=0 the whole image up to MAX_TILE px per side.
+
+    Tiling is exact (see the exactness rule), so capping the whole-image pass only bounds the peak
+    memory of one request (a runtime's buffers grow with the pixels of one call), never the result.
+    """
+    if tile > 0:
+        return tile
+    return min(max(height, width) + 1, MAX_TILE)
 
 
 @dataclass(frozen=True)

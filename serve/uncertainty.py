@@ -36,7 +36,7 @@ from models.mc_dropout import sample_masks
 from .contract import InputError, cli_main
 from .runtime import get_backend
 from .sr import _split_array, check_size
-from .tiling import pad_to_multiple, plan_for, tile_starts, tiled_apply
+from .tiling import bounded_tile, pad_to_multiple, plan_for, tile_starts, tiled_apply
 from .uncertainty_outputs import (UncertaintyResult, apply_colormap, rank_patches, render_colorbar, robust_max,
                                   write_outputs, zip_outputs)
 
@@ -195,6 +195,7 @@ def estimate_uncertainty(image: Union[DecodedImage, np.ndarray], model_name: str
                          backend: str = "auto", estimator: str = "mc", patch: int = 64, top_n: int = 4,
                          seed: int = 0, chunk: int = 8, crop_to_patches: bool = True,
                          progress: Optional[Progress] = None, *, tile: int = 256, colormap: str = "inferno",
+                         precision: str = "fp32",
                          max_input_pixels: int = MAX_INPUT_PIXELS, max_output_pixels: int = MAX_OUTPUT_PIXELS,
                          **backend_options) -> UncertaintyResult:
     """K stochastic passes over one image -> UncertaintyResult (see the module docstring).
@@ -202,8 +203,10 @@ def estimate_uncertainty(image: Union[DecodedImage, np.ndarray], model_name: str
     `image`: a DecodedImage or an HxWx3 (HxW, HxWx4, uint8/uint16) array, float in [0,1]; alpha is
     ignored. `progress(fraction, description)` is called after every chunk of passes. Raises
     InputError for passes outside 2..128, an image smaller than one patch, or too many pixels.
-    `backend_options` go to serve.runtime.get_backend (weights_path, threads, ...).
+    `precision`: 'fp32' (exact), 'bf16', 'int8' or 'auto' (serve.precision). `backend_options` go to
+    serve.runtime.get_backend (weights_path, threads, ...).
     """
+    backend_options = {**backend_options, "precision": precision}
     _check_arguments(passes, estimator, patch, top_n, chunk)
     decoded = image if isinstance(image, DecodedImage) else _split_array(image)
     spec = get_spec(model_name)
@@ -218,7 +221,7 @@ def estimate_uncertainty(image: Union[DecodedImage, np.ndarray], model_name: str
     started = time.perf_counter()
     runner, per_tile, count, calls, extra = _estimator(model_name, spec, estimator, passes, backend, seed, chunk,
                                                        backend_options)
-    plan = plan_for(runner.receptive_radius, tile=tile if tile > 0 else max(lr.shape[:2]) + 1, batch_size=1)
+    plan = plan_for(runner.receptive_radius, tile=bounded_tile(tile, *lr.shape[:2]), batch_size=1)
     steps = _tile_count(*lr.shape[:2], plan, spec.pad_multiple) * calls
     done = [0]
 
@@ -242,7 +245,7 @@ def estimate_uncertainty(image: Union[DecodedImage, np.ndarray], model_name: str
         "model": model_name, "estimator": estimator, "passes": count, "seed": seed,
         "mean_std": round(float(std_map.mean()), 7), "max_std": round(float(std_map.max()), 7),
         "heatmap_max_std": round(vmax, 7), "colormap": colormap, "std_of": "BT.601 luminance, RGB in [0,1], ddof=1",
-        "seconds": round(seconds, 3), "backend": f"{runner.kind} ({runner.provider})",
+        "seconds": round(seconds, 3), "backend": f"{runner.kind} ({runner.provider})", "precision": runner.precision,
         "backend_selection": runner.selection_reason, **extra,
         "scale": spec.scale, "input_size": [w, h], "cropped_size": [lr.shape[1], lr.shape[0]],
         "output_size": [mean.shape[1], mean.shape[0]], "crop_to_patches": crop_to_patches, "tiles": tiles,
@@ -261,7 +264,9 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="flashsr_x2")
     p.add_argument("--passes", type=int, default=40, help=f"stochastic passes K ({MIN_PASSES}..{MAX_PASSES})")
     p.add_argument("--estimator", default="mc", choices=ESTIMATORS)
-    p.add_argument("--backend", default="auto", help="auto, torch, onnx, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--backend", default="auto",
+                   help="auto, torch, onnx, openvino, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--precision", default="fp32", help="fp32 (exact), bf16, int8 or auto (see serve.precision)")
     p.add_argument("--patch", type=int, default=64, help="patch side in LR pixels (crop and ranking)")
     p.add_argument("--top-n", type=int, default=4, help="how many most / least certain patches to save")
     p.add_argument("--seed", type=int, default=0, help="seed of the dropout masks")
@@ -279,7 +284,7 @@ def main(argv=None) -> int:
     def job(source, out):
         result = estimate_uncertainty(read_image(source), args.model, args.passes, args.backend, args.estimator,
                                       args.patch, args.top_n, args.seed, args.chunk, not args.no_crop,
-                                      tile=args.tile, **options)
+                                      tile=args.tile, precision=args.precision, **options)
         files = write_outputs(result, out)
         if args.zip:
             zip_outputs(result, args.zip)

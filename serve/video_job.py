@@ -211,7 +211,8 @@ def process_video(in_path: PathLike, out_path: PathLike, *, fps_factor: int = 1,
                   max_seconds: float = math.inf, max_frames: float = math.inf,
                   max_frame_pixels: Optional[int] = None, segment_frames: int = DEFAULT_SEGMENT_FRAMES,
                   resume: bool = False, progress: Optional[Callable[[int, int], None]] = None,
-                  sr_options: Optional[dict] = None, **backend_options) -> Dict[str, Any]:
+                  sr_options: Optional[dict] = None, precision: str = "fp32",
+                  **backend_options) -> Dict[str, Any]:
     """Write `in_path` re-timed and/or super-resolved to `out_path`; returns an info dict (see module doc).
 
     `progress(done, total)` counts output frames. `resume=False` removes the work folder on failure
@@ -233,13 +234,13 @@ def process_video(in_path: PathLike, out_path: PathLike, *, fps_factor: int = 1,
     runner = None
     if interpolate:
 
-        runner = interp_backend(interp_model, backend, **backend_options)
+        runner = interp_backend(interp_model, backend, precision, **backend_options)
     upscale, sr_info = (None, {})
     width, height = info.width, info.height
     if sr_model:
         from models import get_spec
 
-        upscale, sr_info = _sr_stage(sr_model, backend, sr_options or {})
+        upscale, sr_info = _sr_stage(sr_model, backend, {"precision": precision, **(sr_options or {})})
         width, height = width * get_spec(sr_model).scale, height * get_spec(sr_model).scale
     count = output_count(info, fps_out)
     plans = plan_streams(in_path, settings.container, keep_audio=keep_audio, keep_subtitles=keep_subtitles)

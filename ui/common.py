@@ -188,10 +188,18 @@ def pipeline(task: str, module: str, function: str) -> Tuple[Optional[Callable],
 
 
 def backend_choices() -> List[str]:
-    """auto / onnx / torch, plus trt where TensorRT is installed (the list shown in every tab)."""
+    """auto / onnx / torch, plus openvino and trt where installed (the list shown in every tab)."""
     from serve.backends import module_available
 
-    return ["auto", "onnx", "torch"] + (["trt"] if module_available("tensorrt") else [])
+    return (["auto", "onnx"] + (["openvino"] if module_available("openvino") else []) + ["torch"]
+            + (["trt"] if module_available("tensorrt") else []))
+
+
+def precision_choices() -> List[str]:
+    """The precision dropdown: 'exact fp32' (default), 'fast bf16', 'fastest int8', 'auto' (serve.precision)."""
+    from serve.precision import LABELS
+
+    return list(LABELS)
 
 
 def checked_backend(value: Any) -> str:
