@@ -23,7 +23,7 @@ ENDPOINTS = {  # api_name -> (every argument, the file ones as None; index of ea
     api: ([None if a in ("FILE", "FILE2") else a for a in full_arguments(api)],
           [i for i, a in enumerate(full_arguments(api)) if a in ("FILE", "FILE2")])
     for api in ("/upscale", "/colorize", "/uncertainty", "/interpolate", "/video")}
-ENDPOINTS["/upscale_batch"] = ([None] + full_arguments("/upscale")[1:], [0])
+ENDPOINTS["/upscale_batch"] = ([None] + full_arguments("/upscale_batch")[1:], [0])
 
 
 @pytest.fixture(scope="module")

@@ -202,6 +202,18 @@ def precision_choices() -> List[str]:
     return list(LABELS)
 
 
+def checked_precision(value: Any) -> str:
+    """The precision argument: a label of the dropdown or a plain name (fp32, bf16, int8, auto); None -> auto."""
+    from serve.precision import parse_precision
+
+    label = one_of(value, "precision", precision_choices() + ["fp32", "bf16", "int8"], default="auto")
+    return parse_precision(label)
+
+
+def precision_select(**kwargs) -> gr.Dropdown:
+    return gr.Dropdown(precision_choices(), value="auto", label="Precision", **kwargs)
+
+
 def checked_backend(value: Any) -> str:
     """The backend argument: a choice of the tabs' dropdown or one of serve's specific kinds; None -> auto."""
     from serve.runtime import KINDS

@@ -19,7 +19,7 @@ from common.image_write import EXTENSIONS, FORMATS
 from common.images import IMAGE_EXTENSIONS, read_image
 
 from .cancel import cancel_on, start_job, stop_button
-from .common import checked_backend, limits, user_errors, workdir
+from .common import checked_backend, checked_precision, limits, user_errors, workdir
 from .inputs import RefusedInput, one_of, real_number, uploaded_file, whole_number
 from .sr_options import check_tile, resolve_family, run_sr
 
@@ -107,7 +107,8 @@ def gather_inputs(files: Any, folder: Path) -> Tuple[List[Path], List[str]]:
 
 @user_errors
 def upscale_batch(files, model: str, scale: int, tile: int = 256, backend: str = "auto", out_format: str = "png",
-                  quality: int = 95, outscale: float = 0, progress=gr.Progress(), request: gr.Request = None):
+                  quality: int = 95, outscale: float = 0, precision: str = "auto", progress=gr.Progress(),
+                  request: gr.Request = None):
     """Upscale many photos at once; returns a zip of the results and a summary of what failed and why.
 
     Args:
@@ -119,6 +120,8 @@ def upscale_batch(files, model: str, scale: int, tile: int = 256, backend: str =
         out_format: "png", "jpeg", "webp", "webp-lossless" or "tiff".
         quality: 1-100 for JPEG/WebP.
         outscale: any output scale up to 16; 0 keeps the model's.
+        precision: "auto" (fastest whose measured loss is within 0.05 dB, default), "exact fp32", "fast bf16"
+            (OpenVINO, where the CPU has bf16) or "fastest int8" (SR only; needs `python -m export int8`).
 
     Returns:
         A zip of the results, a summary and one row per file (name, status, message, seconds).
@@ -132,13 +135,14 @@ def upscale_batch(files, model: str, scale: int, tile: int = 256, backend: str =
     out_format = one_of(out_format, "out_format", FORMATS, default="png")
     quality = whole_number(quality, "quality", 1, 100)
     outscale = real_number(outscale, "outscale", 0, 16)
+    precision = checked_precision(precision)
     work = workdir("batch")
     inputs, notes = gather_inputs(files, work / "in")
     lim = limits()
 
     def process(source: Path, output: Path) -> dict:
         decoded = read_image(source, max_pixels=lim.sr_input_pixels, min_side=8)
-        result = run_sr(decoded, spec.name, backend, tile, outscale, None)
+        result = run_sr(decoded, spec.name, backend, tile, outscale, None, precision)
         save_image(result, output, format=out_format, quality=quality, exif=decoded.exif)
         return {"output_size": result.info["output_size"], "notes": decoded.notes}
 
@@ -162,7 +166,7 @@ def upscale_batch(files, model: str, scale: int, tile: int = 256, backend: str =
     return str(archive), f"**{spec.name}**, {out_format}: {text}", rows
 
 
-def build(model, scale, tile, backend, out_format, quality, outscale) -> None:
+def build(model, scale, tile, backend, out_format, quality, outscale, precision) -> None:
     """The batch section under the single-image controls; shares their model and output settings."""
     with gr.Accordion(f"Many photos at once (up to {MAX_FILES}, or a zip)", open=False):
         with gr.Row():
@@ -175,7 +179,7 @@ def build(model, scale, tile, backend, out_format, quality, outscale) -> None:
                 archive = gr.File(label="Results (zip)", elem_id="sr-batch-zip")
                 summary = gr.Markdown()
         rows = gr.JSON(label="Per file", visible=True)
-    event = run.click(upscale_batch, [files, model, scale, tile, backend, out_format, quality, outscale],
+    event = run.click(upscale_batch, [files, model, scale, tile, backend, out_format, quality, outscale, precision],
                       [archive, summary, rows], api_name="upscale_batch", concurrency_id="compute",
                       preprocess=False)
     cancel_on(stop, event)

@@ -39,14 +39,14 @@ def check_tile(tile) -> int:
     return tile
 
 
-def run_sr(decoded, model: str, backend: str, tile: int, outscale: float, report):
+def run_sr(decoded, model: str, backend: str, tile: int, outscale: float, report, precision: str = "fp32"):
     """The model at its scale, or (outscale set) the family chained and resized to any scale."""
     from serve import upscale
     from serve.sr import upscale_to
 
     lim = limits()
     kwargs = dict(tile=tile, max_input_pixels=lim.sr_input_pixels, max_output_pixels=lim.sr_output_pixels,
-                  progress=report)
+                  progress=report, precision=precision)
     if outscale and outscale != get_spec(model).scale:
         return upscale_to(decoded, model, backend, outscale=outscale, **kwargs)
     return upscale(decoded, model, backend, **kwargs)

@@ -13,7 +13,7 @@ from serve import save_image
 
 from . import sr_batch
 from .cancel import cancel_on, start_job, stop_button
-from .common import (
+from .common import (checked_precision, precision_select, 
     backend_choices,
     checked_backend,
     describe_backend,
@@ -50,7 +50,7 @@ def _scale_choices(scales: List[int]) -> List[tuple]:
 @user_errors
 def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backend: str = "auto",
                   compare: bool = False, out_format: str = "png", quality: int = DEFAULT_QUALITY,
-                  outscale: float = 0, progress=gr.Progress(), request: gr.Request = None):
+                  outscale: float = 0, precision: str = "auto", progress=gr.Progress(), request: gr.Request = None):
     """Super-resolve (upscale) one photo with a trained network.
 
     Args:
@@ -64,6 +64,8 @@ def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backe
         quality: 1-100 for JPEG/WebP (ignored by the lossless formats).
         outscale: any output scale up to 16 (e.g. 1.5, 3, 6, 8): the family's models are chained and the
             result resized; 0 keeps the model's `scale`.
+        precision: "auto" (fastest whose measured loss is within 0.05 dB, default), "exact fp32", "fast bf16"
+            (OpenVINO, where the CPU has bf16) or "fastest int8" (SR only; needs `python -m export int8`).
 
     Returns:
         (bicubic, upscaled) image pair, the downloadable result, a summary and a dict of run details.
@@ -73,6 +75,7 @@ def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backe
     out_format = one_of(out_format, "out_format", FORMATS, default="png")
     quality = whole_number(quality, "quality", 1, 100)
     outscale = real_number(outscale, "outscale", 0, 16)
+    precision = checked_precision(precision)
     if outscale and compare and outscale != spec.scale:
         raise RefusedInput("Compare mode measures the model at its own scale: set outscale to 0 to compare.")
     lim, s = limits(), spec.scale
@@ -84,7 +87,8 @@ def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backe
         decoded.rgb = bicubic_downscale(hr, s)
         decoded.alpha = None
     with start_job(request) as job:
-        result = run_sr(decoded, spec.name, backend, tile, outscale, progress_callback(progress, "upscaling", job))
+        result = run_sr(decoded, spec.name, backend, tile, outscale, progress_callback(progress, "upscaling", job),
+                        precision)
     out = workdir("sr")
     stem = decoded.name.rsplit(".", 1)[0][:60] or "image"
     after = result.image
@@ -147,6 +151,7 @@ def build() -> None:
             with gr.Row():
                 tile = gr.Slider(0, MAX_TILE, value=DEFAULT_TILE, step=MIN_TILE, label="Tile size (0 = whole image)")
                 backend = gr.Dropdown(backend_choices(), value="auto", label="Backend", elem_id="sr-backend")
+                precision = precision_select(elem_id="sr-precision")
             compare = gr.Checkbox(False, label="Downscale first and compare with the original (PSNR/SSIM)")
             with gr.Accordion("Output size and format", open=False):
                 with gr.Row():
@@ -173,8 +178,9 @@ def build() -> None:
     model.change(lambda m: gr.Radio(choices=_scale_choices(families.get(m, [])),
                                     value=str((families.get(m) or [""])[-1])),
                  model, scale, api_visibility="private", queue=False)
-    event = run.click(upscale_image, [image, model, scale, tile, backend, compare, out_format, quality, outscale],
+    event = run.click(upscale_image, [image, model, scale, tile, backend, compare, out_format, quality, outscale,
+                                        precision],
                       [slider, download, summary, details], api_name="upscale", concurrency_id="compute",
                       preprocess=False)
     cancel_on(stop, event)
-    sr_batch.build(model, scale, tile, backend, out_format, quality, outscale)
+    sr_batch.build(model, scale, tile, backend, out_format, quality, outscale, precision)

@@ -17,7 +17,7 @@ import gradio as gr
 from models import get_spec
 
 from .cancel import cancel_on, start_job, stop_button
-from .common import (
+from .common import (checked_precision, precision_select, 
     NOT_AVAILABLE,
     backend_choices,
     checked_backend,
@@ -71,7 +71,8 @@ def _require_interpolation(model: Optional[str]) -> str:
 
 
 @user_errors
-def interpolate_frames(frame0, frame1, factor: str = "×2", model: Optional[str] = None, backend: str = "auto"):
+def interpolate_frames(frame0, frame1, factor: str = "×2", model: Optional[str] = None, backend: str = "auto",
+                       precision: str = "auto"):
     """Make the in-between frames of two consecutive video frames.
 
     Args:
@@ -80,6 +81,8 @@ def interpolate_frames(frame0, frame1, factor: str = "×2", model: Optional[str]
         factor: "×2" (one frame between) or "×4" (three); 2 and 4 are accepted too.
         model: interpolation model name; empty for the default ("flowinterp").
         backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
+        precision: "auto" (default: the fastest whose measured loss is within 0.05 dB), "exact fp32" or
+            "fast bf16" (OpenVINO, where the CPU has bf16).
 
     Returns:
         A gallery of the in-between frames and a summary.
@@ -87,13 +90,14 @@ def interpolate_frames(frame0, frame1, factor: str = "×2", model: Optional[str]
     model = _require_interpolation(model)
     count = _factor(factor, "factor", allowed=(2, 4)) - 1
     backend = checked_backend(backend)
+    precision = checked_precision(precision)
     lim = limits()
     a = load_image(frame0, max_pixels=lim.sr_input_pixels, what="first frame")
     b = load_image(frame1, max_pixels=lim.sr_input_pixels, what="second frame")
     if a.rgb.shape != b.rgb.shape:
         raise gr.Error(f"The frames differ in size ({a.width}x{a.height} and {b.width}x{b.height}).")
     started = time.perf_counter()
-    middles = interpolator()(a, b, model, factor=count + 1, backend=backend)
+    middles = interpolator()(a, b, model, factor=count + 1, backend=backend, precision=precision)
     out = workdir("interpolate")
     items = [(save_png(f, out / f"middle_{i + 1}_of_{count}.png"), f"t = {(i + 1) / (count + 1):.2f}")
              for i, f in enumerate(middles)]
@@ -117,7 +121,8 @@ def _upscale_video(path: str, target, info, sr_model: str, backend: str, report:
 @user_errors
 def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "auto",
                   interp_model: Optional[str] = None, target_fps=0, encoder: str = "h264", crf=-1,
-                  pix_fmt: str = "yuv420p", duplicates: str = "skip", progress=gr.Progress(),
+                  pix_fmt: str = "yuv420p", duplicates: str = "skip", precision: str = "auto",
+                  progress=gr.Progress(),
                   request: gr.Request = None):
     """Raise a short video's frame rate (frame interpolation) and/or super-resolve its frames.
 
@@ -134,6 +139,7 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
         pix_fmt: "yuv420p" (default), "yuv444p" or "yuv420p10le" (10-bit; not with VP9).
         duplicates: repeated frames when interpolating: "skip" (copied, not interpolated across),
             "replace" (filled with interpolated frames) or "off".
+        precision: "auto" (default), "exact fp32", "fast bf16" (OpenVINO) or "fastest int8" (the SR stage only).
 
     Returns:
         The processed video (MP4), a summary and a dict of details (streams kept, notes).
@@ -156,6 +162,7 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
     crf = whole_number(-1 if crf in (None, "") else crf, "crf", -1, 63)
     pix_fmt = one_of(pix_fmt, "pix_fmt", PIX_FMT_CHOICES, default="yuv420p")
     duplicates = one_of(duplicates, "duplicates", DEDUP_CHOICES, default="skip")
+    precision = checked_precision(precision)
     retime = factor > 1 or target is not None or duplicates == "replace"
     if not retime and sr_model == NO_SR:
         raise gr.Error("Nothing to do: choose an SR model, a 2× / 4× frame rate or a target frame rate.")
@@ -179,7 +186,7 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
     rate = f"{float(fps_out):.4g}fps" if target is not None else f"{factor}x_fps"
     out_name = f"{stem}_{rate}{'' if sr_model == NO_SR else '_' + sr_model}{'' if encoder == 'h264' else '_' + encoder}"
     target_path = workdir("video") / f"{out_name}.mp4"
-    job = {"encoder": encoder, "crf": None if crf < 0 else crf, "pix_fmt": pix_fmt}
+    job = {"encoder": encoder, "crf": None if crf < 0 else crf, "pix_fmt": pix_fmt, "precision": precision}
 
     started = time.perf_counter()
     with start_job(request) as running:
@@ -224,13 +231,14 @@ def build() -> None:
             interp_model = gr.Dropdown(interp, value=interp[0] if interp else None, label="Model",
                                        interactive=bool(interp))
             backend_i = gr.Dropdown(backend_choices(), value="auto", label="Backend")
+            precision_i = precision_select()
             run_pair = gr.Button("Interpolate", variant="primary", interactive=bool(interp), elem_id="interpolate-run")
     middles = gr.Gallery(label="In-between frames", columns=3, height=240, elem_id="middles")
     pair_info = gr.Markdown(label="Summary")
     pair = [p for p in (example_path("frame_00010.jpg"), example_path("frame_00011.jpg"))]
     if all(pair):
         gr.Examples([pair], [frame0, frame1], cache_examples=False)
-    run_pair.click(interpolate_frames, [frame0, frame1, factor, interp_model, backend_i], [middles, pair_info],
+    run_pair.click(interpolate_frames, [frame0, frame1, factor, interp_model, backend_i, precision_i], [middles, pair_info],
                    api_name="interpolate", concurrency_id="compute", preprocess=False)
 
     gr.Markdown(f"### Video → higher frame rate and/or super-resolved frames\nClips up to {lim.video_seconds:g} s "
@@ -247,6 +255,7 @@ def build() -> None:
                 sr = gr.Dropdown([NO_SR] + sr_names, value=sr_names[0] if sr_names else NO_SR,
                                  label="Super-resolve frames with")
                 backend_v = gr.Dropdown(backend_choices(), value="auto", label="Backend")
+                precision_v = precision_select()
             with gr.Accordion("Frame rate and encoding options", open=False):
                 with gr.Row():
                     target_fps = gr.Number(0, label="Target frame rate (0 = use the factor above)", minimum=0,
@@ -271,7 +280,7 @@ def build() -> None:
     if clip:
         gr.Examples([[clip]], [video], cache_examples=False)
     event = run_video.click(process_video, [video, fps, sr, backend_v, interp_model, target_fps, encoder, crf,
-                                            pix_fmt, duplicates],
+                                            pix_fmt, duplicates, precision_v],
                             [video_out, video_info, video_details], api_name="video", concurrency_id="video",
                             concurrency_limit=1, preprocess=False)
     cancel_on(stop_video, event)
