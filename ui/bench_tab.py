@@ -6,8 +6,8 @@ from typing import List, Sequence
 
 import gradio as gr
 
-from .common import limits, models_for, user_errors, workdir
 from .cancel import cancel_on, stop_button
+from .common import limits, models_for, user_errors, workdir
 from .inputs import some_of, whole_number
 
 FLAGSHIP = "flashsr_x4"

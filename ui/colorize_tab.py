@@ -13,16 +13,18 @@ from typing import Callable, List, Optional
 import gradio as gr
 import numpy as np
 
-from .common import (checked_precision, precision_select, 
+from .common import (
     NOT_AVAILABLE,
     backend_choices,
     checked_backend,
+    checked_precision,
     describe_backend,
     example_path,
     image_upload,
     limits,
     load_image,
     pipeline,
+    precision_select,
     progress_callback,
     save_png,
     user_errors,

@@ -21,7 +21,7 @@ from common.images import IMAGE_EXTENSIONS, read_image
 from .cancel import cancel_on, start_job, stop_button
 from .common import checked_backend, checked_precision, limits, user_errors, workdir
 from .inputs import RefusedInput, one_of, real_number, uploaded_file, whole_number
-from .sr_options import check_tile, resolve_family, run_sr
+from .sr_options import LOSSY, check_tile, resolve_family, run_sr
 
 MAX_FILES = 50  # per batch on the public Space: about a minute per 1 MP photo on 2 CPU cores
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one unpacked zip member
@@ -143,7 +143,8 @@ def upscale_batch(files, model: str, scale: int, tile: int = 256, backend: str =
     def process(source: Path, output: Path) -> dict:
         decoded = read_image(source, max_pixels=lim.sr_input_pixels, min_side=8)
         result = run_sr(decoded, spec.name, backend, tile, outscale, None, precision)
-        save_image(result, output, format=out_format, quality=quality, exif=decoded.exif)
+        save_image(result, output, format=out_format, quality=quality if out_format in LOSSY else None,
+                   exif=decoded.exif)
         return {"output_size": result.info["output_size"], "notes": decoded.notes}
 
     def report(done: int, total: int, name: str) -> None:

@@ -12,6 +12,7 @@ DEFAULT_TILE = 256
 MIN_TILE = 128  # FlashSR tiles overlap by ~52 px: smaller tiles would be mostly overlap
 MAX_TILE = 1024
 DEFAULT_QUALITY = 95
+LOSSY = ("jpeg", "webp")  # the formats whose quality setting means something
 
 
 def sr_families() -> Dict[str, List[int]]:

@@ -13,14 +13,16 @@ from serve import save_image
 
 from . import sr_batch
 from .cancel import cancel_on, start_job, stop_button
-from .common import (checked_precision, precision_select, 
+from .common import (
     backend_choices,
     checked_backend,
+    checked_precision,
     describe_backend,
     example_path,
     image_upload,
     limits,
     load_image,
+    precision_select,
     progress_callback,
     save_png,
     user_errors,
@@ -30,6 +32,7 @@ from .inputs import RefusedInput, flag, one_of, real_number, whole_number
 from .sr_options import (
     DEFAULT_QUALITY,
     DEFAULT_TILE,
+    LOSSY,
     MAX_TILE,
     MIN_TILE,
     check_tile,
@@ -97,7 +100,8 @@ def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backe
     after_png = save_png(after, out / f"{stem}_{spec.name}.png")
     before_png = save_png(before, out / f"{stem}_bicubic.png")
     download = str(save_image(result, out / f"{stem}_{spec.name}_out{EXTENSIONS[out_format]}",
-                              format=out_format, quality=quality, exif=decoded.exif))
+                              format=out_format, quality=quality if out_format in LOSSY else None,
+                              exif=decoded.exif))
     info = dict(result.info)
     info["download_bits"] = info.get("saved", {}).get("bit_depth", result.bit_depth)
     lines = [f"**{info.get('run') or spec.name}**: {info['input_size'][0]}×{info['input_size'][1]} → "
@@ -110,6 +114,8 @@ def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backe
         notes.append("grey input: upscaled as RGB, returned grey")
     if decoded.alpha is not None:
         notes.append("alpha channel resized bicubically beside the model")
+    if info["download_bits"] == 16:
+        notes.append("16-bit source: the download keeps 16 bits per channel")
     if notes:
         info["notes"] = notes
         lines.append("Notes: " + "; ".join(notes) + ".")

@@ -17,15 +17,17 @@ import numpy as np
 from PIL import Image
 
 from .cancel import cancel_on, start_job, stop_button
-from .common import (checked_precision, precision_select, 
+from .common import (
     NOT_AVAILABLE,
     backend_choices,
     checked_backend,
+    checked_precision,
     example_path,
     image_upload,
     limits,
     load_image,
     models_for,
+    precision_select,
     save_png,
     user_errors,
     workdir,

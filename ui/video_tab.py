@@ -17,16 +17,18 @@ import gradio as gr
 from models import get_spec
 
 from .cancel import cancel_on, start_job, stop_button
-from .common import (checked_precision, precision_select, 
+from .common import (
     NOT_AVAILABLE,
     backend_choices,
     checked_backend,
+    checked_precision,
     example_path,
     image_upload,
     limits,
     load_image,
     models_for,
     pipeline,
+    precision_select,
     progress_callback,
     save_png,
     uploaded,
