@@ -61,6 +61,7 @@ class ModelSpec:
     min_patch: int = 8  # smallest LR training patch that covers the receptive field / downsampling
     adversarial: bool = False  # weights come from GAN training (train/gan.py); PSNR under-rates it
     psnr_twin: str = ""  # GAN models: the pixel-loss model they are fine-tuned from (compared side by side)
+    strength_input: bool = False  # takes a denoise strength (N,1) in [0,1] as a second input ("strength")
     description: str = ""
 
     @property
@@ -76,7 +77,9 @@ class ModelSpec:
     def io_spec(self) -> Dict[str, Any]:
         """Tensor contract for exporters and servers (NCHW float32 in [0,1])."""
         name_in, name_out = ("grey", "rgb") if self.task == "colorize" else ("lr", "sr")  # colorize: L/100 -> RGB
-        return {
+        extra = {"strength": {"name": "strength", "layout": "N1", "dtype": "float32", "range": [0, 1],
+                              "default": 0.5}} if self.strength_input else {}
+        return {**extra,
             "input": {"name": name_in, "layout": "NCHW", "channels": self.in_channels, "dtype": "float32", "range": [0, 1]},
             "output": {"name": name_out, "layout": "NCHW", "channels": self.out_channels, "dtype": "float32",
                        "scale": self.scale},
@@ -99,6 +102,14 @@ _SPECS = [
               description="Flagship fast CNN, x2 (residual 3x3 blocks, PixelShuffle, bilinear skip)"),
     ModelSpec("flashsr_x4", "flashsr", "sr", 4, {"scale": 4}, mc_dropout=True,
               description="Flagship fast CNN, x4 (residual 3x3 blocks, PixelShuffle, bilinear skip)"),
+    ModelSpec("flashsr_real_x2", "flashsr", "sr", 2, {"scale": 2, "strength": True}, mc_dropout=True,
+              strength_input=True,
+              description="FlashSR for real photos, x2: trained on Real-ESRGAN-style blur/noise/JPEG, "
+                          "with a denoise strength input (0 keeps texture, 1 cleans hard)"),
+    ModelSpec("flashsr_real_x4", "flashsr", "sr", 4, {"scale": 4, "strength": True}, mc_dropout=True,
+              strength_input=True,
+              description="FlashSR for real photos, x4: trained on Real-ESRGAN-style blur/noise/JPEG, "
+                          "with a denoise strength input (0 keeps texture, 1 cleans hard)"),
     ModelSpec("colorize_lab", "colorize_lab", "colorize", 1, in_channels=1, pad_multiple=32,
               description="Default colorizer: U-Net predicts Lab chroma from L, recombined with the exact L"),
     ModelSpec("grey2rgb_mse", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8,
