@@ -22,6 +22,7 @@ from torch import nn
 
 from common import paths
 from models import ModelSpec
+from models.registry import positional_module
 
 from .artifacts import ExportError, file_sha256, load_source_model, read_json, resolve_spec, utc_now, write_json
 from .mc import MC_GRAPH, MCDropoutWrapper, check_mc_parity, mc_io, stochastic_nodes
@@ -89,7 +90,7 @@ def check_onnx_for(path: Path, spec: ModelSpec, *, mc: bool = False, half: bool 
 def _module_and_io(spec: ModelSpec, model: nn.Module, mc: bool) -> Tuple[nn.Module, ExportIO]:
     """The fp32 module to export for this variant and its tensor contract."""
     try:
-        return (MCDropoutWrapper(model), mc_io(spec, model)) if mc else (model, task_io(spec))
+        return (MCDropoutWrapper(model), mc_io(spec, model)) if mc else (positional_module(spec, model), task_io(spec))
     except NotImplementedError as exc:
         raise ExportError(str(exc)) from None
 

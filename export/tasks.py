@@ -81,9 +81,13 @@ class ExportIO:
 
 
 def _sr_io(spec: ModelSpec) -> ExportIO:
+    """LR (N,C,H,W) -> SR; strength models take a denoise strength (N,1) in [0,1] as a second input."""
     io = spec.io_spec()
+    strength = (TensorSpec("strength", ("batch", 1), layout="N1",
+                           sampler=lambda shape, rng: rng.uniform(0, 1, shape).astype(np.float32)),
+                ) if spec.strength_input else ()
     return ExportIO(
-        inputs=(TensorSpec(io["input"]["name"], ("batch", spec.in_channels, "height", "width")),),
+        inputs=(TensorSpec(io["input"]["name"], ("batch", spec.in_channels, "height", "width")),) + strength,
         outputs=(TensorSpec(io["output"]["name"], ("batch", spec.out_channels, "out_height", "out_width")),),
     )
 

@@ -50,6 +50,18 @@ class ResidualBlock(nn.Module):
         return x + self.conv2(self.act(self.conv1(x)))
 
 
+class StrengthInput(nn.Module):
+    """(lr, strength) positional -> model(lr, strength=strength): the two-input form that ONNX export
+    and the serving backends call (FlashSR's second positional argument is the dropout masks)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, lr: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        return self.model(lr, strength=strength)
+
+
 class FlashSR(nn.Module):
     """LR RGB [0,1] (N,3,H,W) -> SR RGB (N,3,sH,sW); output is not clamped (callers clamp)."""
 

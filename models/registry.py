@@ -19,7 +19,7 @@ from .colorize_lab import ColorizeLab
 from .conv_autoencoder import ConvEncoderDecoder
 from .convlstm_interp import ConvLSTMInterpolator
 from .esrcnn import ESRCNN
-from .flashsr import FlashSR
+from .flashsr import FlashSR, StrengthInput
 from .flowinterp import FlowInterp
 from .grey2rgb import Grey2RGBAutoEncoder
 from .srgan import SRGANDiscriminator, SRGANGenerator
@@ -45,6 +45,13 @@ DISCRIMINATORS: Dict[str, Callable[..., nn.Module]] = {
 }
 
 TASKS = ("sr", "colorize", "interpolate")
+DEFAULT_STRENGTH = 0.5  # denoise strength of strength models when a caller gives none
+
+
+def positional_module(spec: "ModelSpec", model: nn.Module) -> nn.Module:
+    """The module as exporters and backends call it, inputs in io_spec order: (lr, strength) for
+    strength models, the model itself otherwise."""
+    return StrengthInput(model) if spec.strength_input else model
 
 
 @dataclass(frozen=True)
@@ -77,8 +84,12 @@ class ModelSpec:
     def io_spec(self) -> Dict[str, Any]:
         """Tensor contract for exporters and servers (NCHW float32 in [0,1])."""
         name_in, name_out = ("grey", "rgb") if self.task == "colorize" else ("lr", "sr")  # colorize: L/100 -> RGB
-        extra = {"strength": {"name": "strength", "layout": "N1", "dtype": "float32", "range": [0, 1],
-                              "default": 0.5}} if self.strength_input else {}
+        extra = {}
+        if self.strength_input:  # a second input: 'inputs' lists both (serve.contract), 'input' stays the image
+            extra = {"inputs": [{"name": name_in, "layout": "NCHW", "channels": self.in_channels, "dtype": "float32",
+                                 "range": [0, 1]},
+                                {"name": "strength", "layout": "N1", "channels": None, "rank": 2, "dtype": "float32",
+                                 "range": [0, 1], "default": DEFAULT_STRENGTH}]}
         return {**extra,
             "input": {"name": name_in, "layout": "NCHW", "channels": self.in_channels, "dtype": "float32", "range": [0, 1]},
             "output": {"name": name_out, "layout": "NCHW", "channels": self.out_channels, "dtype": "float32",
@@ -102,11 +113,11 @@ _SPECS = [
               description="Flagship fast CNN, x2 (residual 3x3 blocks, PixelShuffle, bilinear skip)"),
     ModelSpec("flashsr_x4", "flashsr", "sr", 4, {"scale": 4}, mc_dropout=True,
               description="Flagship fast CNN, x4 (residual 3x3 blocks, PixelShuffle, bilinear skip)"),
-    ModelSpec("flashsr_real_x2", "flashsr", "sr", 2, {"scale": 2, "strength": True}, mc_dropout=True,
+    ModelSpec("flashsr_real_x2", "flashsr", "sr", 2, {"scale": 2, "strength": True},
               strength_input=True,
               description="FlashSR for real photos, x2: trained on Real-ESRGAN-style blur/noise/JPEG, "
                           "with a denoise strength input (0 keeps texture, 1 cleans hard)"),
-    ModelSpec("flashsr_real_x4", "flashsr", "sr", 4, {"scale": 4, "strength": True}, mc_dropout=True,
+    ModelSpec("flashsr_real_x4", "flashsr", "sr", 4, {"scale": 4, "strength": True},
               strength_input=True,
               description="FlashSR for real photos, x4: trained on Real-ESRGAN-style blur/noise/JPEG, "
                           "with a denoise strength input (0 keeps texture, 1 cleans hard)"),
