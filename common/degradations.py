@@ -63,6 +63,7 @@ class DegradationConfig:
     generalized_beta: Range = (0.5, 4.0)
     plateau_beta: Range = (1.0, 2.0)
     band: float = 0.5  # parameters come from [band * level, level] of each range
+    single_stage_prob: float = 0.3  # one round only (blur, resize to LR, noise, JPEG): mildly degraded photos
 
 
 # ---------------------------------------------------------------- kernels (each sums to 1)
@@ -193,7 +194,8 @@ def degrade_real(hr: np.ndarray, scale: int, rng: np.random.Generator, level: fl
                  config: DegradationConfig = DegradationConfig()) -> np.ndarray:
     """HR (H,W,3) float32 [0,1] -> LR (H//scale, W//scale, 3) float32 on the 8-bit grid.
 
-    Stage 1: blur, random resize, noise, JPEG. Stage 2 (its blur with second_blur_prob): the same
+    With single_stage_prob only one round (blur, resize to LR, noise, JPEG). Otherwise stage 1: blur,
+    random resize, noise, JPEG. Stage 2 (its blur with second_blur_prob): the same
     with its own ranges, resized around the LR size. Final: resize to the exact LR size + sinc
     (final_sinc_prob) in random order against the last JPEG.
     """
@@ -203,6 +205,8 @@ def degrade_real(hr: np.ndarray, scale: int, rng: np.random.Generator, level: fl
     lr_hw = (h // scale, w // scale)
     cfg = config
     img = np.ascontiguousarray(hr, dtype=np.float32)
+    if rng.random() < cfg.single_stage_prob:
+        return _single_stage(img, lr_hw, rng, cfg, level)
     # stage 1
     img = apply_kernel(img, random_kernel(rng, cfg.blur_sigma, cfg, level, cfg.sinc_prob))
     img = _random_resize(img, rng, (h, w), cfg.resize_probs, cfg.resize_up, cfg.resize_down, level, cfg.band)
@@ -226,6 +230,17 @@ def degrade_real(hr: np.ndarray, scale: int, rng: np.random.Generator, level: fl
         img = jpeg(np.clip(img, 0, 1), quality)
         img = resize(img, lr_hw, mode)
         img = apply_kernel(img, sinc) if sinc is not None else img
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.float32) / 255.0
+
+
+def _single_stage(img: np.ndarray, lr_hw, rng: np.random.Generator, cfg: DegradationConfig,
+                  level: float) -> np.ndarray:
+    """The classic one-round model (BSRGAN without the shuffle): blur, resize to the LR size, noise
+    (stage-2 ranges, at LR scale), JPEG."""
+    img = apply_kernel(img, random_kernel(rng, cfg.blur_sigma, cfg, level, cfg.sinc_prob))
+    img = resize(img, lr_hw, str(rng.choice(list(_RESIZE_MODES))))
+    img = _random_noise(img, rng, cfg, level, cfg.noise_sigma2, cfg.poisson_scale2)
+    img = jpeg(np.clip(img, 0, 1), round(_draw(rng, cfg.jpeg_quality2, level, cfg.band)))
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.float32) / 255.0
 
 
