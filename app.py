@@ -50,7 +50,7 @@ def build_demo() -> gr.Blocks:
 
 def launch_kwargs() -> dict:
     return {"theme": gr.themes.Soft(), "css": CSS, "show_error": True, "max_file_size": MAX_FILE_SIZE,
-            "footer_links": ["api"]}
+            "footer_links": ["api"], "mcp_server": True}
 
 
 def log_startup() -> None:

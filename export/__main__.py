@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 from models import REGISTRY
+from serve.trt_runtime import TensorRTMissing, import_tensorrt
 
 from .artifacts import ExportError, read_json
 from .onnx_export import MIN_OPSET, export_onnx, read_onnx_record, variant_name
 from .parity import format_table
 from .tensorrt_build import Profile, build_engine, engine_sidecar, parse_batch, parse_hw
 from .triton import write_triton_repo
-from .trt_runtime import TensorRTMissing, import_tensorrt
 
 WEIGHTS_HELP = "checkpoint to export instead of weights/NAME.safetensors"
 

@@ -22,12 +22,13 @@ from torch import nn
 
 from common import paths
 from models import ModelSpec
+from models.io import ModelIO
+from models.mc_dropout import MCDropoutWrapper
 from models.registry import positional_module
 
 from .artifacts import ExportError, file_sha256, load_source_model, read_json, resolve_spec, utc_now, write_json
-from .mc import MC_GRAPH, MCDropoutWrapper, check_mc_parity, mc_io, stochastic_nodes
+from .mc import MC_GRAPH, check_mc_parity, mc_io, stochastic_nodes
 from .parity import DEFAULT_ATOL, check_parity
-from .tasks import ExportIO, task_io
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def onnx_path(name: str, out_dir: Optional[Path] = None, *, mc: bool = False, ha
     return Path(out_dir or paths.WEIGHTS_DIR / "onnx") / f"{name}{suffix}.onnx"
 
 
-def sidecar_path(path: Path) -> Path:
+def onnx_sidecar_path(path: Path) -> Path:
     return Path(path).with_name(Path(path).name + ".json")
 
 
@@ -87,15 +88,12 @@ def check_onnx_for(path: Path, spec: ModelSpec, *, mc: bool = False, half: bool 
     return meta
 
 
-def _module_and_io(spec: ModelSpec, model: nn.Module, mc: bool) -> Tuple[nn.Module, ExportIO]:
+def _module_and_io(spec: ModelSpec, model: nn.Module, mc: bool) -> Tuple[nn.Module, ModelIO]:
     """The fp32 module to export for this variant and its tensor contract."""
-    try:
-        return (MCDropoutWrapper(model), mc_io(spec, model)) if mc else (positional_module(spec, model), task_io(spec))
-    except NotImplementedError as exc:
-        raise ExportError(str(exc)) from None
+    return (MCDropoutWrapper(model), mc_io(spec, model)) if mc else (positional_module(spec, model), spec.io)
 
 
-def _torch_export(module: nn.Module, io: ExportIO, path: Path, opset: int) -> None:
+def _torch_export(module: nn.Module, io: ModelIO, path: Path, opset: int) -> None:
     # batch 2 in the example so no size-1 broadcast gets baked in; every symbol is declared dynamic
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", DeprecationWarning)  # legacy exporter notice, on purpose
@@ -160,7 +158,7 @@ def export_onnx(name: str, weights_path: Optional[Path] = None, out_dir: Optiona
         record["mask_effect"] = mask_effect
     if mc:
         record["mc_graph"] = MC_GRAPH
-    write_json(sidecar_path(out), record)
+    write_json(onnx_sidecar_path(out), record)
     log.info("exported %s (%s) -> %s", name, variant, out)
     return out
 
@@ -174,7 +172,7 @@ def _parity(path: Path, reference: nn.Module, spec: ModelSpec, mc: bool, half: b
     return {"atol": atol, "max_abs_error": check_parity(path, reference, spec, atol=atol)}, None
 
 
-def _record(spec: ModelSpec, variant: str, out: Path, source: Path, source_sha: str, opset: int, io: ExportIO,
+def _record(spec: ModelSpec, variant: str, out: Path, source: Path, source_sha: str, opset: int, io: ModelIO,
             simplified: bool, parity: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     import onnxruntime
 
@@ -190,7 +188,7 @@ def _record(spec: ModelSpec, variant: str, out: Path, source: Path, source_sha: 
 
 
 def read_onnx_record(path: Path) -> Optional[Dict[str, Any]]:
-    return read_json(sidecar_path(path))
+    return read_json(onnx_sidecar_path(path))
 
 
 def _stale_reason(out: Path, record: Optional[Dict[str, Any]], name: str, weights_sha: str) -> Optional[str]:

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from models import ModelSpec
+from models.io import ModelIO
 
 from .artifacts import ExportError
-from .tasks import ExportIO, fit_sizes, task_io
 
 DEFAULT_SIZES: Tuple[Tuple[int, int], ...] = ((32, 32), (37, 53), (64, 48))
 DEFAULT_ATOL = 1e-4
@@ -38,7 +38,7 @@ def ort_session(onnx_path: Path):
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
-def run_torch(model: nn.Module, io: ExportIO, feeds: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+def run_torch(model: nn.Module, io: ModelIO, feeds: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
     args = [torch.from_numpy(feeds[name]) for name in io.input_names]
     with torch.inference_mode():
         out = model(*args)
@@ -76,14 +76,14 @@ def raise_if_over(errors: Dict[str, float], atol: float, what: str) -> Dict[str,
 
 def check_parity(onnx_path: Path, torch_model: nn.Module, spec: ModelSpec,
                  sizes: Sequence[Tuple[int, int]] = DEFAULT_SIZES, atol: float = DEFAULT_ATOL, *,
-                 io: Optional[ExportIO] = None, batches: Optional[Iterable[int]] = None,
+                 io: Optional[ModelIO] = None, batches: Optional[Iterable[int]] = None,
                  seed: int = 0) -> Dict[str, float]:
     """Max abs error per 'NxHxW' case; raises ParityError if any exceeds atol.
 
     `torch_model` is the module that was exported (the plain model, or a wrapper with `io`).
     """
-    io = io or task_io(spec)
-    sizes = fit_sizes(sizes, spec.pad_multiple)
+    io = io or spec.io
+    sizes = io.fit_sizes(sizes)
     batches = tuple(batches) if batches is not None else default_batches(len(sizes))
     if len(batches) != len(sizes):
         raise ValueError(f"{len(batches)} batch sizes for {len(sizes)} spatial sizes")

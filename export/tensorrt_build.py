@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Dict, NamedTuple, Optional, Tuple
 
 from common import paths
+from models.io import ModelIO
+from serve.contract import ServeError
+from serve.trt_runtime import TrtEngine, cuda_device_name, import_tensorrt  # serving's runtime checks new engines
 
 from .artifacts import ExportError, file_sha256, read_json, resolve_spec, utc_now, write_json
 from .mc import mc_io
 from .onnx_export import check_onnx_for, ensure_onnx
 from .parity import ParityError, max_abs_error, ort_session, run_ort
-from .tasks import ExportIO, task_io
-from .trt_runtime import TrtEngine, cuda_device_name, import_tensorrt
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class Profile:
         return f"n{'-'.join(map(str, self.batch))}_{hw}"
 
 
-def profile_shapes(io: ExportIO, profile: Profile) -> Dict[str, Tuple[Tuple[int, ...], ...]]:
+def profile_shapes(io: ModelIO, profile: Profile) -> Dict[str, Tuple[Tuple[int, ...], ...]]:
     """Input name -> (min, opt, max) full shapes, for every input that has a dynamic dim."""
     return {t.name: tuple(t.concrete_shape(*point) for point in profile.points())
             for t in io.inputs if t.dynamic_axes}
@@ -139,7 +140,7 @@ def _use_timing_cache(config, path: Path) -> None:
     config.set_timing_cache(config.create_timing_cache(b""), False)
 
 
-def _build(trt, onnx_file: Path, io: ExportIO, precision: str, profile: Profile, workspace_gb: float,
+def _build(trt, onnx_file: Path, io: ModelIO, precision: str, profile: Profile, workspace_gb: float,
            timing_cache: Path) -> bytes:
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -172,11 +173,14 @@ def _build(trt, onnx_file: Path, io: ExportIO, precision: str, profile: Profile,
     return bytes(memoryview(serialized))
 
 
-def check_engine(engine_file: Path, reference_onnx: Path, io: ExportIO, profile: Profile, precision: str) -> float:
+def check_engine(engine_file: Path, reference_onnx: Path, io: ModelIO, profile: Profile, precision: str) -> float:
     """Engine vs ONNX Runtime CPU at the profile's opt shape; returns the relative max error."""
     feeds = io.random_inputs(*profile.points()[1], seed=7)
     want = run_ort(ort_session(reference_onnx), feeds)
-    got = TrtEngine(engine_file).infer(feeds)
+    try:
+        got = TrtEngine(engine_file).infer(feeds)
+    except ServeError as exc:
+        raise ExportError(str(exc)) from None
     scale = max([1.0] + [float(abs(v).max()) for v in want.values()])
     error = max_abs_error(got, want) / scale
     tolerance = ENGINE_TOLERANCE[precision]
@@ -190,7 +194,7 @@ class _Plan(NamedTuple):
     gpu: str
     source: Path      # the ONNX the engine is built from
     reference: Path   # the fp32 ONNX it is checked against
-    io: ExportIO
+    io: ModelIO
     key: str
     path: Path
 
@@ -200,20 +204,14 @@ def _plan(trt, name: str, weights_path, onnx_file, mc: bool, precision: str, pro
     spec = resolve_spec(name)
     if precision not in PRECISIONS:
         raise ExportError(f"precision must be one of {PRECISIONS}, not '{precision}'")
-    gpu = cuda_device_name()
+    try:
+        gpu = cuda_device_name()
+    except ServeError as exc:  # no GPU: an export error like any other
+        raise ExportError(str(exc)) from None
     source, reference = _source_onnx(trt, name, weights_path, onnx_file, mc, precision)
-    io = mc_io(spec, spec.build()) if mc else task_io(spec)  # a fresh build only tells mask width and p
+    io = mc_io(spec, spec.build()) if mc else spec.io  # a fresh build only tells mask width and p
     key = engine_key(gpu, trt.__version__, file_sha256(source), precision, profile)
     return _Plan(gpu, source, reference, io, key, engine_path(cache_dir, source.stem, key))
-
-
-def find_engine(name: str, *, weights_path: Optional[Path] = None, onnx_file: Optional[Path] = None,
-                mc: bool = False, precision: str = "fp32", profile: Profile = Profile(),
-                cache_dir: Optional[Path] = None) -> Optional[Path]:
-    """The cached engine matching this GPU, TensorRT, ONNX, precision and profile, or None.
-    Builds no engine (the ONNX is exported first if it is missing or stale)."""
-    plan = _plan(import_tensorrt(), name, weights_path, onnx_file, mc, precision, profile, cache_dir)
-    return plan.path if engine_is_current(plan.path, plan.key) else None
 
 
 def build_engine(name: str, *, weights_path: Optional[Path] = None, onnx_file: Optional[Path] = None,

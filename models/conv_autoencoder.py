@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .frame_padding import pad_to_multiple
+from .frame_padding import pad_tensor_to_multiple
 from .sr_blocks import bicubic_skip, check_scale, kaiming_init, zero_last_conv
 
 
@@ -22,7 +22,7 @@ def conv_unit(cin: int, cout: int, stride: int = 1, batch_norm: bool = True, tra
     return nn.Sequential(conv, *([nn.BatchNorm2d(cout)] if batch_norm else []), nn.LeakyReLU(0.2, inplace=True))
 
 
-class ConvEncoderDecoder(nn.Module):
+class ConvAutoEncoder(nn.Module):
     """LR RGB [0,1] (N,3,H,W) -> SR RGB (N,3,2H,2W); not clamped.
 
     Any H, W: the input is replicate-padded to a multiple of 4 inside and the output cropped."""
@@ -30,7 +30,7 @@ class ConvEncoderDecoder(nn.Module):
     def __init__(self, scale: int = 2, widths=(32, 64, 128), batch_norm: bool = True, dropout: float = 0.0,
                  kaiming: bool = True, in_channels: int = 3):
         super().__init__()
-        check_scale("ConvEncoderDecoder", scale, (2,))
+        check_scale("ConvAutoEncoder", scale, (2,))
         self.scale = scale
         w1, w2, w3 = widths
         self.encoder = nn.Sequential(conv_unit(in_channels, w1, 1, batch_norm), conv_unit(w1, w2, 2, batch_norm),
@@ -45,6 +45,6 @@ class ConvEncoderDecoder(nn.Module):
         zero_last_conv(self.decoder)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        padded, h, w = pad_to_multiple(x, 4)
+        padded, h, w = pad_tensor_to_multiple(x, 4)
         detail = self.decoder(self.encoder(padded))[..., : h * self.scale, : w * self.scale]
         return detail + bicubic_skip(x, self.scale)

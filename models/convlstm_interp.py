@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .frame_padding import blend, pad_to_multiple
+from .frame_padding import blend, pad_tensor_to_multiple
 
 State = Tuple[torch.Tensor, torch.Tensor]
 
@@ -96,8 +96,8 @@ class ConvLSTMInterpolator(nn.Module):
         nn.init.zeros_(self.decode[2].bias)
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        x0, h, w = pad_to_multiple(frame0, 2)
-        x1, _, _ = pad_to_multiple(frame1, 2)
+        x0, h, w = pad_tensor_to_multiple(frame0, 2)
+        x1, _, _ = pad_tensor_to_multiple(frame1, 2)
         plane = t * torch.ones_like(x0[:, :1])
         seq = torch.stack([self.encode(torch.cat([x0, plane], 1)), self.encode(torch.cat([x1, plane], 1))], dim=1)
         outputs, _ = self.lstm(seq)

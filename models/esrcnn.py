@@ -50,3 +50,7 @@ class ESRCNN(nn.Module):
         feat = self.drop1(self.features(x), first)
         feat = self.drop2(self.mapping(feat), second)
         return self.reconstruct(feat) + bicubic_skip(x, self.scale)
+
+    def forward_mc(self, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """K Monte-Carlo samples of one image (x: 1xCxHxW, masks: KxM): the whole net on K copies."""
+        return self(x.expand(masks.shape[0], -1, -1, -1), dropout_masks=masks)

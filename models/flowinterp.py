@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .frame_padding import pad_to_multiple
+from .frame_padding import pad_tensor_to_multiple
 
 PAD_MULTIPLE = 16
 
@@ -121,6 +121,6 @@ class FlowInterp(nn.Module):
         return warped0 * weight + warped1 * (1 - weight), warped0, warped1
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        x0, h, w = pad_to_multiple(frame0, PAD_MULTIPLE)
-        x1, _, _ = pad_to_multiple(frame1, PAD_MULTIPLE)
+        x0, h, w = pad_tensor_to_multiple(frame0, PAD_MULTIPLE)
+        x1, _, _ = pad_tensor_to_multiple(frame1, PAD_MULTIPLE)
         return self.forward_levels(x0, x1, t)[-1][:, :, :h, :w]

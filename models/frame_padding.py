@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> Tuple[torch.Tensor, int, int]:
+def pad_tensor_to_multiple(x: torch.Tensor, multiple: int) -> Tuple[torch.Tensor, int, int]:
     """Replicate-pad H and W up to `multiple`; returns (padded, original H, original W)."""
     h, w = x.shape[2], x.shape[3]
     ph = (multiple - h % multiple) % multiple

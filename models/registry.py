@@ -1,4 +1,4 @@
-"""The model registry: a name -> (constructor, kwargs, scale, task, tensor spec).
+"""The model registry: a name -> (constructor, kwargs, scale, task, abilities; the tensor contract follows).
 
 Constructor defaults match the shipped weights; a spec's kwargs only name what differs
 between registered variants (e.g. the scale). Architectures are looked up by the `arch` string
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from torch import nn
 
@@ -16,12 +16,13 @@ from common.paths import WEIGHTS_DIR
 
 from .checkpoint import CheckpointError, load_checkpoint, load_state_into, read_sidecar
 from .colorize_lab import ColorizeLab
-from .conv_autoencoder import ConvEncoderDecoder
+from .conv_autoencoder import ConvAutoEncoder
 from .convlstm_interp import ConvLSTMInterpolator
 from .esrcnn import ESRCNN
 from .flashsr import FlashSR, StrengthInput
 from .flowinterp import FlowInterp
 from .grey2rgb import Grey2RGBAutoEncoder
+from .io import ModelIO, contract
 from .srgan import SRGANDiscriminator, SRGANGenerator
 from .swift_srgan import SwiftSRGANDiscriminator, SwiftSRGANGenerator
 from .vae_sr import VAESR
@@ -35,7 +36,7 @@ ARCHITECTURES: Dict[str, Callable[..., nn.Module]] = {
     "srgan": SRGANGenerator,
     "swift_srgan": SwiftSRGANGenerator,
     "esrcnn": ESRCNN,
-    "conv_autoencoder": ConvEncoderDecoder,
+    "conv_autoencoder": ConvAutoEncoder,
     "vae_sr": VAESR,
 }
 # the discriminator train/gan.py pits against each GAN generator architecture
@@ -44,14 +45,7 @@ DISCRIMINATORS: Dict[str, Callable[..., nn.Module]] = {
     "swift_srgan": SwiftSRGANDiscriminator,
 }
 
-TASKS = ("sr", "colorize", "interpolate")
 DEFAULT_STRENGTH = 0.5  # denoise strength of strength models when a caller gives none
-
-
-def positional_module(spec: "ModelSpec", model: nn.Module) -> nn.Module:
-    """The module as exporters and backends call it, inputs in io_spec order: (lr, strength) for
-    strength models, the model itself otherwise."""
-    return StrengthInput(model) if spec.strength_input else model
 
 
 @dataclass(frozen=True)
@@ -63,12 +57,15 @@ class ModelSpec:
     kwargs: Dict[str, Any] = field(default_factory=dict)
     in_channels: int = 3
     out_channels: int = 3
+    # what the model can do, declared here only (models/io.py turns it into tensors):
     pad_multiple: int = 1  # input H and W must be multiples of this (tiling pads to it)
-    mc_dropout: bool = False  # has dropout usable for Monte-Carlo uncertainty
+    min_size: int = 1  # smallest input side
+    mc_dropout: bool = False  # explicit dropout masks: mask_channels, dropout_p, forward_mc (models/mc_dropout.py)
+    timestep_input: bool = False  # frame interpolation: (frame0, frame1, t) -> frame at t
+    scalar_inputs: Tuple[str, ...] = ()  # extra per-image controls in [0, 1], shape [N, 1], after the images
     min_patch: int = 8  # smallest LR training patch that covers the receptive field / downsampling
     adversarial: bool = False  # weights come from GAN training (train/gan.py); PSNR under-rates it
     psnr_twin: str = ""  # GAN models: the pixel-loss model they are fine-tuned from (compared side by side)
-    strength_input: bool = False  # takes a denoise strength (N,1) in [0,1] as a second input ("strength")
     description: str = ""
 
     @property
@@ -81,31 +78,21 @@ class ModelSpec:
     def build(self, **overrides) -> nn.Module:
         return ARCHITECTURES[self.arch](**{**self.kwargs, **overrides})
 
-    def io_spec(self) -> Dict[str, Any]:
-        """Tensor contract for exporters and servers (NCHW float32 in [0,1])."""
-        name_in, name_out = ("grey", "rgb") if self.task == "colorize" else ("lr", "sr")  # colorize: L/100 -> RGB
-        extra = {}
-        if self.strength_input:  # a second input: 'inputs' lists both (serve.contract), 'input' stays the image
-            extra = {"inputs": [{"name": name_in, "layout": "NCHW", "channels": self.in_channels, "dtype": "float32",
-                                 "range": [0, 1]},
-                                {"name": "strength", "layout": "N1", "channels": None, "rank": 2, "dtype": "float32",
-                                 "range": [0, 1], "default": DEFAULT_STRENGTH}]}
-        return {**extra,
-            "input": {"name": name_in, "layout": "NCHW", "channels": self.in_channels, "dtype": "float32", "range": [0, 1]},
-            "output": {"name": name_out, "layout": "NCHW", "channels": self.out_channels, "dtype": "float32",
-                       "scale": self.scale},
-        }
+    @property
+    def strength_input(self) -> bool:
+        """Takes a denoise strength [N,1] in [0,1] after the image (FlashSR real variants)."""
+        return "strength" in self.scalar_inputs
+
+    @property
+    def io(self) -> ModelIO:
+        """The tensor contract (models/io.py): names, shapes, dtype, range, pad multiple, min size."""
+        return contract(self)
 
 
-@dataclass(frozen=True)
-class InterpolationSpec(ModelSpec):
-    """Frame interpolators: two frames and a timestep in, the frame at t out (one tensor contract)."""
-
-    def io_spec(self) -> Dict[str, Any]:
-        frame = {"layout": "NCHW", "channels": self.in_channels, "dtype": "float32", "range": [0, 1]}
-        return {"inputs": [{"name": "frame0", **frame}, {"name": "frame1", **frame},
-                           {"name": "t", "layout": "N111", "channels": None, "dtype": "float32", "range": [0, 1]}],
-                "outputs": [{"name": "frame", **frame, "scale": 1}]}
+def positional_module(spec: ModelSpec, model: nn.Module) -> nn.Module:
+    """The module as exporters and backends call it, inputs in contract order: (lr, strength) for
+    strength models (FlashSR's own second positional argument is its dropout masks), else the model."""
+    return StrengthInput(model) if spec.strength_input else model
 
 
 _SPECS = [
@@ -113,21 +100,19 @@ _SPECS = [
               description="Flagship fast CNN, x2 (residual 3x3 blocks, PixelShuffle, bilinear skip)"),
     ModelSpec("flashsr_x4", "flashsr", "sr", 4, {"scale": 4}, mc_dropout=True,
               description="Flagship fast CNN, x4 (residual 3x3 blocks, PixelShuffle, bilinear skip)"),
-    ModelSpec("flashsr_real_x2", "flashsr", "sr", 2, {"scale": 2, "strength": True},
-              strength_input=True,
+    ModelSpec("flashsr_real_x2", "flashsr", "sr", 2, {"scale": 2, "strength": True}, scalar_inputs=("strength",),
               description="FlashSR for real photos, x2: trained on Real-ESRGAN-style blur/noise/JPEG, "
                           "with a denoise strength input (0 keeps texture, 1 cleans hard)"),
-    ModelSpec("flashsr_real_x4", "flashsr", "sr", 4, {"scale": 4, "strength": True},
-              strength_input=True,
+    ModelSpec("flashsr_real_x4", "flashsr", "sr", 4, {"scale": 4, "strength": True}, scalar_inputs=("strength",),
               description="FlashSR for real photos, x4: trained on Real-ESRGAN-style blur/noise/JPEG, "
                           "with a denoise strength input (0 keeps texture, 1 cleans hard)"),
-    ModelSpec("colorize_lab", "colorize_lab", "colorize", 1, in_channels=1, pad_multiple=32,
+    ModelSpec("colorize_lab", "colorize_lab", "colorize", 1, in_channels=1, pad_multiple=32, min_size=8,
               description="Default colorizer: U-Net predicts Lab chroma from L, recombined with the exact L"),
-    ModelSpec("grey2rgb_mse", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8,
+    ModelSpec("grey2rgb_mse", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8, min_size=8,
               description="Seed 000 Grey2RGB autoencoder trained with MSE"),
-    ModelSpec("grey2rgb_mep", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8,
+    ModelSpec("grey2rgb_mep", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8, min_size=8,
               description="Seed 000 Grey2RGB autoencoder trained with MSE + entropy (MEP)"),
-    ModelSpec("grey2rgb_ssim", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8,
+    ModelSpec("grey2rgb_ssim", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8, min_size=8,
               description="Seed 000 Grey2RGB autoencoder trained with 1 - SSIM"),
 ]
 _SEED = "seed {}: ".format
@@ -158,11 +143,11 @@ _SPECS += [
               description=_SEED("002") + "VAE up-conversion with residual encoder->decoder connections"),
 ]
 _SPECS += [
-    InterpolationSpec("flowinterp", "flowinterp", "interpolate", 1,
-                      description="Default frame interpolator: coarse-to-fine intermediate flow (RIFE-style), "
-                                  "grid_sample warping, fusion mask, refinement; any t in (0,1)"),
-    InterpolationSpec("convlstm_interp", "convlstm_interp", "interpolate", 1,
-                      description="Seed 000 ConvLSTM baseline: residual on the linear blend, t as an input plane"),
+    ModelSpec("flowinterp", "flowinterp", "interpolate", 1, timestep_input=True,
+              description="Default frame interpolator: coarse-to-fine intermediate flow (RIFE-style), "
+                          "grid_sample warping, fusion mask, refinement; any t in (0,1)"),
+    ModelSpec("convlstm_interp", "convlstm_interp", "interpolate", 1, timestep_input=True,
+              description="Seed 000 ConvLSTM baseline: residual on the linear blend, t as an input plane"),
 ]
 REGISTRY: Dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 

@@ -41,7 +41,7 @@ def zero_last_conv(conv: nn.Module) -> None:
             return
 
 
-class ResidualBlock(nn.Module):
+class SRResNetBlock(nn.Module):
     """conv -> BN -> PReLU -> conv -> BN, plus the input (the SRGAN-family block)."""
 
     def __init__(self, conv, channels: int):
@@ -68,7 +68,7 @@ class ResidualSRGenerator(nn.Module):
         check_scale(name, scale)
         self.scale = scale
         self.head = nn.Sequential(conv(in_channels, channels, 9), nn.PReLU(channels))
-        self.body = nn.Sequential(*[ResidualBlock(conv, channels) for _ in range(blocks)])
+        self.body = nn.Sequential(*[SRResNetBlock(conv, channels) for _ in range(blocks)])
         self.body_tail = nn.Sequential(conv(channels, channels, 3, bias=False), nn.BatchNorm2d(channels))
         self.upsample = nn.Sequential(*[
             nn.Sequential(conv(channels, channels * 4, 3), nn.PixelShuffle(2), nn.PReLU(channels))

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .conv_autoencoder import conv_unit
-from .frame_padding import pad_to_multiple
+from .frame_padding import pad_tensor_to_multiple
 from .sr_blocks import bicubic_skip, check_scale, kaiming_init, zero_last_conv
 
 
@@ -48,7 +48,7 @@ class VAESR(nn.Module):
         nn.init.constant_(self.to_latent.bias[latent:], -6.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        padded, h, w = pad_to_multiple(x, 4)
+        padded, h, w = pad_tensor_to_multiple(x, 4)
         e1 = self.enc1(padded)
         e2 = self.enc2(e1)
         mu, logvar = self.to_latent(self.enc3(e2)).chunk(2, dim=1)

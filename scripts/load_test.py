@@ -1,6 +1,7 @@
 """Load test: N concurrent gradio_client clients against the app on loopback for a fixed time.
 
     python scripts/load_test.py [--clients 20] [--seconds 60] [--url URL --pid PID]
+    python scripts/load_test.py --adversarial --clients 8 --seconds 600 --warmup-seconds 60
 
 Without --url it starts `python app.py` on a free loopback port itself and stops it at the end.
 Each client loops over a request mix until the time is up: 85% /upscale (x2 of a small bundled image),
@@ -29,8 +30,11 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 IMAGE = ROOT / "examples" / "sr_tents_lr.png"
 REQUEST_TIMEOUT_S = 120
+ADVERSARIAL_TIMEOUT_S = 600  # a 16 MP output behind 7 other clients' requests on 2 cores
+PEAK_TARGET_MB, END_TARGET_RATIO = 3000, 1.5
 
 
 def rss_mb(pid: int) -> float:
@@ -133,6 +137,126 @@ def client_loop(url: str, deadline: float, stats: Stats, bad_file: Path, seed: i
                 stats.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
+def make_large_inputs(folder: Path) -> dict:
+    """The largest inputs the CPU limits allow (ui.common.limits): 2 MP for x2 / colorize / interpolation,
+    1 MP for x4 (16 MP out), made from a bundled photo so they are not flat."""
+    from PIL import Image
+
+    base = Image.open(ROOT / "examples" / "sr_car_lr.png").convert("RGB")
+    sizes = {"x2": (1414, 1414), "x4": (1000, 1000), "frame_a": (1632, 1224)}
+    paths = {}
+    for name, size in sizes.items():
+        paths[name] = folder / f"large_{name}.png"
+        base.resize(size, Image.BICUBIC).save(paths[name])
+    shifted = Image.open(paths["frame_a"]).transform(sizes["frame_a"], Image.AFFINE, (1, 0, 6, 0, 1, 3))
+    paths["frame_b"] = folder / "large_frame_b.png"
+    shifted.save(paths["frame_b"])
+    return paths
+
+
+def adversarial_requests(large: dict) -> list:
+    """(name, weight, call(client)) of the adversarial mix: every model, the largest allowed inputs, the
+    benchmark at its largest size, the uncertainty map at the largest K."""
+    from gradio_client import handle_file
+
+    from models import REGISTRY
+
+    sr = [s for s in REGISTRY.values() if s.task == "sr" and s.has_weights()]
+    mc = [s.name for s in sr if s.mc_dropout]
+    calls = []
+    for spec in sr:
+        image = large["x4" if spec.scale == 4 else "x2"]
+        family = spec.name.rsplit("_x", 1)[0]
+        calls.append((f"upscale {spec.name}", 2, lambda c, f=family, s=spec.scale, i=image: c.submit(
+            handle_file(str(i)), f, s, 512, "auto", False, api_name="/upscale")))
+        calls.append((f"benchmark {spec.name} 720p", 1, lambda c, n=spec.name: c.submit(
+            [n], ["onnx"], ["720p"], 3, api_name="/benchmark")))
+    for name in mc:
+        calls.append((f"uncertainty {name} K=128", 2, lambda c, n=name: c.submit(
+            handle_file(str(large["x2"])), n, 128, "mc", "auto", api_name="/uncertainty")))
+    calls.append(("colorize 2 MP", 3, lambda c: c.submit(handle_file(str(large["x2"])), None, "auto",
+                                                        api_name="/colorize")))
+    calls.append(("interpolate 2 MP x4", 3, lambda c: c.submit(handle_file(str(large["frame_a"])),
+                                                               handle_file(str(large["frame_b"])), "×4", None, "auto",
+                                                               api_name="/interpolate")))
+    calls.append(("video x2 SR", 2, lambda c: c.submit(handle_file(str(ROOT / "examples" / "clip_cdfi.webm")), 1,
+                                                      "flashsr_x2", "auto", None, api_name="/video")))
+    return calls
+
+
+def adversarial_loop(url: str, deadline: float, stats: Stats, calls: list, seed: int) -> None:
+    from gradio_client import Client
+
+    rng = random.Random(seed)
+    client = Client(url, verbose=False, analytics_enabled=False, download_files=tempfile.mkdtemp(prefix="load-"))
+    names, weights = [c[0] for c in calls], [c[1] for c in calls]
+    while time.time() < deadline:
+        index = rng.choices(range(len(calls)), weights)[0]
+        started = time.perf_counter()
+        try:
+            calls[index][2](client).result(timeout=ADVERSARIAL_TIMEOUT_S)
+            stats.record(names[index].split()[0], time.perf_counter() - started)
+        except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
+            with stats.lock:
+                stats.errors.append(f"{names[index]}: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def adversarial(args) -> int:
+    """10 minutes of the adversarial mix from 8 clients; RSS at start (after one request of each kind and
+    a warm-up of the same mix), peak and end. Target: peak <= 3 GB, end <= 1.5x the post-warm-up level."""
+    scratch = Path(tempfile.mkdtemp(prefix="stsr-adversarial-"))
+    calls = adversarial_requests(make_large_inputs(scratch))
+    proc, url = (None, args.url.rstrip("/")) if args.url else start_server(scratch / "app.log")
+    pid = args.pid if args.url else proc.pid
+    samples, stats = [], Stats()
+    try:
+        from gradio_client import Client
+
+        first = Client(url, verbose=False, analytics_enabled=False, download_files=str(scratch))
+        rss_boot = rss_mb(pid)
+        for name, _, call in calls:  # one of each, so every model's session has been built once
+            call(first).result(timeout=ADVERSARIAL_TIMEOUT_S)
+        warm_stats = Stats()
+        _run_clients(adversarial_loop, url, time.time() + args.warmup_seconds, warm_stats, calls, args.clients)
+        rss_start = rss_mb(pid)
+        deadline = time.time() + args.seconds
+        threads = _start_clients(adversarial_loop, url, deadline, stats, calls, args.clients)
+        while any(t.is_alive() for t in threads) and time.time() < deadline + ADVERSARIAL_TIMEOUT_S + 30:
+            samples.append(round(rss_mb(pid), 1))
+            time.sleep(2)
+        rss_end = rss_mb(pid)
+    finally:
+        if proc is not None:
+            stop_server(proc)
+    peak = max(samples + [rss_end])
+    report = {"clients": args.clients, "seconds": args.seconds, "requests": stats.ok, "errors": len(stats.errors),
+              "error_samples": stats.errors[:5],
+              "rss_mb": {"boot": round(rss_boot, 1), "after_warmup": round(rss_start, 1), "peak": peak,
+                         "end": round(rss_end, 1)},
+              "end_over_warm": round(rss_end / rss_start, 2)}
+    print(json.dumps(report, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps({**report, "every_2s": samples}, indent=2))
+    ok = peak <= PEAK_TARGET_MB and rss_end <= END_TARGET_RATIO * rss_start and not stats.errors
+    print(f"{'PASS' if ok else 'FAIL'}: peak RSS {peak:.0f} MB (target <= {PEAK_TARGET_MB}), end {rss_end:.0f} MB = "
+          f"{rss_end / rss_start:.2f}x the post-warm-up {rss_start:.0f} MB (target <= {END_TARGET_RATIO}x), "
+          f"{sum(stats.ok.values())} requests, {len(stats.errors)} errors")
+    return 0 if ok else 1
+
+
+def _start_clients(loop, url, deadline, stats, payload, clients) -> list:
+    threads = [threading.Thread(target=loop, args=(url, deadline, stats, payload, i), daemon=True)
+               for i in range(clients)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def _run_clients(loop, url, deadline, stats, payload, clients) -> None:
+    for t in _start_clients(loop, url, deadline, stats, payload, clients):
+        t.join(timeout=max(deadline - time.time(), 0) + ADVERSARIAL_TIMEOUT_S)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clients", type=int, default=20)
@@ -142,7 +266,12 @@ def main(argv=None) -> int:
     p.add_argument("--url", default=None, help="an app already running (then pass --pid to measure its memory)")
     p.add_argument("--pid", type=int, default=None)
     p.add_argument("--json", default=None, help="also write the figures to this file")
+    p.add_argument("--adversarial", action="store_true",
+                   help="the adversarial mix (every model, largest inputs, benchmark at 720p, K=128); "
+                        "use with --clients 8 --seconds 600")
     args = p.parse_args(argv)
+    if args.adversarial:
+        return adversarial(args)
 
     children = []
 

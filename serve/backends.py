@@ -1,7 +1,7 @@
 """Inference backends behind one interface: named NCHW float32 arrays in, named arrays out.
 
 PyTorch, ONNX Runtime and TensorRT each load the same registered model; the pipeline code
-(serve.sr, serve.tiling, later colorize/interpolate/MC dropout) only ever calls `run` and never
+(serve.sr, .colorize, .interpolate, .uncertainty, serve.tiling) only ever calls `run` and never
 knows which runtime answered. Heavy runtimes are imported inside the classes so `import serve`
 works on a machine that has neither onnxruntime-gpu nor TensorRT.
 """
@@ -19,9 +19,11 @@ import numpy as np
 
 from common.paths import PROJECT_ROOT
 from models import get_spec, load_model
+from models.io import mc_contract
+from models.mc_dropout import MCDropoutWrapper
 
 from .contract import (BackendUnavailable, InputError, ModelMismatch, ServeError, check_graph_io, check_inputs,
-                       check_outputs, mc_contract, tensor_contract)
+                       check_outputs)
 from .tiling import onnx_receptive_radius, receptive_radius, spec_radius
 
 TRT_EP, CUDA_EP, CPU_EP = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -36,7 +38,7 @@ def cache_dir() -> Path:
 class Backend(ABC):
     """One loaded model on one runtime. `run` validates inputs and outputs against the registry spec.
 
-    mc=True: the Monte-Carlo dropout variant ({"lr": 1xCxHxW, "masks": KxM} -> K outputs, export/mc.py).
+    mc=True: the Monte-Carlo dropout variant ({"lr": 1xCxHxW, "masks": KxM} -> K outputs, models/mc_dropout.py).
     """
 
     kind = "base"
@@ -47,7 +49,8 @@ class Backend(ABC):
         if mc and not self.spec.mc_dropout:
             raise ServeError(f"'{model_name}' has no Monte-Carlo dropout (its spec says mc_dropout=False)")
         self.mc = mc
-        self.inputs, self.outputs = mc_contract(self.spec) if mc else tensor_contract(self.spec)
+        self.io = mc_contract(self.spec.io) if mc else self.spec.io
+        self.inputs, self.outputs = self.io.inputs, self.io.outputs
         self.device = "cpu"
         self.provider = ""  # what actually runs it: "torch cpu fp32", "CPUExecutionProvider", "TensorRT 10.x"
         self.selection_reason = ""  # set by serve.runtime.best_available
@@ -67,7 +70,8 @@ class Backend(ABC):
             inputs = {**inputs, "strength": default_strength(inputs, self.inputs[0].name)}
         checked = check_inputs(self.model_name, self.inputs, inputs, self.spec.pad_multiple)
         raw = self._run(checked)
-        return check_outputs(self.model_name, self.outputs, raw, checked, f"{self.kind} backend ({self.provider})")
+        return check_outputs(self.model_name, self.outputs, raw, checked, f"{self.kind} backend ({self.provider})",
+                             self.inputs)
 
     @abstractmethod
     def _run(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
@@ -172,16 +176,9 @@ class TorchBackend(Backend):
 
 
 def _mc_module(model_name: str, module):
-    """The module wrapped so it takes explicit dropout masks (export.mc.MCDropoutWrapper)."""
-    from export.artifacts import ExportError
-    from export.mc import MCDropoutWrapper
-
-    if isinstance(module, MCDropoutWrapper):
-        return module
-    try:
-        return MCDropoutWrapper(module)
-    except ExportError as exc:
-        raise ServeError(f"'{model_name}': {exc}") from None
+    """The module wrapped so it takes explicit dropout masks (models.mc_dropout.MCDropoutWrapper);
+    Backend.__init__ has already checked the spec declares mc_dropout."""
+    return module if isinstance(module, MCDropoutWrapper) else MCDropoutWrapper(module)
 
 
 ProviderChoice = Union[str, Sequence[str]]
@@ -278,7 +275,7 @@ class OrtBackend(Backend):
 
 
 class TrtBackend(Backend):
-    """A serialized TensorRT engine run through export.trt_runtime.TrtEngine (named tensors, execute_async_v3).
+    """A serialized TensorRT engine run through serve.trt_runtime.TrtEngine (named tensors, execute_async_v3).
 
     TrtEngine serialises calls on its execution context (per-shape state) with its own lock.
     """
@@ -290,9 +287,9 @@ class TrtBackend(Backend):
         if not module_available("tensorrt"):
             raise BackendUnavailable("TensorRT is not installed (pip package 'tensorrt')")
         try:
-            from export.trt_runtime import TrtEngine
+            from .trt_runtime import TrtEngine
         except ImportError as exc:
-            raise BackendUnavailable(f"export.trt_runtime is not available ({exc})") from None
+            raise BackendUnavailable(f"serve.trt_runtime is not available ({exc})") from None
         self.engine_path = Path(engine_path)
         if not self.engine_path.is_file():
             raise BackendUnavailable(f"{self.engine_path}: no TensorRT engine (build it with export/)")

@@ -11,7 +11,8 @@ so the result has the input's exact structure at any size and runtime cost stays
 is passed through untouched, 16-bit input keeps full precision (and `save_image` writes 16-bit),
 and images under MIN_SIDE px a side or over the pixel limit get a clear InputError.
 
-CLI: python -m serve.colorize IN.png --out OUT.png [--model colorize_lab] [--backend auto|torch|onnx|trt]
+CLI: python -m serve.colorize IN.png|FOLDER --out OUT.png|OUT_FOLDER [--model colorize_lab] [--backend auto|torch|onnx|trt]
+     [--format png|jpeg|webp|webp-lossless|tiff --quality Q] [--overwrite]   (folders: as serve.sr)
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from common.images import DecodedImage, read_image
+from common.images import DecodedImage, format_megapixels, read_image
 from models import get_spec
 from models.lab_color import lab_to_rgb
 
@@ -100,8 +101,9 @@ def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_M
     if min(height, width) < MIN_SIDE:
         raise InputError(f"image {width}x{height} is too small to colorize (needs at least {MIN_SIDE} px a side)")
     if height * width > max_input_pixels:
-        raise InputError(f"image {width}x{height} is {height * width / 1e6:.1f} MP, over the colorization limit of "
-                         f"{max_input_pixels / 1e6:.1f} MP; downscale or crop it first")
+        have, limit = format_megapixels(height * width, max_input_pixels)
+        raise InputError(f"image {width}x{height} is {have}, over the colorization limit of {limit}; "
+                         "downscale or crop it first")
     converted = not decoded.was_grey and is_colour(decoded.rgb)
     grey = lightness(decoded.rgb)
 
@@ -134,27 +136,47 @@ def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_M
     return ColorizeResult(result, info, decoded.bit_depth)
 
 
+def _describe_run(out, info) -> str:
+    lines = [f"{out}: {info['output_size'][0]}x{info['output_size'][1]} with {info['model']} on {info['backend']} "
+             f"({info['provider']}), chroma at {info['chroma_size'][0]}x{info['chroma_size'][1]}, "
+             f"{info['seconds']:.2f}s"]
+    notes = ([info["note"]] if info.get("converted_from_colour") else []) + list(info.get("input_notes", [])) \
+        + list(info.get("saved", {}).get("notes", []))
+    return "\n".join(lines + [f"note: {n}" for n in notes])
+
+
 @cli_main
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m serve.colorize", description="Colorize one grey (or colour) image.")
-    p.add_argument("input", help="image file (grey or colour; colour is turned grey first)")
-    p.add_argument("--out", required=True, help="output file (.png keeps 16-bit sources 16-bit)")
+    from pathlib import Path
+
+    from common.image_write import EXTENSIONS
+
+    from .batch import add_output_arguments, output_format, run_cli
+
+    p = argparse.ArgumentParser(prog="python -m serve.colorize", description="Colorize a grey (or colour) image, "
+                                "or every image in a folder (recursive; the output tree mirrors it).")
+    p.add_argument("input", help="image file or folder (grey or colour; colour is turned grey first)")
+    p.add_argument("--out", required=True, help="output file, or output folder for a folder input "
+                   "(.png/.tif keep 16-bit sources 16-bit)")
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--backend", default="auto", help="auto, torch, onnx, trt or a kind from serve.runtime.KINDS")
     p.add_argument("--chroma-size", type=int, default=CHROMA_MAX_SIDE, help="long side the model runs at")
     p.add_argument("--bits", default="auto", choices=["auto", "8", "16"])
     p.add_argument("--weights", default=None, help="checkpoint to use instead of the shipped weights")
+    add_output_arguments(p)
     args = p.parse_args(argv)
     options = {"weights_path": args.weights} if args.weights else {}
-    result = colorize(read_image(args.input), args.model, args.backend, chroma_max_side=args.chroma_size,
-                      **options)
-    save_image(result, args.out, args.bits)
-    info = result.info
-    print(f"{args.out}: {info['output_size'][0]}x{info['output_size'][1]} with {info['model']} on {info['backend']} "
-          f"({info['provider']}), chroma at {info['chroma_size'][0]}x{info['chroma_size'][1]}, {info['seconds']:.2f}s")
-    if info["converted_from_colour"]:
-        print("note: " + info["note"])
-    return 0
+    fmt = output_format(args, Path(args.out), Path(args.input).is_dir())
+
+    def job(source, out):
+        decoded = read_image(source)
+        result = colorize(decoded, args.model, args.backend, chroma_max_side=args.chroma_size, **options)
+        save_image(result, out, args.bits, format=fmt, quality=args.quality, exif=decoded.exif)
+        result.info["input_notes"] = decoded.notes
+        return result.info
+
+    return run_cli(args.input, args.out, job, _describe_run, extension=EXTENSIONS[fmt or "png"],
+                   overwrite=args.overwrite, desc="colorizing")
 
 
 if __name__ == "__main__":

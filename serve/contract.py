@@ -1,19 +1,19 @@
 """The tensor contract every backend is held to, and the errors serving raises.
 
-Backends speak named NCHW float32 arrays (`{"lr": x} -> {"sr": y}` for SR). The names and channel
-counts come from `ModelSpec.io_spec()`, so a wrong tensor or an ONNX/engine of another model fails
-with a sentence that names the model and what differs, instead of a runtime shape dump.
+Backends speak named NCHW float32 arrays (`{"lr": x} -> {"sr": y}` for SR). The names, shapes and
+pad multiple come from the model's one tensor contract (`ModelSpec.io`, models/io.py), so a wrong
+tensor or an ONNX/engine of another model fails with a sentence that names the model and what differs, instead of a runtime shape dump.
 """
 from __future__ import annotations
 
 import functools
 import sys
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Sequence
 
 import numpy as np
 
 from models.checkpoint import CheckpointError
+from models.io import TensorSpec
 
 
 class ServeError(RuntimeError):
@@ -57,45 +57,6 @@ def cli_main(main: Callable[..., int]) -> Callable[..., int]:
     return wrapper
 
 
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    channels: Optional[int]  # None: not an image tensor (e.g. a timestep), channel count not checked
-    rank: int = 4
-    scale: int = 1  # image outputs: spatial size = input size * scale
-    batch_from: Optional[str] = None  # outputs: the input whose first dim is the batch (default: first image)
-
-    def describe(self) -> str:
-        dims = ["N", str(self.channels or "C"), "H", "W"][: self.rank] if self.rank == 4 else [f"rank {self.rank}"]
-        return f"{self.name}[{','.join(dims)}]"
-
-
-def tensor_contract(spec) -> Tuple[Tuple[TensorSpec, ...], Tuple[TensorSpec, ...]]:
-    """(inputs, outputs) of a ModelSpec; accepts io_spec() with 'input'/'output' or lists 'inputs'/'outputs'."""
-    io = spec.io_spec()
-
-    def entries(single: str, many: str) -> Sequence[Dict[str, Any]]:
-        return list(io[many]) if many in io else [io[single]]
-
-    inputs = tuple(TensorSpec(e["name"], e.get("channels"), int(e.get("rank", 4))) for e in entries("input", "inputs"))
-    outputs = tuple(TensorSpec(e["name"], e.get("channels"), int(e.get("rank", 4)), int(e.get("scale", 1)))
-                    for e in entries("output", "outputs"))
-    return inputs, outputs
-
-
-MASKS_INPUT = "masks"  # the Monte-Carlo dropout variant's extra input (export/mc.py)
-
-
-def mc_contract(spec) -> Tuple[Tuple[TensorSpec, ...], Tuple[TensorSpec, ...]]:
-    """The MC-dropout variant: image (1,C,H,W) plus masks (K, mask channels) -> K outputs."""
-    inputs, outputs = tensor_contract(spec)
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ServeError(f"'{spec.name}': Monte-Carlo dropout serving supports single-input models")
-    out = outputs[0]
-    return ((inputs[0], TensorSpec(MASKS_INPUT, None, rank=2)),
-            (TensorSpec(out.name, out.channels, out.rank, out.scale, batch_from=MASKS_INPUT),))
-
-
 def check_inputs(model: str, contract: Sequence[TensorSpec], inputs: Mapping[str, Any],
                  pad_multiple: int = 1) -> Dict[str, np.ndarray]:
     """Validate named inputs against the contract; returns contiguous float32 copies/views."""
@@ -112,20 +73,28 @@ def check_inputs(model: str, contract: Sequence[TensorSpec], inputs: Mapping[str
         if arr.dtype.kind not in "fiub":
             raise InputError(f"{model}: input '{t.name}' has dtype {arr.dtype}, expected float32")
         if arr.ndim != t.rank:
-            raise InputError(f"{model}: input '{t.name}' must be {t.describe()} ({t.rank}-D), got shape {arr.shape}")
+            raise InputError(f"{model}: input '{t.name}' must be {t.shape_text()} ({t.rank}-D), got shape {arr.shape}")
         if arr.size == 0:
             raise InputError(f"{model}: input '{t.name}' is empty (shape {arr.shape})")
-        if t.rank == 4 and t.channels is not None and arr.shape[1] != t.channels:
+        if t.is_image and t.channels is not None and arr.shape[1] != t.channels:
             raise InputError(f"{model}: input '{t.name}' must have {t.channels} channels (NCHW), got shape {arr.shape}")
-        if t.rank == 4 and pad_multiple > 1 and (arr.shape[2] % pad_multiple or arr.shape[3] % pad_multiple):
+        if t.is_image and pad_multiple > 1 and (arr.shape[2] % pad_multiple or arr.shape[3] % pad_multiple):
             raise InputError(f"{model}: input '{t.name}' H and W must be multiples of {pad_multiple}, got {arr.shape}"
                              " (serve.tiling pads for you)")
         checked[t.name] = np.ascontiguousarray(arr, dtype=np.float32)
     return checked
 
 
+def _batch_of(out: TensorSpec, contract_inputs: Sequence[TensorSpec], inputs: Mapping[str, np.ndarray],
+              first_image: np.ndarray) -> int:
+    """An output's batch: that of the input sharing its leading symbol (MC: "samples" = the masks' K)."""
+    same = [t.name for t in contract_inputs if t.shape[0] == out.shape[0] and t.name in inputs]
+    return inputs[same[0]].shape[0] if same else first_image.shape[0]
+
+
 def check_outputs(model: str, contract: Sequence[TensorSpec], outputs: Mapping[str, np.ndarray],
-                  inputs: Mapping[str, np.ndarray], source: str) -> Dict[str, np.ndarray]:
+                  inputs: Mapping[str, np.ndarray], source: str,
+                  contract_inputs: Sequence[TensorSpec] = ()) -> Dict[str, np.ndarray]:
     """Catch a runtime that computes something else (e.g. an x2 ONNX loaded for an x4 model)."""
     first_image = next((a for a in inputs.values() if a.ndim == 4), None)
     result = {}
@@ -133,8 +102,8 @@ def check_outputs(model: str, contract: Sequence[TensorSpec], outputs: Mapping[s
         if t.name not in outputs:
             raise ModelMismatch(f"{source} gave outputs {sorted(outputs)}, but '{model}' needs '{t.name}'")
         arr = np.asarray(outputs[t.name], dtype=np.float32)
-        if t.rank == 4 and first_image is not None:
-            batch = inputs[t.batch_from].shape[0] if t.batch_from in inputs else first_image.shape[0]
+        if t.is_image and first_image is not None:
+            batch = _batch_of(t, contract_inputs, inputs, first_image)
             want = (batch, t.channels or arr.shape[1],
                     first_image.shape[2] * t.scale, first_image.shape[3] * t.scale)
             if arr.shape != want:
@@ -159,10 +128,10 @@ def check_graph_io(model: str, source: str, contract_in: Sequence[TensorSpec], c
                 continue
             shape = list(graph[t.name])
             if len(shape) != t.rank:
-                problems.append(f"{kind} '{t.name}' is {len(shape)}-D, expected {t.describe()}")
-            elif t.rank == 4 and t.channels is not None and isinstance(shape[1], int) and shape[1] != t.channels:
+                problems.append(f"{kind} '{t.name}' is {len(shape)}-D, expected {t.shape_text()}")
+            elif t.is_image and t.channels is not None and isinstance(shape[1], int) and shape[1] != t.channels:
                 problems.append(f"{kind} '{t.name}' has {shape[1]} channels, expected {t.channels}")
     if problems:
-        want = ", ".join(t.describe() for t in contract_in) + " -> " + ", ".join(t.describe() for t in contract_out)
+        want = ", ".join(t.shape_text() for t in contract_in) + " -> " + ", ".join(t.shape_text() for t in contract_out)
         raise ModelMismatch(f"{source} looks like the graph of another model: " + "; ".join(problems)
                             + f". '{model}' needs {want}; re-export it for this model.")

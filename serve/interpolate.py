@@ -26,6 +26,7 @@ import numpy as np
 
 from common.images import DecodedImage, ImageLoadError, read_image, to_uint8
 from models import get_spec
+from models.io import FRAME0, FRAME1, FRAME_OUT, TIMESTEP
 
 from .contract import InputError, cli_main
 from .runtime import get_backend
@@ -68,13 +69,13 @@ def _interpolate_arrays(runner, rgb0: np.ndarray, rgb1: np.ndarray, times: Seque
     x0 = np.repeat(rgb0.transpose(2, 0, 1)[None], n, axis=0)
     x1 = np.repeat(rgb1.transpose(2, 0, 1)[None], n, axis=0)
     t = np.asarray(times, dtype=np.float32).reshape(n, 1, 1, 1)
-    out = runner.run({"frame0": x0, "frame1": x1, "t": t})["frame"]
+    out = runner.run({FRAME0: x0, FRAME1: x1, TIMESTEP: t})[FRAME_OUT]
     return [np.ascontiguousarray(np.clip(o.transpose(1, 2, 0), 0.0, 1.0)) for o in out]
 
 
 def _interp_backend(model_name: str, backend: str, **backend_options):
     spec = get_spec(model_name)
-    if spec.task != "interpolate":
+    if not spec.timestep_input:
         raise ValueError(f"'{model_name}' is a {spec.task} model, not a frame interpolator")
     return get_backend(model_name, backend, **backend_options)
 
@@ -193,7 +194,7 @@ def interpolate_video(in_path: Union[str, os.PathLike], out_path: Union[str, os.
     return {"input": info.describe(), "output": str(out_path), "factor": factor, "model": model_name,
             "backend": runner.describe(), "frames_in": info.frames, "frames_out": written,
             "fps_in": float(info.fps), "fps_out": float(out_fps), "scene_cuts": cuts, "audio": audio_kept,
-            "size": [width, height], "codec": "h264 (libx264, yuv420p) in MP4",
+            "size": list(writer.written_size), "codec": "h264 (libx264, yuv420p) in MP4",
             "seconds": round(time.perf_counter() - started, 2)}
 
 

@@ -5,8 +5,10 @@ HxWx4 array, float in [0,1] or uint8/uint16) and handles what the model does not
 RGB, alpha is resized beside the model (bicubic), 16-bit precision is kept on the float path, and
 pixel limits stop a request before it allocates gigabytes.
 
-CLI: python -m serve.sr IN.png --model flashsr_x4 --out OUT.png [--backend auto|torch|onnx|trt] [--tile 256]
-     [--strength 0.5]   (real-photo models, flashsr_real_x2/x4: 0 keeps texture, 1 cleans hard)
+CLI: python -m serve.sr IN.png|FOLDER --model flashsr_x4 --out OUT.png|OUT_FOLDER [--backend auto|torch|onnx|trt]
+     [--tile 256] [--format png|jpeg|webp|webp-lossless|tiff --quality Q] [--outscale X | --width W | --height H |
+     --long-side L] [--overwrite]   (folders: recursive, mirrored tree, skip-done, summary; exit 1 if any failed)
+     [--strength S]   (real-photo models flashsr_real_x2/x4: denoise strength, 0 keeps texture, 1 cleans hard)
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from typing import Any, Callable, Dict, Optional, Union
 import numpy as np
 from PIL import Image
 
-from common.images import DecodedImage, read_image, to_uint8
+from common.image_write import format_for_path, normalize_format, write_image
+from common.images import DecodedImage, format_megapixels, read_image, to_uint8
 from models import get_spec
 from models.registry import DEFAULT_STRENGTH
 
@@ -75,13 +78,13 @@ def resize_alpha(alpha: np.ndarray, size_hw: tuple) -> np.ndarray:
 
 def check_size(width: int, height: int, scale: int, max_input_pixels: int, max_output_pixels: int) -> None:
     if width * height > max_input_pixels:
-        raise InputError(f"input {width}x{height} is {width * height / 1e6:.1f} MP, over the limit of "
-                         f"{max_input_pixels / 1e6:.1f} MP; downscale or crop it first")
+        have, limit = format_megapixels(width * height, max_input_pixels)
+        raise InputError(f"input {width}x{height} is {have}, over the limit of {limit}; downscale or crop it first")
     out_pixels = width * height * scale * scale
     if out_pixels > max_output_pixels:
+        have, limit = format_megapixels(out_pixels, max_output_pixels)
         raise InputError(f"x{scale} of {width}x{height} would be {width * scale}x{height * scale} = "
-                         f"{out_pixels / 1e6:.1f} MP, over the output limit of {max_output_pixels / 1e6:.1f} MP; "
-                         "use a smaller input or a smaller scale")
+                         f"{have}, over the output limit of {limit}; use a smaller input or a smaller scale")
 
 
 def check_strength(strength: Any) -> float:
@@ -134,7 +137,8 @@ def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x
             feeds["strength"] = np.full((batch.shape[0], 1), strength, dtype=np.float32)
         return runner.run(feeds)[name_out]
 
-    out, tiles = tiled_apply(run_tiles, lr, spec.scale, plan, spec.pad_multiple, progress)
+    out, tiles = tiled_apply(run_tiles, lr, spec.scale, plan,
+                             spec.pad_multiple, progress)
     seconds = time.perf_counter() - started
     rgb = np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0)
     if decoded.was_grey:
@@ -151,33 +155,43 @@ def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x
     return UpscaleResult(result, info, decoded.bit_depth)
 
 
-def save_image(result: UpscaleResult, path: Union[str, Path], bits: Union[int, str] = "auto") -> Path:
-    """Write PNG/TIFF/JPEG/WebP; 16-bit (PNG/TIFF) when bits=16, or bits='auto' and the source was 16-bit."""
-    path = Path(path)
-    bits = result.bit_depth if bits == "auto" else int(bits)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if bits == 16:
-        if path.suffix.lower() not in (".png", ".tif", ".tiff"):
-            raise ValueError(f"{path.suffix} cannot hold 16-bit images; use .png or .tif")
-        import cv2
+def save_image(result: UpscaleResult, path: Union[str, Path], bits: Union[int, str] = "auto", *,
+               format: Optional[str] = None, quality: Optional[int] = None, exif: Optional[bytes] = None) -> Path:
+    """Write PNG/JPEG/WebP/TIFF via common.image_write (sRGB-tagged, EXIF kept); the report goes to info["saved"].
 
-        arr = result.to_uint16()
-        if arr.shape[2] >= 3:  # OpenCV writes BGR(A)
-            arr = arr[..., [2, 1, 0, 3][: arr.shape[2]]]
-        if not cv2.imwrite(str(path), arr):
-            raise OSError(f"{path}: could not write image")
-        return path
-    arr = result.to_uint8()
-    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(path)
+    bits="auto" keeps a 16-bit source 16-bit in PNG/TIFF and reduces it (noted) for JPEG/WebP; an explicit
+    bits=16 with JPEG/WebP is an error. format: png, jpeg, webp, webp-lossless, tiff (default: from the
+    name). exif: the input's DecodedImage.exif.
+    """
+    path = Path(path)
+    requested = result.bit_depth if bits == "auto" else int(bits)
+    fmt = normalize_format(format) if format else format_for_path(path)
+    if bits != "auto" and requested == 16 and fmt not in ("png", "tiff"):
+        raise ValueError(f"{path.suffix or fmt} cannot hold 16-bit images; use .png or .tif")
+    result.info["saved"] = write_image(result.image, path, fmt, quality=quality, bit_depth=requested, exif=exif)
     return path
+
+
+def _describe_run(out: Path, info: Dict[str, Any]) -> str:
+    lines = [f"{out}: {info['output_size'][0]}x{info['output_size'][1]} from {info['input_size'][0]}x"
+             f"{info['input_size'][1]} with {info.get('run') or info['model']} on {info['backend']} "
+             f"({info['provider']}), {info['tiles']} tiles, {info['seconds']:.2f}s"]
+    if info.get("selection"):
+        lines.append(info["selection"])
+    notes = list(info.get("input_notes", [])) + list(info.get("saved", {}).get("notes", []))
+    return "\n".join(lines + [f"note: {n}" for n in notes])
 
 
 @cli_main
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m serve.sr", description="Upscale one image with a registered SR model.")
-    p.add_argument("input", help="image file")
+    from .batch import add_output_arguments, output_format, run_cli
+
+    p = argparse.ArgumentParser(prog="python -m serve.sr", description="Upscale an image, or every image in a "
+                                "folder (recursive; the output tree mirrors it), with a registered SR model.")
+    p.add_argument("input", help="image file or folder")
     p.add_argument("--model", default="flashsr_x4")
-    p.add_argument("--out", required=True, help="output file (.png keeps 16-bit sources 16-bit)")
+    p.add_argument("--out", required=True, help="output file, or output folder for a folder input "
+                   "(.png/.tif keep 16-bit sources 16-bit)")
     p.add_argument("--backend", default="auto", help="auto, torch, onnx, trt or a kind from serve.runtime.KINDS")
     p.add_argument("--tile", type=int, default=256, help="tile side in input pixels (0: whole image)")
     p.add_argument("--overlap", type=int, default=None, help="tile overlap (default: exact for the model)")
@@ -187,19 +201,33 @@ def main(argv=None) -> int:
     p.add_argument("--weights", default=None, help="checkpoint to use instead of the shipped weights")
     p.add_argument("--strength", type=float, default=None,
                    help=f"denoise strength 0..1 for real-photo models (default {DEFAULT_STRENGTH}); others ignore it")
+    add_output_arguments(p, sizes=True)
     args = p.parse_args(argv)
     options = {"weights_path": args.weights} if args.weights else {}
-    decoded = read_image(args.input)
-    result = upscale(decoded, args.model, args.backend, tile=args.tile, overlap=args.overlap,
-                     batch_size=args.batch_size, grey=args.grey, strength=args.strength, **options)
-    save_image(result, args.out, args.bits)
-    info = result.info
-    print(f"{args.out}: {info['output_size'][0]}x{info['output_size'][1]} from {info['input_size'][0]}x"
-          f"{info['input_size'][1]} with {info['model']} on {info['backend']} ({info['provider']}), "
-          f"{info['tiles']} tiles, {info['seconds']:.2f}s")
-    if info.get("selection"):
-        print(info["selection"])
-    return 0
+    folder = Path(args.input).is_dir()
+    fmt = output_format(args, Path(args.out), folder)
+    sizes = {"outscale": args.outscale, "width": args.width, "height": args.height, "long_side": args.long_side}
+    sized = any(v is not None for v in sizes.values())
+    if sized:
+        from .resize_plan import target_size, upscale_to
+
+        if args.outscale is not None:
+            target_size(100, 100, outscale=args.outscale)  # a bad scale fails before any file is read
+
+    def job(source: Path, out: Path) -> Dict[str, Any]:
+        decoded = read_image(source)
+        run = dict(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, grey=args.grey,
+                   strength=args.strength, **options)
+        result = (upscale_to(decoded, args.model, args.backend, **sizes, **run) if sized
+                  else upscale(decoded, args.model, args.backend, **run))
+        save_image(result, out, args.bits, format=fmt, quality=args.quality, exif=decoded.exif)
+        result.info["input_notes"] = decoded.notes
+        return result.info
+
+    from common.image_write import EXTENSIONS
+
+    return run_cli(args.input, args.out, job, _describe_run, extension=EXTENSIONS[fmt or "png"],
+                   overwrite=args.overwrite, desc="upscaling")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Per-pixel uncertainty for super-resolution: K stochastic passes -> mean, spread, heatmap, ranked patches.
 
 Estimators:
-    mc   Monte-Carlo dropout. K dropout masks are drawn once (export.mc.sample_masks, fixed seed) and fed
+    mc   Monte-Carlo dropout. K dropout masks are drawn once (models.mc_dropout.sample_masks, fixed seed) and fed
          to the model's MC variant as an input, so PyTorch, ONNX Runtime and TensorRT give the same
          numbers for the same masks; the passes run in chunks of `chunk` masks per call (bounded memory).
     tta  Test-time augmentation: the deterministic model on the 8 flips/rotations of the input, undone
@@ -13,7 +13,8 @@ result equals one untiled run. The spread is the sample std (ddof=1) of BT.601 l
 By default the input is centre-cropped to whole `patch` x `patch` squares (the seed's behaviour), so the
 most / least certain patches tile the picture exactly.
 
-CLI: python -m serve.uncertainty IMAGE --passes 40 --out DIR [--model flashsr_x2] [--estimator mc|tta]
+CLI: python -m serve.uncertainty IMAGE|FOLDER --passes 40 --out DIR [--model flashsr_x2] [--estimator mc|tta]
+     (a folder: one output folder per image, mirroring the tree; done ones skipped unless --overwrite)
 """
 from __future__ import annotations
 
@@ -21,22 +22,23 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
 from common.images import DecodedImage, read_image
 from models import CheckpointError, get_spec, load_model
+from models.io import MASKS_INPUT
+from models.mc_dropout import sample_masks
 
-from .contract import MASKS_INPUT, InputError, cli_main
+from .contract import InputError, cli_main
 from .runtime import get_backend
 from .sr import _split_array, check_size
 from .tiling import pad_to_multiple, plan_for, tile_starts, tiled_apply
-from .uncertainty_outputs import (Triplet, colorize, rank_patches, render_colorbar, robust_max, write_outputs,
-                                  zip_outputs)
+from .uncertainty_outputs import (UncertaintyResult, apply_colormap, rank_patches, render_colorbar, robust_max,
+                                  write_outputs, zip_outputs)
 
 ESTIMATORS = ("mc", "tta")
 MIN_PASSES, MAX_PASSES = 2, 128
@@ -49,19 +51,6 @@ Progress = Callable[[float, str], None]
 
 __all__ = ["UncertaintyResult", "estimate_uncertainty", "write_outputs", "zip_outputs", "ESTIMATORS",
            "MIN_PASSES", "MAX_PASSES"]
-
-
-@dataclass
-class UncertaintyResult:
-    cropped_lr: np.ndarray  # HxWx3 float [0,1]: the input the model saw
-    one_prediction: np.ndarray  # sHxsWx3: one stochastic pass (MC) or the plain model (TTA)
-    mean_prediction: np.ndarray  # sHxsWx3: mean of the K passes
-    std_map: np.ndarray  # sHxsW float32: per-pixel std of luminance
-    heatmap: np.ndarray  # sHxsWx3 float [0,1]: std_map through the colormap, 0..robust max
-    colorbar: np.ndarray  # HxWx3 uint8: the heatmap's scale with tick labels
-    most_certain: List[Triplet] = field(default_factory=list)  # (LR patch, mean patch, heatmap patch)
-    least_certain: List[Triplet] = field(default_factory=list)  # most uncertain first
-    summary: Dict[str, Any] = field(default_factory=dict)
 
 
 def _check_arguments(passes, estimator: str, patch: int, top_n: int, chunk: int) -> None:
@@ -86,10 +75,7 @@ def centre_crop(rgb: np.ndarray, patch: int) -> np.ndarray:
 @lru_cache(maxsize=8)
 def _dropout_params(model_name: str, weights: str, stamp: int) -> Tuple[int, float]:
     """(mask width, dropout p) of the checkpoint; `stamp` (mtime) makes a replaced file load again."""
-    model = load_model(model_name, Path(weights))
-    if not hasattr(model, "mask_channels") or getattr(model, "dropout_p", None) is None:
-        raise InputError(f"'{model_name}' takes no explicit dropout masks (needs mask_channels and dropout_p); "
-                         "use estimator='tta'")
+    model = load_model(model_name, Path(weights))  # an mc_dropout spec's model (callers check the spec)
     return int(model.mask_channels), float(model.dropout_p)
 
 
@@ -200,8 +186,6 @@ def _estimator(model_name: str, spec, estimator: str, passes: int, backend: str,
                          "use estimator='tta'")
     runner = get_backend(model_name, backend, mc=True, **options)
     chunk = min(chunk, max_batch(runner, MASKS_INPUT) or chunk)
-    from export.mc import sample_masks
-
     masks = sample_masks(passes, channels, p, seed)
     return runner, _mc_passes(runner, masks, chunk), passes, math.ceil(passes / chunk), {"dropout_p": p,
                                                                                        "chunk": chunk}
@@ -251,7 +235,7 @@ def estimate_uncertainty(image: Union[DecodedImage, np.ndarray], model_name: str
     one, mean = (np.ascontiguousarray(stats[0, i:i + 3].transpose(1, 2, 0)) for i in (0, 3))
     std_map = np.ascontiguousarray(np.maximum(stats[0, 6], 0.0))
     vmax = robust_max(std_map)
-    heatmap = colorize(std_map, vmax, colormap)
+    heatmap = apply_colormap(std_map, vmax, colormap)
     most, least, most_records, least_records = rank_patches(lr, mean, heatmap, std_map, patch, spec.scale, top_n)
     seconds = time.perf_counter() - started
     summary = {
@@ -271,8 +255,9 @@ def estimate_uncertainty(image: Union[DecodedImage, np.ndarray], model_name: str
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m serve.uncertainty", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("image", help="image file (the low-resolution input)")
-    p.add_argument("--out", required=True, help="output folder (the seed's layout plus summary.json)")
+    p.add_argument("image", help="image file (the low-resolution input), or a folder of them (recursive)")
+    p.add_argument("--out", required=True, help="output folder (the seed's layout plus summary.json); for a "
+                   "folder input, one such folder per image, mirroring the input tree")
     p.add_argument("--model", default="flashsr_x2")
     p.add_argument("--passes", type=int, default=40, help=f"stochastic passes K ({MIN_PASSES}..{MAX_PASSES})")
     p.add_argument("--estimator", default="mc", choices=ESTIMATORS)
@@ -284,20 +269,31 @@ def main(argv=None) -> int:
     p.add_argument("--tile", type=int, default=256, help="tile side in LR pixels (0: whole image)")
     p.add_argument("--no-crop", action="store_true", help="keep the whole image (no centre crop to patches)")
     p.add_argument("--weights", default=None, help="checkpoint to use instead of the shipped weights")
-    p.add_argument("--zip", default=None, help="also write the outputs into this zip file")
+    p.add_argument("--zip", default=None, help="also write the outputs into this zip file (single image only)")
+    p.add_argument("--overwrite", action="store_true", help="folder input: redo images whose output folder exists")
     args = p.parse_args(argv)
     options = {"weights_path": args.weights} if args.weights else {}
-    result = estimate_uncertainty(read_image(args.image), args.model, args.passes, args.backend, args.estimator,
-                                  args.patch, args.top_n, args.seed, args.chunk, not args.no_crop,
-                                  tile=args.tile, **options)
-    files = write_outputs(result, args.out)
-    if args.zip:
-        zip_outputs(result, args.zip)
-    s = result.summary
-    print(f"{args.out}: {len(files)} files; {s['estimator']} x{s['passes']} on {s['backend']}, "
-          f"{s['output_size'][0]}x{s['output_size'][1]}, mean std {s['mean_std']:.4g}, max {s['max_std']:.4g}, "
-          f"{s['seconds']:.2f}s")
-    return 0
+    if args.zip and Path(args.image).is_dir():
+        raise ValueError("--zip takes a single image, not a folder")
+
+    def job(source, out):
+        result = estimate_uncertainty(read_image(source), args.model, args.passes, args.backend, args.estimator,
+                                      args.patch, args.top_n, args.seed, args.chunk, not args.no_crop,
+                                      tile=args.tile, **options)
+        files = write_outputs(result, out)
+        if args.zip:
+            zip_outputs(result, args.zip)
+        return {**result.summary, "files": len(files)}
+
+    def describe(out, s):
+        return (f"{out}: {s['files']} files; {s['estimator']} x{s['passes']} on {s['backend']}, "
+                f"{s['output_size'][0]}x{s['output_size'][1]}, mean std {s['mean_std']:.4g}, max {s['max_std']:.4g}, "
+                f"{s['seconds']:.2f}s")
+
+    from .batch import run_cli
+
+    return run_cli(args.image, args.out, job, describe, overwrite=args.overwrite, desc="uncertainty",
+                   directories=True)
 
 
 if __name__ == "__main__":

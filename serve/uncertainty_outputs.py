@@ -11,18 +11,32 @@ import json
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 from PIL import Image
 
 from common.images import to_uint8
 
-if TYPE_CHECKING:  # the result type lives with the pipeline
-    from .uncertainty import UncertaintyResult
-
 ROBUST_PERCENTILE = 99.5  # the heatmap's top colour: this percentile of the std map
 Triplet = Tuple[np.ndarray, np.ndarray, np.ndarray]  # (LR patch, mean prediction patch, heatmap patch)
+
+
+@dataclass
+class UncertaintyResult:
+    """What serve.uncertainty.estimate_uncertainty returns (defined here, with its writers, so the
+    two modules do not import each other)."""
+
+    cropped_lr: np.ndarray  # HxWx3 float [0,1]: the input the model saw
+    one_prediction: np.ndarray  # sHxsWx3: one stochastic pass (MC) or the plain model (TTA)
+    mean_prediction: np.ndarray  # sHxsWx3: mean of the K passes
+    std_map: np.ndarray  # sHxsW float32: per-pixel std of luminance
+    heatmap: np.ndarray  # sHxsWx3 float [0,1]: std_map through the colormap, 0..robust max
+    colorbar: np.ndarray  # HxWx3 uint8: the heatmap's scale with tick labels
+    most_certain: List[Triplet] = field(default_factory=list)  # (LR patch, mean patch, heatmap patch)
+    least_certain: List[Triplet] = field(default_factory=list)  # most uncertain first
+    summary: Dict[str, Any] = field(default_factory=dict)
 
 
 def robust_max(std_map: np.ndarray, percentile: float = ROBUST_PERCENTILE) -> float:
@@ -33,7 +47,7 @@ def robust_max(std_map: np.ndarray, percentile: float = ROBUST_PERCENTILE) -> fl
     return value if value > 0.0 else 1e-6
 
 
-def colorize(std_map: np.ndarray, vmax: float, colormap: str = "inferno") -> np.ndarray:
+def apply_colormap(std_map: np.ndarray, vmax: float, colormap: str = "inferno") -> np.ndarray:
     """HxW std -> HxWx3 float RGB in [0,1] through a matplotlib colormap on [0, vmax]."""
     from matplotlib import colormaps
 
@@ -101,7 +115,7 @@ def _save(image: np.ndarray, path: Path) -> Path:
     return path
 
 
-def write_outputs(result: "UncertaintyResult", out_dir) -> List[Path]:
+def write_outputs(result: UncertaintyResult, out_dir) -> List[Path]:
     """The seed's layout under out_dir; returns the files written.
 
     cropped_lr.png, one_prediction.png, mean_prediction.png, uncertainty_map.png, colorbar.png,
@@ -127,7 +141,7 @@ def write_outputs(result: "UncertaintyResult", out_dir) -> List[Path]:
     return written + [summary]
 
 
-def zip_outputs(result: "UncertaintyResult", zip_path) -> Path:
+def zip_outputs(result: UncertaintyResult, zip_path) -> Path:
     """write_outputs into a zip file (the app's download); returns its path."""
     zip_path = Path(zip_path)
     zip_path.parent.mkdir(parents=True, exist_ok=True)

@@ -86,6 +86,9 @@ def probe(path: PathLike, *, max_seconds: float = 20.0, max_frames: int = 1200,
             raise InputError(f"{name}: the video data is corrupt ({exc.__class__.__name__})") from None
         if not times:
             raise InputError(f"{name}: no video frames could be read (corrupt or empty stream)")
+        if stream.frames and len(times) < stream.frames:  # the index lists frames whose data is missing
+            raise InputError(f"{name}: the file is truncated or corrupt (it lists {stream.frames} frames, "
+                             f"{len(times)} could be read)")
         _check_constant_rate(name, sorted(times), rate)
         return VideoInfo(width, height, Fraction(rate), len(times), len(times) / float(rate),
                          bool(container.streams.audio), stream.codec_context.name)
@@ -156,7 +159,9 @@ class Mp4Writer:
         self.fps = Fraction(fps).limit_denominator(1001 * 1000)
         self.container = av.open(str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"})
         self.stream = self.container.add_stream("libx264", rate=self.fps)
-        self.stream.width, self.stream.height = width + width % 2, height + height % 2
+        # what is encoded: odd sizes gain one edge-padded row/column (yuv420p needs even sides)
+        self.written_size = (int(width) + int(width) % 2, int(height) + int(height) % 2)
+        self.stream.width, self.stream.height = self.written_size
         self.stream.pix_fmt = "yuv420p"
         self.stream.codec_context.time_base = 1 / self.fps
         self.stream.options = {"crf": str(crf), "preset": "veryfast"}
@@ -211,11 +216,6 @@ class Mp4Writer:
 
     def close(self) -> None:
         self.container.close()
-
-
-def frame_count(path: PathLike) -> int:
-    """Decoded frame count (tests and checks)."""
-    return sum(1 for _ in read_frames(path))
 
 
 def stream_summary(path: PathLike) -> dict:

@@ -36,6 +36,22 @@ def image_folder(tmp_path, rng):
 
 
 @pytest.fixture
+def upload_dir():
+    """A fresh folder inside Gradio's upload folder: the only place (besides examples/) endpoints read."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from gradio.utils import get_upload_folder
+
+    root = Path(get_upload_folder())
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="test-", dir=root))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
 def shared_data():
     root = data_root()
     if not (root / "benchmark" / "Set5").is_dir():

@@ -103,6 +103,7 @@ def _env(data_root: Path) -> dict:
 
 
 @pytest.mark.parametrize("model", ["colorize_lab", "grey2rgb_mep"])
+@pytest.mark.slow
 def test_training_smoke_run(image_folder, tmp_path, model):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "train.colorize", "--model", model, "--iters", "5", "--batch-size", "2",
@@ -127,7 +128,7 @@ def test_evaluation_json(tmp_path, rng, monkeypatch, capsys, random_weights):
         Image.fromarray((smooth_image(rng, 40, 56) * 255).astype(np.uint8)).save(folder / f"c{i}.png")
     Image.fromarray((rng.random((40, 56)) * 255).astype(np.uint8)).save(folder / "grey.png")
     monkeypatch.setenv("STSR_DATA", str(tmp_path))
-    from train.evaluate import main
+    from evaluate.cli import main
 
     assert main(["--task", "colorize", "--model", "colorize_lab", "--weights", str(random_weights["colorize_lab"]),
                  "--sets", "Tiny", "--json"]) == 0
@@ -217,7 +218,7 @@ def test_serve_cli(tmp_path, rng, random_weights, capsys):
 
 # ---------------------------------------------------------------- shipped weights
 
-GREY_BASELINE_BSD68 = 22.51  # RGB PSNR of the grey input itself on BSD68 (README, train.evaluate --model grey)
+GREY_BASELINE_BSD68 = 22.51  # RGB PSNR of the grey input itself on BSD68 (README, evaluate --model grey)
 
 
 def test_shipped_lab_model_meets_its_targets():
@@ -228,7 +229,7 @@ def test_shipped_lab_model_meets_its_targets():
     if not spec.has_weights():
         pytest.skip("colorize_lab has no shipped weights")
     bsd68 = read_sidecar(spec.weights_path).get("metrics", {}).get("BSD68")
-    assert bsd68, "run train.evaluate --task colorize --update-sidecar after publishing new weights"
+    assert bsd68, "run python -m evaluate --task colorize --update-sidecar after publishing new weights"
     assert bsd68["psnr"] > GREY_BASELINE_BSD68
     assert bsd68["colorfulness"] >= 0.5 * bsd68["colorfulness_gt"]
 

@@ -75,7 +75,7 @@ def test_default_limit_refuses_an_enormous_image_before_any_work():
 
     side = int(MAX_INPUT_PIXELS ** 0.5) + 1  # just over 40 MP; broadcast, so nothing is allocated
     huge = DecodedImage(np.broadcast_to(np.zeros((1, 1, 3), np.float32), (side, side, 3)), None, True, 8)
-    with pytest.raises(InputError, match="over the colorization limit of 40.0 MP"):
+    with pytest.raises(InputError, match=r"is 40.01 MP, over the colorization limit of 40.00 MP"):
         colorize(huge, "colorize_lab", "torch-cpu", weights_path="/nonexistent/never-loaded.safetensors")
 
 
@@ -90,9 +90,10 @@ def _tab():
     return colorize_tab
 
 
-def test_tab_says_a_colour_input_was_turned_grey(tmp_path, rng):
+@pytest.mark.slow
+def test_tab_says_a_colour_input_was_turned_grey(upload_dir, rng):
     tab = _tab()
-    colour, grey = tmp_path / "colour.png", tmp_path / "grey.png"
+    colour, grey = upload_dir / "colour.png", upload_dir / "grey.png"
     Image.fromarray((smooth_image(rng, 40, 48) * 255).astype(np.uint8)).save(colour)
     Image.fromarray((smooth_image(rng, 40, 48)[..., 1] * 255).astype(np.uint8)).save(grey)
     _, _, summary, info = tab.colorize_image(str(colour), None, "torch-cpu", progress=None)
@@ -101,25 +102,25 @@ def test_tab_says_a_colour_input_was_turned_grey(tmp_path, rng):
     assert "turned grey" not in summary and not info["input_was_colour"]
 
 
-def test_tab_rejects_one_pixel_and_over_limit_uploads(tmp_path, rng, monkeypatch):
+def test_tab_rejects_one_pixel_and_over_limit_uploads(upload_dir, rng, monkeypatch):
     import gradio as gr
 
     tab = _tab()
-    tiny = tmp_path / "one_pixel.png"
+    tiny = upload_dir / "one_pixel.png"
     Image.fromarray(np.zeros((1, 1), np.uint8)).save(tiny)
     with pytest.raises(gr.Error, match="one_pixel.png: 1x1 is too small"):
         tab.colorize_image(str(tiny), None, "torch-cpu", progress=None)
-    big = tmp_path / "big.png"
+    big = upload_dir / "big.png"
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(big)
     real = tab.limits()
     monkeypatch.setattr(tab, "limits", lambda: dataclasses.replace(real, sr_input_pixels=1000))
-    with pytest.raises(gr.Error, match=r"big.png: 64x64 is 0.0 MP, over the limit"):
+    with pytest.raises(gr.Error, match=r"big.png: 64x64 is 0.004 MP, over the limit of 0.001 MP"):
         tab.colorize_image(str(big), None, "torch-cpu", progress=None)
 
 
-def test_tab_keeps_alpha_and_16_bit_in_the_download(tmp_path, rng):
+def test_tab_keeps_alpha_and_16_bit_in_the_download(upload_dir, rng):
     tab = _tab()
-    src = tmp_path / "grey_alpha.png"
+    src = upload_dir / "grey_alpha.png"
     grey = (smooth_image(rng, 40, 48)[..., 0] * 255).astype(np.uint8)
     alpha = (rng.random((40, 48)) * 255).astype(np.uint8)
     Image.fromarray(np.stack([grey, alpha], axis=2), mode="LA").save(src)
@@ -127,7 +128,7 @@ def test_tab_keeps_alpha_and_16_bit_in_the_download(tmp_path, rng):
     with Image.open(download) as out:
         assert out.mode == "RGBA" and np.array_equal(np.asarray(out)[..., 3], alpha)
     assert "alpha" in summary and Image.open(colour_png).size == (48, 40)
-    deep = tmp_path / "grey16.png"
+    deep = upload_dir / "grey16.png"
     import cv2
     cv2.imwrite(str(deep), (smooth_image(rng, 40, 48)[..., 0] * 65535).astype(np.uint16))
     _, download, summary, _ = tab.colorize_image(str(deep), None, "torch-cpu", progress=None)

@@ -54,7 +54,7 @@ def test_train_save_reload_evaluate_export_serve(synthetic_root, tmp_path):
     assert json.loads((run_dir / "model.json").read_text())["iterations"] == 20
 
     weights = run_dir / "model.safetensors"
-    out = _run(["-m", "train.evaluate", "--model", "flashsr_x2,bicubic", "--scale", "2", "--sets", "Tiny",
+    out = _run(["-m", "evaluate", "--model", "flashsr_x2,bicubic", "--scale", "2", "--sets", "Tiny",
                 "--weights", str(weights), "--json"], env)
     rows = json.loads(out.stdout)
     assert "broken.png" in out.stderr and "Traceback" not in out.stderr

@@ -21,13 +21,13 @@ from common import paths
 from export import onnx_export, tensorrt_build
 from export.__main__ import main
 from export.artifacts import ExportError, file_sha256
-from export.mc import MCDropoutWrapper, check_mc_parity, mc_io, sample_masks, stochastic_nodes
+from export.mc import check_mc_parity, mc_io, stochastic_nodes
 from export.parity import ParityError, check_parity, ort_session
-from export.tasks import task_io
 from export.tensorrt_build import (Profile, build_engine, engine_is_current, engine_key, engine_path, parse_batch,
                                    parse_hw, profile_shapes)
 from export.triton import write_triton_repo
-from export.trt_runtime import TensorRTMissing, TrtEngine
+from models.mc_dropout import MCDropoutWrapper, sample_masks
+from serve.trt_runtime import TensorRTMissing, TrtEngine
 
 X2 = "flashsr_x2"
 
@@ -62,6 +62,7 @@ def exported(ckpt, tmp_path_factory):
 
 # ----------------------------------------------------------------------------- ONNX export
 
+@pytest.mark.slow
 def test_export_writes_dynamic_graph_stamp_and_sidecar(exported, ckpt):
     path = exported["standard"]
     assert path.name == f"{X2}.onnx"
@@ -87,6 +88,7 @@ def test_exported_graph_runs_at_sizes_it_was_not_traced_with(exported):
     assert out.shape == (3, 3, 38, 46)
 
 
+@pytest.mark.slow
 def test_parity_reports_each_size_and_raises_above_tolerance(exported, ckpt):
     spec = models.get_spec(X2)
     model = models.load_model(X2, ckpt)
@@ -202,6 +204,7 @@ def test_cli_all_exports_models_with_weights_and_their_mc_variant(monkeypatch, c
     assert sorted(p.name for p in (tmp_path / "onnx").glob("*.onnx")) == [f"{X2}.onnx", f"{X2}_mc.onnx"]
 
 
+@pytest.mark.slow
 def test_cli_onnx_exports_both_variants_and_prints_parity_table(capsys, ckpt, tmp_path):
     assert main(["onnx", "-q", "--model", X2, "--weights", str(ckpt), "--out-dir", str(tmp_path), "--mc"]) == 0
     out = capsys.readouterr().out
@@ -228,7 +231,7 @@ def test_profile_parsing_and_validation():
 def test_profile_shapes_cover_every_dynamic_input():
     spec = models.get_spec(X2)
     profile = Profile(batch=(1, 2, 8), min_hw=(16, 16), opt_hw=(256, 240), max_hw=(1088, 1920))
-    assert profile_shapes(task_io(spec), profile) == {
+    assert profile_shapes(spec.io, profile) == {
         "lr": ((1, 3, 16, 16), (2, 3, 256, 240), (8, 3, 1088, 1920))}
     assert profile_shapes(mc_io(spec, spec.build()), profile) == {
         "lr": ((1, 3, 16, 16), (1, 3, 256, 240), (1, 3, 1088, 1920)),
@@ -296,6 +299,7 @@ def test_engine_cache_reuses_matching_and_rebuilds_foreign_engines(monkeypatch, 
     assert build(precision="fp16") == engine and trt.Builder.call_count == calls + 1  # foreign: rebuilt
 
 
+@pytest.mark.slow
 def test_tensorrt_11_builds_fp16_from_half_precision_onnx(monkeypatch, ckpt, tmp_path):
     trt = fake_tensorrt(weak_typing=False)
     monkeypatch.setitem(sys.modules, "tensorrt", trt)

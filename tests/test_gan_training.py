@@ -75,6 +75,7 @@ def test_vae_training_logs_kl_and_records_its_weight(image_folder, tmp_path):
     assert info["vae"]["kl_weight"] == 0.01 and info["args"]["residual"] is True
 
 
+@pytest.mark.slow
 def test_nonsense_flags_stop_at_once(tmp_path):
     env = {**os.environ, "STSR_DATA": str(tmp_path / "missing")}
     cases = [

@@ -13,13 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
+from common.motion import MotionConfig, heldout_triplets
 from common.paths import PROJECT_ROOT
 from models import get_spec, save_checkpoint
 from models.convlstm_interp import ConvLSTMInterpolator
 from models.flowinterp import FlowInterp, backward_warp
 from serve.contract import InputError
 from tests.conftest import smooth_image
-from train.interp_data import MotionConfig, TripletDataset, heldout_triplets
+from train.interp_data import TripletDataset
 
 MODELS = ("flowinterp", "convlstm_interp")
 
@@ -88,6 +89,7 @@ def test_triplet_generator_is_reproducible(rng):
     assert {h[3] for h in held} == {0.5}
 
 
+@pytest.mark.slow
 def test_training_smoke_run_resumes(tmp_path, image_folder):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "train.interpolate", "--model", "flowinterp", "--iters", "5", "--batch-size", "2",
@@ -104,7 +106,7 @@ def test_training_smoke_run_resumes(tmp_path, image_folder):
 
 
 def test_evaluation_json(tmp_path, monkeypatch, capsys, rng, checkpoints):
-    from train import evaluate
+    from evaluate import cli as evaluate
 
     bsd = tmp_path / "benchmark" / "BSD68"
     bsd.mkdir(parents=True)
@@ -127,6 +129,7 @@ def test_evaluation_json(tmp_path, monkeypatch, capsys, rng, checkpoints):
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.slow
 def test_onnx_export_parity_with_gridsample(tmp_path, checkpoints, name):
     import onnx
 

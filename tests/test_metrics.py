@@ -81,9 +81,11 @@ def test_mod_crop_and_bicubic_shapes(rng):
 
 
 @pytest.mark.parametrize("scale,published", [(2, 33.66), (4, 28.42)])
+@pytest.mark.slow
 def test_bicubic_set5_reproduces_published(shared_data, scale, published):
     """The protocol check the papers allow: bicubic on Set5 within 0.3 dB of the published figure."""
-    from train.evaluate import evaluate_sr, load_set
+    from evaluate.common import load_set
+    from evaluate.sr import evaluate_sr
 
     row = evaluate_sr("bicubic", scale, {"Set5": load_set("Set5")})[0]
     assert abs(row["psnr_y"] - published) < 0.3, row

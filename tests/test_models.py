@@ -64,6 +64,7 @@ def test_resolve_name():
         resolve_name("nope")
 
 
+@pytest.mark.slow
 def test_models_cli_json():
     out = subprocess.run([sys.executable, "-m", "models", "--json"], capture_output=True, text=True, check=True)
     records = [json.loads(line) for line in out.stdout.splitlines()]

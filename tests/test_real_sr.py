@@ -7,7 +7,7 @@ import torch
 
 from models import get_spec
 from models.checkpoint import save_checkpoint
-from serve.contract import InputError, tensor_contract
+from serve.contract import InputError
 from train.data import PatchConfig, SRPatchDataset
 from train.loop import autocast, bf16_supported, init_from, resolve_precision
 
@@ -48,13 +48,11 @@ def test_strength_changes_the_output_per_image():
     assert torch.allclose(default, mid)  # no strength = the default 0.5
 
 
-def test_contract_and_export_io_list_the_strength_input():
-    from export.tasks import task_io
-
-    inputs, outputs = tensor_contract(get_spec("flashsr_real_x4"))
-    assert [(t.name, t.rank) for t in inputs] == [("lr", 4), ("strength", 2)] and outputs[0].scale == 4
-    assert task_io(get_spec("flashsr_real_x2")).input_names == ("lr", "strength")
-    assert [t.name for t in tensor_contract(get_spec("flashsr_x4"))[0]] == ["lr"]
+def test_contract_lists_the_strength_input():
+    io = get_spec("flashsr_real_x4").io
+    assert [(t.name, t.rank) for t in io.inputs] == [("lr", 4), ("strength", 2)] and io.outputs[0].scale == 4
+    assert get_spec("flashsr_real_x2").io.input_names == ("lr", "strength")
+    assert get_spec("flashsr_x4").io.input_names == ("lr",) and not get_spec("flashsr_x4").strength_input
 
 
 def test_real_degradation_dataset_yields_strength(image_folder):

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from models import REGISTRY, get_spec, resolve_name
-from models.conv_autoencoder import ConvEncoderDecoder
+from models.conv_autoencoder import ConvAutoEncoder
 from models.esrcnn import ESRCNN
 from models.registry import DISCRIMINATORS
 from models.srgan import SRGANDiscriminator, SRGANGenerator
@@ -105,8 +105,8 @@ def test_vae_residual_connections_carry_encoder_detail():
 
 
 def test_encoder_decoder_options_and_any_size():
-    plain = ConvEncoderDecoder(batch_norm=False, dropout=0.0, kaiming=False)
-    rich = ConvEncoderDecoder(batch_norm=True, dropout=0.2, kaiming=True)
+    plain = ConvAutoEncoder(batch_norm=False, dropout=0.0, kaiming=False)
+    rich = ConvAutoEncoder(batch_norm=True, dropout=0.2, kaiming=True)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
     assert any(isinstance(m, torch.nn.Dropout2d) for m in rich.modules())
     assert rich.eval()(torch.rand(1, 3, 13, 7)).shape == (1, 3, 26, 14)
@@ -115,7 +115,8 @@ def test_encoder_decoder_options_and_any_size():
 def test_results_table_has_params_structure_metrics_and_ort_latency(tmp_path):
     import json
 
-    from train.evaluate import markdown_table, ort_latency
+    from evaluate.sr import ort_latency
+    from evaluate.sr import sr_table as markdown_table
 
     bench = tmp_path / "bench.json"
     bench.write_text(json.dumps({"results": [
@@ -138,6 +139,7 @@ GANS = [name for name, s in REGISTRY.items() if s.adversarial]
 
 
 @pytest.mark.parametrize("name", GANS)
+@pytest.mark.slow
 def test_shipped_gan_has_more_detail_than_its_psnr_twin_on_a_real_frame(name):
     """The issue's "GAN visibly sharper than its PSNR version", measured: on the example frame crop
     (a real video frame, not a training image) the GAN output has a higher detail ratio than the

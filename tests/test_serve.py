@@ -252,7 +252,9 @@ def test_sixteen_bit_input_keeps_sixteen_bit_output(assets, tmp_path):
     assert back.dtype == np.uint16 and np.array_equal(back, result.to_uint16())
     assert upscale(src, "flashsr_x2", "torch-cpu", weights_path=assets["x2"]).bit_depth == 16  # uint16 arrays too
     with pytest.raises(ValueError, match="16-bit"):
-        save_image(result, tmp_path / "out16.jpg")
+        save_image(result, tmp_path / "out16.jpg", bits=16)  # asked for 16 bits explicitly: refused
+    save_image(result, tmp_path / "out8.jpg")  # bits="auto": reduced to 8 bits, and the report says so
+    assert result.info["saved"]["bit_depth"] == 8 and "reduced to 8 bits" in result.info["saved"]["notes"][0]
 
 
 def test_pixel_limits_and_empty_images_are_refused_before_running(assets):
@@ -293,14 +295,14 @@ def test_bench_smoke_prints_json_rows_and_writes_files(assets, tmp_path, capsys)
 
 @pytest.fixture
 def fake_tensorrt(assets, monkeypatch):
-    """Stand-ins for the tensorrt package and export.trt_runtime, so TrtBackend's wiring runs on CPU."""
+    """Stand-ins for the tensorrt package and serve.trt_runtime, so TrtBackend's wiring runs on CPU."""
     import importlib.machinery
     import types
 
     trt = types.ModuleType("tensorrt")
     trt.__version__ = "10.fake"
     trt.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)
-    runtime_module = types.ModuleType("export.trt_runtime")
+    runtime_module = types.ModuleType("serve.trt_runtime")
 
     class TrtEngine:
         input_names, output_names = ["lr"], ["sr"]
@@ -316,13 +318,13 @@ def fake_tensorrt(assets, monkeypatch):
 
     runtime_module.TrtEngine = TrtEngine
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setitem(sys.modules, "export.trt_runtime", runtime_module)
+    monkeypatch.setitem(sys.modules, "serve.trt_runtime", runtime_module)
     engine = assets["dir"] / "x4.engine"
     engine.write_bytes(b"plan")
     return TrtEngine, engine
 
 
-def test_trt_backend_runs_an_engine_through_export_trt_runtime(assets, fake_tensorrt):
+def test_trt_backend_runs_an_engine_through_serve_trt_runtime(assets, fake_tensorrt):
     engine_class, engine = fake_tensorrt
     backend = create_backend("flashsr_x4", "trt", engine_path=str(engine))
     assert backend.kind == "trt" and backend.provider == "TensorRT 10.fake" and backend.device == "cuda"

@@ -7,14 +7,15 @@ import pytest
 import torch
 from PIL import Image
 
+from evaluate.uncertainty import ause, evaluate_uncertainty, rank_correlation, sparsification_curve
 from export import onnx_export
-from export.mc import MC_GRAPH, MCDropoutWrapper, sample_masks
+from export.mc import MC_GRAPH
 from models import get_spec, save_checkpoint
+from models.mc_dropout import MCDropoutWrapper, sample_masks
 from serve import runtime
 from serve.contract import InputError
 from serve.uncertainty import (DIHEDRAL, _Moments, _tta_passes, estimate_uncertainty, main, max_batch, write_outputs,
                                zip_outputs)
-from train.calibration import ause, evaluate_uncertainty, rank_correlation, sparsification_curve
 
 X2 = "flashsr_x2"
 SMALL = {"channels": 8, "blocks": 1}  # the registered architecture at a fraction of the compute
@@ -53,14 +54,13 @@ def test_shared_trunk_mc_forward_equals_the_model_on_k_copies():
     model = small_model()
     lr, masks = torch.rand(1, 3, 19, 23), torch.from_numpy(sample_masks(5, model.mask_channels, 0.3, 1))
     wrapper = MCDropoutWrapper(model)
-    assert wrapper.shares_trunk
     with torch.no_grad():
         assert torch.allclose(wrapper(lr, masks), model(lr.expand(5, -1, -1, -1), dropout_masks=masks), atol=1e-6)
 
 
 def test_an_mc_export_of_an_older_graph_layout_is_rebuilt(ckpt, tmp_path):
     path = onnx_export.ensure_onnx(X2, ckpt, tmp_path, mc=True)
-    sidecar = onnx_export.sidecar_path(path)
+    sidecar = onnx_export.onnx_sidecar_path(path)
     record = json.loads(sidecar.read_text())
     assert record["mc_graph"] == MC_GRAPH
     del record["mc_graph"]  # as written before the shared-trunk graph

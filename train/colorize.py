@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from common.metrics import colorfulness, psnr_rgb
 from common.paths import data_root
@@ -25,7 +24,7 @@ from models.lab_color import grey_from_rgb, grey_to_rgb, rgb_to_lab
 from .colorize_losses import RGB_LOSSES, chroma_loss
 from .data import CountingSampler, DataError, load_folder, split_validation
 from .loop import (EMA, RunRecorder, add_run_arguments, autocast, open_run, optimizer_step, pick_device,
-                   resolve_precision, run_description, scheduled_lr, spec_for_task_or_exit)
+                   resolve_precision, run_description, scheduled_lr, spec_for_task_or_exit, train_loop)
 
 LOSSES = sorted(RGB_LOSSES) + ["chroma"]
 MIN_COLOURFULNESS = 5.0  # training images below this are (near) grey: they would teach sepia
@@ -196,28 +195,21 @@ def main(argv=None) -> int:
                                 "val_colorfulness_gt"], model=model, optimizer=optimizer, ema=ema, arch=spec.arch,
                       model_args=model_args, meta=meta, state=state, step=step, budget_s=args.time_budget)
     clock = run.clock
+    batches = iter(loader)
 
-    model.train()
-    it = iter(loader)
-    bar = tqdm(total=args.iters, initial=step, desc=spec.name, dynamic_ncols=True, disable=None)
-    while step < args.iters and not clock.expired():
-        rgb = next(it).to(device)
+    def train_step(step: int) -> dict:
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(args, step, clock)
-        loss = compute_loss(args.loss, model, rgb, args.rebalance, args.saturation, precision)
+        loss = compute_loss(args.loss, model, next(batches).to(device), args.rebalance, args.saturation,
+                            precision)
         optimizer_step(model, optimizer, loss, ema, step)
-        step += 1
-        bar.update(1)
-        if step % args.val_every == 0 or step == args.iters:
-            scores = validate(run.eval_model(), val, device)
-            model.train()
-            run.record(step, {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}, scores,
-                       f"loss {loss.item():.4f} val PSNR {scores['val_psnr']:.3f} dB (grey "
-                       f"{scores['val_grey_psnr']:.3f}) colourfulness {scores['val_colorfulness']:.1f} / "
-                       f"{scores['val_colorfulness_gt']:.1f}")
-        if step % args.save_every == 0:
-            run.save(step)
-    bar.close()
+        return {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}
+
+    step = train_loop(run, args, step, name=spec.name, train_step=train_step, training=[model],
+                      validate=lambda m: validate(m, val, device),
+                      describe=lambda row, s: f"loss {row['loss']:.4f} val PSNR {s['val_psnr']:.3f} dB (grey "
+                      f"{s['val_grey_psnr']:.3f}) colourfulness {s['val_colorfulness']:.1f} / "
+                      f"{s['val_colorfulness_gt']:.1f}")
     final = run.eval_model()
     if args.calibrate_gain and val:
         gain = calibrate_gain(final, val, device)

@@ -14,7 +14,6 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from common.degradations import degrade_preset, degrade_real
@@ -201,7 +200,3 @@ def validation_pairs(images: Sequence[np.ndarray], scale: int, max_side: int = 3
         lr = degrade_preset(hr, scale, preset, seed=len(pairs)) if preset else bicubic_downscale(hr, scale)
         pairs.append((lr, hr))
     return pairs
-
-
-def save_png(arr: np.ndarray, path: Path) -> None:
-    Image.fromarray(np.clip(np.rint(arr * 255), 0, 255).astype(np.uint8)).save(path)

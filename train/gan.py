@@ -18,14 +18,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from models import save_checkpoint
 from models.registry import DISCRIMINATORS
 
 from .data import CountingSampler
 from .loop import (EMA, RunRecorder, add_run_arguments, autocast, default_workers, open_run, optimizer_step,
-                   resolve_precision, run_description, scheduled_lr)
+                   resolve_precision, run_description, scheduled_lr, train_loop)
 from .sr import pixel_loss, prepare_sr_run, sr_spec_or_exit, validate
 
 LOSS_FIELDS = ["step", "loss_g", "pixel", "adversarial", "tv", "feature", "loss_d", "d_real", "d_fake", "lr",
@@ -161,12 +160,9 @@ def main(argv=None) -> int:
                       model_args=dict(spec.kwargs), meta=meta, state=state, step=step, budget_s=args.time_budget,
                       on_save=save_discriminator)
     clock = run.clock
-
-    generator.train()
-    discriminator.train()
     batches = iter(loader)
-    bar = tqdm(total=args.iters, initial=step, desc=spec.name, dynamic_ncols=True, disable=None)
-    while step < args.iters and not clock.expired():
+
+    def train_step(step: int) -> dict:
         lr_t, hr_t = (t.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                       for t in next(batches))
         lr_now = scheduled_lr(args, step, clock)
@@ -180,21 +176,12 @@ def main(argv=None) -> int:
         d_stats = discriminator_step(discriminator, opt_d, sr, hr_t, precision) if adversarial else {}
         terms = generator_losses(args, discriminator, sr, hr_t, adversarial, precision)
         optimizer_step(generator, opt_g, terms["loss_g"], ema, step)
-        step += 1
-        bar.update(1)
-        row = {**{k: v.item() for k, v in terms.items()}, **d_stats, "lr": lr_now}
-        if step % 25 == 0:
-            bar.set_postfix(g=f"{row['loss_g']:.4f}", d=f"{row.get('loss_d', 0):.3f}")
-        if step % args.val_every == 0 or step == args.iters:
-            val_psnr = validate(run.eval_model(), val, device, spec.scale)
-            generator.train()
-            run.record(step, row, {"val_psnr_y": val_psnr}, " ".join(f"{k} {v:.4g}" for k, v in row.items())
-                       + f" val Y-PSNR {val_psnr:.3f} dB")
-        elif step % 25 == 0:
-            run.record(step, row)
-        if step % args.save_every == 0:
-            run.save(step)
-    bar.close()
+        return {**terms, **d_stats, "lr": lr_now}
+
+    step = train_loop(run, args, step, name=spec.name, train_step=train_step, training=[generator, discriminator],
+                      validate=lambda g: {"val_psnr_y": validate(g, val, device, spec.scale)}, record_every=25,
+                      describe=lambda row, s: " ".join(f"{k} {v:.4g}" for k, v in row.items())
+                      + f" val Y-PSNR {s['val_psnr_y']:.3f} dB")
     run.finish(step, args.iters, spec.weights_path, args.publish)
     return 0
 

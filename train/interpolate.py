@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from common.metrics import psnr_rgb
 from common.paths import data_root
@@ -23,7 +22,7 @@ from common.paths import data_root
 from .data import CountingSampler, DataError, load_folder, split_validation
 from .interp_data import MotionConfig, TripletDataset, heldout_triplets
 from .loop import (EMA, RunRecorder, add_run_arguments, autocast, open_run, optimizer_step, pick_device,
-                   resolve_precision, run_description, scheduled_lr, spec_for_task_or_exit)
+                   resolve_precision, run_description, scheduled_lr, spec_for_task_or_exit, train_loop)
 from .sr import pixel_loss
 
 
@@ -105,13 +104,10 @@ def main(argv=None) -> int:
                       arch=spec.arch, model_args=dict(spec.kwargs), meta=meta, state=state, step=step,
                       budget_s=args.time_budget)
     clock = run.clock
+    batches = iter(loader)
 
-    model.train()
-    it = iter(loader)
-    bar = tqdm(total=args.iters, initial=step, desc=spec.name, dynamic_ncols=True, disable=None)
-    val_psnr = None
-    while step < args.iters and not clock.expired():
-        f0, ft, f1, t = (x.to(device) for x in next(it))
+    def train_step(step: int) -> dict:
+        f0, ft, f1, t = (x.to(device) for x in next(batches))
         t = t.view(-1, 1, 1, 1)
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(args, step, clock)
@@ -125,18 +121,11 @@ def main(argv=None) -> int:
                 pred = model(f0, f1, t)
             loss = pixel_loss(args.loss, pred.float(), ft)
         optimizer_step(model, optimizer, loss, ema, step)
-        step += 1
-        bar.update(1)
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{val_psnr:.2f}" if val_psnr else "-")
-        if step % args.val_every == 0 or step == args.iters:
-            val_psnr = validate(run.eval_model(), val, device)
-            model.train()
-            run.record(step, {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}, {"val_psnr": val_psnr},
-                       f"loss {loss.item():.4f} val PSNR {val_psnr:.3f} dB")
-        if step % args.save_every == 0:
-            run.save(step)
-    bar.close()
+        return {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}
+
+    step = train_loop(run, args, step, name=spec.name, train_step=train_step, training=[model],
+                      validate=lambda m: {"val_psnr": validate(m, val, device)},
+                      describe=lambda row, s: f"loss {row['loss']:.4f} val PSNR {s['val_psnr']:.3f} dB")
     run.finish(step, args.iters, spec.weights_path, args.publish)
     return 0
 

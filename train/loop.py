@@ -14,10 +14,11 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from models import resolve_name
 from models.checkpoint import CheckpointError, read_weights, save_checkpoint
@@ -235,6 +236,44 @@ class RunRecorder:
         """Last checkpoint, then finish_run (say if the budget cut the run, publish if asked)."""
         self.save(step)
         finish_run(self.run_dir, weights_path, step=step, iters=iters, clock=self.clock, publish=publish)
+
+
+def _floats(row: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in row.items()}
+
+
+def train_loop(run: RunRecorder, args: argparse.Namespace, step: int, *, name: str,
+               train_step: Callable[[int], Dict[str, Any]], validate: Callable[[nn.Module], Dict[str, float]],
+               describe: Callable[[Dict[str, Any], Dict[str, float]], str], training: Sequence[nn.Module],
+               record_every: int = 0) -> int:
+    """The skeleton of every trainer: step, then validate -> record -> save on schedule; returns the last step.
+
+    `train_step(step)` makes one optimizer step and returns the metrics row (tensors are read only when
+    recorded, so the GPU is not synchronised every step). Every --val-every steps and at --iters the
+    EMA weights are validated and the row, the scores and `describe(row, scores)` recorded; with
+    `record_every` the row is also logged between validations. Every --save-every steps the run is
+    checkpointed. Stops at --iters or the time budget; the caller then calls run.finish.
+    """
+    for module in training:
+        module.train()
+    bar = tqdm(total=args.iters, initial=step, desc=name, dynamic_ncols=True, disable=None)
+    while step < args.iters and not run.clock.expired():
+        row = train_step(step)
+        step += 1
+        bar.update(1)
+        if step % args.val_every == 0 or step == args.iters:
+            row = _floats(row)
+            scores = validate(run.eval_model())
+            for module in training:
+                module.train()
+            run.record(step, row, scores, describe(row, scores))
+            bar.set_postfix_str(describe(row, scores), refresh=False)
+        elif record_every and step % record_every == 0:
+            run.record(step, _floats(row))
+        if step % args.save_every == 0:
+            run.save(step)
+    bar.close()
+    return step
 
 
 def add_run_arguments(p: argparse.ArgumentParser, *, val_every: int, threads_default: int = 0) -> None:

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from common.degradations import PRESETS
 from common.metrics import psnr_y
@@ -23,8 +22,8 @@ from common.paths import data_root
 from .data import (DEGRADATIONS, CountingSampler, DataError, PatchConfig, SRPatchDataset, load_folder,
                    split_validation, validation_pairs)
 from .loop import (EMA, RunRecorder, add_run_arguments, autocast, default_workers, open_run, optimizer_step,
-                   pick_device, resolve_precision,
-                   run_description, run_progress, scheduled_lr, spec_for_task_or_exit)
+                   pick_device, resolve_precision, run_description, run_progress, scheduled_lr,
+                   spec_for_task_or_exit, train_loop)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -171,40 +170,29 @@ def main(argv=None) -> int:
                       ema=ema, arch=spec.arch, model_args=model_args, meta=meta, state=state, step=step,
                       budget_s=args.time_budget)
     clock = run.clock
+    batches = iter(loader)
 
-    model.train()
-    it = iter(loader)
-    bar = tqdm(total=args.iters, initial=step, desc=spec.name, dynamic_ncols=True, disable=None)
-    val_psnr = None
-    while step < args.iters and not clock.expired():
-        lr_t, hr_t, *rest = next(it)
-        strength = rest[0].to(device) if rest else torch.zeros(lr_t.shape[0], 1, device=device)
-        lr_t = lr_t.to(device, non_blocking=True)
-        hr_t = hr_t.to(device, non_blocking=True)
+    def train_step(step: int) -> dict:
+        lr_t, hr_t, *rest = (t.to(device, non_blocking=True) for t in next(batches))
+        strength = rest[0] if rest else torch.zeros(lr_t.shape[0], 1, device=device)
         lr_t = lr_t.contiguous(memory_format=torch.channels_last)
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(args, step, clock)
         with autocast(precision, device):
             pred = model(lr_t, **strength_kwargs(model, strength))
         loss = pixel_loss(args.loss, pred.float(), hr_t)
+        row = {"loss": loss}
         kl = getattr(model, "last_kl", None)  # VAE models expose their KL divergence after a training pass
         if kl is not None:
-            weight_kl = kl_weight(args, run_progress(args, step, clock))
-            loss = loss + weight_kl * kl.float()
+            row["kl_weight"] = kl_weight(args, run_progress(args, step, clock))
+            row["kl"] = kl
+            loss = loss + row["kl_weight"] * kl.float()
         optimizer_step(model, optimizer, loss, ema, step)
-        step += 1
-        bar.update(1)
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{val_psnr:.2f}" if val_psnr else "-")
-        if step % args.val_every == 0 or step == args.iters:
-            val_psnr = validate(run.eval_model(), val, device, spec.scale, args.val_strength)
-            model.train()
-            kl_row = {"kl": kl.item(), "kl_weight": weight_kl} if kl is not None else {}
-            run.record(step, {"loss": loss.item(), **kl_row, "lr": optimizer.param_groups[0]["lr"]},
-                       {"val_psnr_y": val_psnr}, f"loss {loss.item():.4f} val Y-PSNR {val_psnr:.3f} dB")
-        if step % args.save_every == 0:
-            run.save(step)
-    bar.close()
+        return {**row, "lr": optimizer.param_groups[0]["lr"]}
+
+    step = train_loop(run, args, step, name=spec.name, train_step=train_step, training=[model],
+                      validate=lambda m: {"val_psnr_y": validate(m, val, device, spec.scale, args.val_strength)},
+                      describe=lambda row, s: f"loss {row['loss']:.4f} val Y-PSNR {s['val_psnr_y']:.3f} dB")
     run.finish(step, args.iters, spec.weights_path, args.publish)
     return 0
 

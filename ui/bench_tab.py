@@ -7,6 +7,9 @@ from typing import List, Sequence
 import gradio as gr
 
 from .common import limits, models_for, user_errors, workdir
+from .inputs import some_of, whole_number
+
+FLAGSHIP = "flashsr_x4"
 
 SIZES = ["128", "256", "512", "720p"]
 BACKENDS = ["onnx", "torch", "trt", "onnx-cpu", "onnx-gpu", "torch-cpu", "torch-cuda"]
@@ -23,22 +26,23 @@ def _pixels(size: str) -> int:
 @user_errors
 def benchmark(models: Sequence[str], backends: Sequence[str], sizes: Sequence[str], runs: int = 5,
               progress=gr.Progress()):
-    """Median/p90 latency and throughput of each (model, backend, input size); skipped backends say why."""
+    """Measure the models' latency on this machine: median/p90 and throughput per model, backend and size.
+
+    Args:
+        models: SR model names, e.g. ["flashsr_x4"].
+        backends: backends to time, e.g. ["onnx", "torch"]; ones that cannot run here are listed with why.
+        sizes: input sizes: "128", "256", "512" or "720p".
+        runs: timed runs per combination (1 to 20), after one warm-up run.
+
+    Returns:
+        A text table, a latency plot and every figure as a list of dicts.
+    """
     from serve.bench import format_table, plot, run_bench
 
-    models, backends, sizes = list(models or []), list(backends or []), list(sizes or [])
-    known = [s.name for s in models_for("sr")]
-    if not models or not backends or not sizes:
-        raise gr.Error("Choose at least one model, one backend and one input size.")
-    unknown = [m for m in models if m not in known]
-    if unknown:
-        raise gr.Error(f"Unknown model(s) {', '.join(unknown)}; available: {', '.join(known)}.")
-    bad = [b for b in backends if b not in BACKENDS + ["auto"]]
-    if bad:
-        raise gr.Error(f"Unknown backend(s) {', '.join(bad)}; use {', '.join(BACKENDS)}.")
-    runs = int(runs)
-    if not 1 <= runs <= MAX_RUNS:
-        raise gr.Error(f"Runs must be between 1 and {MAX_RUNS}.")
+    models = some_of(models, "models", [s.name for s in models_for("sr")])
+    backends = some_of(backends, "backends", BACKENDS + ["auto"])
+    sizes = some_of(sizes, "sizes", SIZES)
+    runs = whole_number(runs, "runs", 1, MAX_RUNS)
     warmup = 1
     work = len(models) * len(backends) * (runs + warmup) * sum(_pixels(s) for s in sizes)
     budget = limits().bench_pixel_runs
@@ -63,7 +67,8 @@ def build() -> None:
                 "input, no tiling; 1 warm-up run, then the timed runs). Backends that cannot run here are listed "
                 "with the reason. Requests of other users running at the same time slow it down.")
     with gr.Row():
-        chosen_models = gr.CheckboxGroup(models, value=models[-1:], label="Models")
+        chosen_models = gr.CheckboxGroup(models, value=[FLAGSHIP] if FLAGSHIP in models else models[:1],
+                                         label="Models")
         backends = gr.CheckboxGroup(BACKENDS, value=["onnx", "torch"] + (["trt"] if lim.gpu else []),
                                     label="Backends")
         sizes = gr.CheckboxGroup(SIZES, value=["128", "256"], label="Input sizes")
@@ -74,4 +79,4 @@ def build() -> None:
     with gr.Accordion("All figures", open=False):
         rows = gr.JSON(label="All figures")
     run.click(benchmark, [chosen_models, backends, sizes, runs], [table, chart, rows], api_name="benchmark",
-              concurrency_id="bench", concurrency_limit=1)
+              concurrency_id="bench", concurrency_limit=1, preprocess=False)

@@ -13,8 +13,9 @@ from typing import Callable, List, Optional
 import gradio as gr
 import numpy as np
 
-from .common import (NOT_AVAILABLE, backend_choices, describe_backend, example_path, image_upload, limits,
+from .common import (NOT_AVAILABLE, backend_choices, checked_backend, describe_backend, example_path, image_upload, limits,
                      load_image, pipeline, progress_callback, save_png, user_errors, workdir)
+from .inputs import one_of
 
 
 def colorizer() -> Optional[Callable]:
@@ -33,13 +34,21 @@ def to_grey(rgb: np.ndarray) -> np.ndarray:
 
 @user_errors
 def colorize_image(image, model: Optional[str] = None, backend: str = "auto", progress=gr.Progress()):
-    """Colorize one photo; colour inputs are turned grey first so the result can be compared."""
+    """Colorize a grey (black-and-white) photo; a colour photo is turned grey first.
+
+    Args:
+        image: the photo to colorize.
+        model: colorization model name; empty for the default ("colorize_lab").
+        backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
+
+    Returns:
+        (grey, colorized) image pair, the downloadable result, a summary and a dict of run details.
+    """
     models = available_models()
     if not models:
         raise gr.Error("Colorization is not available yet: no colorization model has been trained.")
-    model = model or models[0]
-    if model not in models:
-        raise gr.Error(f"'{model}' is not a trained colorization model; available: {', '.join(models)}.")
+    model = one_of(model, "model", models, default=models[0])
+    backend = checked_backend(backend)
     from serve import save_image
 
     decoded = load_image(image, max_pixels=limits().sr_input_pixels)
@@ -51,7 +60,7 @@ def colorize_image(image, model: Optional[str] = None, backend: str = "auto", pr
     grey_png = save_png(decoded.rgb, out / f"{stem}_grey.png")
     colour_png = save_png(result.image[..., :3], out / f"{stem}_{model}.png")
     download = colour_png
-    notes = []
+    notes = list(decoded.notes)
     if decoded.alpha is not None or getattr(result, "bit_depth", 8) == 16:
         download = str(save_image(result, out / f"{stem}_{model}_full.png"))
         notes += ["the alpha channel is kept in the download"] if decoded.alpha is not None else []
@@ -90,4 +99,4 @@ def build() -> None:
     if examples:
         gr.Examples(examples, [image], cache_examples=False)
     run.click(colorize_image, [image, model, backend], [slider, download, summary, details], api_name="colorize",
-              concurrency_id="compute")
+              concurrency_id="compute", preprocess=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import io
 import logging
 import os
 import shutil
@@ -26,11 +27,13 @@ from PIL import Image
 from common.images import DecodedImage, ImageLoadError, read_image, to_uint8
 from models import REGISTRY, ModelSpec
 
+from .cancel import JobCancelled
+from .inputs import EXAMPLES_DIR, RefusedInput, one_of, uploaded_file
+
 log = logging.getLogger("stsr.app")
 
 WORK_TTL_S = 30 * 60
 MIN_SIDE = 8  # smaller images carry too little to upscale, colorize or interpolate
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 NOT_AVAILABLE = "**Not available yet**: {what}. This part fills in as soon as a {task} model is registered " \
                 "with weights."
 
@@ -72,50 +75,28 @@ def limits() -> Limits:
     return Limits(2_000_000, 16_000_000, 10.0, 300, 4_000_000, 20_000_000, 12_000_000, False)
 
 
-def _path_only(component: gr.Image, payload):
-    """gr.Image.preprocess replacement: (path, uploaded name) of the file, which is not opened here."""
-    if payload is None:
-        return None
-    if getattr(payload, "url", None) and str(payload.url).startswith("data:"):  # pasted from the clipboard
-        return gr.Image.preprocess(component, payload), "pasted image"
-    if not payload.path:
-        raise gr.Error("The upload arrived without a file.", print_exception=False)
-    return str(payload.path), Path(payload.orig_name or payload.path).name
-
-
 def image_upload(label: str, **kwargs) -> gr.Image:
-    """A gr.Image input that hands its handler (path, uploaded name) without opening the file.
-
-    Stock gr.Image opens every upload with PIL before the handler runs, so a non-image, a zero-byte
-    file or a decompression bomb fails inside Gradio with a message naming a temp path. Here
-    common.images.read_image does all decoding, with the pixel limit checked from the header.
-    (The override is set on the instance: a gr.Image subclass would make Gradio write a .pyi stub
-    next to this module at import time.)
-    """
+    """An image input whose events run with preprocess=False: the handler gets the raw payload and
+    ui.inputs.uploaded_file checks it (upload folder only) before common.images.read_image decodes it,
+    with the pixel limit checked from the header. Stock preprocessing would open any path it is given
+    with PIL, before the handler could refuse it."""
     kwargs.setdefault("sources", ["upload", "clipboard"])
-    component = gr.Image(label=label, type="filepath", image_mode=None, **kwargs)
-    component.preprocess = functools.partial(_path_only, component)
-    return component
+    return gr.Image(label=label, type="filepath", image_mode=None, **kwargs)
 
 
-def uploaded(value: Any, what: str = "an image") -> tuple:
-    """(path, display name) from an image_upload/File/Video value; gr.Error when nothing was given."""
-    if value is None or value == "":
-        raise gr.Error(f"Please upload {what} first.")
-    if isinstance(value, tuple):
-        return str(value[0]), value[1]
-    if isinstance(value, dict):  # gr.File / gr.Video payloads when preprocess is skipped
-        value = value.get("path") or value.get("video", {}).get("path")
-    return str(value), Path(str(value)).name
+def uploaded(value: Any, what: str = "image") -> tuple:
+    """(path inside the upload folder or pasted bytes, display name); RefusedInput otherwise."""
+    return uploaded_file(value, what)
 
 
-def load_image(value: Any, *, max_pixels: int, min_side: int = MIN_SIDE, what: str = "an image") -> DecodedImage:
+def load_image(value: Any, *, max_pixels: int, min_side: int = MIN_SIDE, what: str = "image") -> DecodedImage:
     """Decode an upload through common.images.read_image; errors name the uploaded file, not the temp path."""
-    path, name = uploaded(value, what)
+    source, name = uploaded(value, what)
     try:
-        decoded = read_image(path, max_pixels=max_pixels, min_side=min_side)
+        decoded = read_image(source, max_pixels=max_pixels, min_side=min_side)
     except ImageLoadError as exc:
-        raise gr.Error(str(exc).replace(path, name)) from None
+        message = str(exc).replace(source, name) if isinstance(source, str) else str(exc)
+        raise RefusedInput(message.replace("<uploaded bytes>", name)) from None
     decoded.name = name
     return decoded
 
@@ -123,7 +104,8 @@ def load_image(value: Any, *, max_pixels: int, min_side: int = MIN_SIDE, what: s
 def frame_count(value: Any) -> int:
     """Frames in an uploaded image file (GIF/WebP/APNG animations have more than 1); 1 when unknown."""
     try:
-        with Image.open(uploaded(value)[0]) as img:
+        source = uploaded(value)[0]
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
             return int(getattr(img, "n_frames", 1))
     except Exception:  # noqa: BLE001 - only a note for the user; read_image reports real problems
         return 1
@@ -142,6 +124,9 @@ def user_errors(fn: Callable) -> Callable:
 
         try:
             return fn(*args, **kwargs)
+        except JobCancelled as exc:
+            log.info("%s stopped from the page", fn.__name__)
+            raise gr.Error(str(exc), print_exception=False) from None
         except gr.Error as exc:
             log.info("%s refused: %s", fn.__name__, exc.message)
             exc.print_exception = False  # an answer to the user, not a server fault
@@ -155,7 +140,7 @@ def user_errors(fn: Callable) -> Callable:
             raise gr.Error("Out of memory for this request; try a smaller input.", print_exception=False) from None
         except Exception as exc:  # noqa: BLE001 - the server must keep serving
             log.error("%s failed:\n%s", fn.__name__, traceback.format_exc())
-            raise gr.Error(f"Internal error ({type(exc).__name__}: {exc}); the server is still running.",
+            raise gr.Error(f"Internal error ({type(exc).__name__}); it was logged and the server is still running.",
                            print_exception=False) from None
 
     return wrapper
@@ -209,6 +194,14 @@ def backend_choices() -> List[str]:
     return ["auto", "onnx", "torch"] + (["trt"] if module_available("tensorrt") else [])
 
 
+def checked_backend(value: Any) -> str:
+    """The backend argument: a choice of the tabs' dropdown or one of serve's specific kinds; None -> auto."""
+    from serve.runtime import KINDS
+
+    choices = backend_choices()
+    return one_of(value, "backend", choices + [k for k in KINDS if k not in choices], default="auto")
+
+
 def describe_backend(info: dict, requested: str) -> str:
     """'auto → onnx-cpu (CPUExecutionProvider)' plus why faster kinds were skipped."""
     selection = info.get("selection") or ""
@@ -225,12 +218,17 @@ def example_path(name: str) -> Optional[str]:
     return str(path) if path.exists() else None
 
 
-def progress_callback(progress: Optional[gr.Progress], desc: str) -> Optional[Callable[[int, int], None]]:
-    """A (done, total) callback for serve's pipelines that drives a gr.Progress bar."""
-    if progress is None:
+def progress_callback(progress: Optional[gr.Progress], desc: str, job=None,
+                      unit: str = "tiles") -> Optional[Callable[[int, int], None]]:
+    """A (done, total) callback for serve's pipelines that drives a gr.Progress bar and, given a
+    ui.cancel.Job, stops the loop (JobCancelled) once the tab's Stop button was pressed."""
+    if progress is None and job is None:
         return None
 
     def report(done: int, total: int) -> None:
-        progress((done, max(total, 1)), desc=desc, unit="tiles")
+        if job is not None:
+            job.check()
+        if progress is not None:
+            progress((done, max(total, 1)), desc=desc, unit=unit)
 
     return report

@@ -16,12 +16,15 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from .common import (NOT_AVAILABLE, backend_choices, example_path, image_upload, limits, load_image, models_for,
+from .common import (NOT_AVAILABLE, backend_choices, checked_backend, example_path, image_upload, limits, load_image, models_for,
                      save_png, user_errors, workdir)
+from .cancel import cancel_on, start_job, stop_button
+from .inputs import one_of, whole_number
 
 DEFAULT_PASSES, MIN_PASSES, MAX_PASSES = 40, 2, 128
 TTA_VIEWS = 8  # the flips/rotations estimator has at most 8 passes
 PATCH = 64  # LR patch side: the crop is whole patches, and the galleries rank patches
+ESTIMATORS = ("mc", "tta")
 SHOWN = ("estimator", "passes", "mean_std", "max_std", "heatmap_max_std", "seconds", "backend")
 
 
@@ -91,35 +94,44 @@ def fit_budget(rgb: np.ndarray, passes: int, budget: int, patch: int = PATCH) ->
 
 
 @user_errors
-def estimate(image, model: Optional[str] = None, passes: int = DEFAULT_PASSES, estimator: str = "mc",
-             backend: str = "auto", progress=gr.Progress()):
-    """K stochastic passes (MC dropout; 'tta': the 8 flips/rotations) of an SR model over a centre crop:
-    one prediction, their mean, the per-pixel std heatmap and colorbar, the most/least certain patches, a zip."""
+def uncertainty_map(image, model: Optional[str] = None, passes: int = DEFAULT_PASSES, estimator: str = "mc",
+                    backend: str = "auto", progress=gr.Progress(), request: gr.Request = None):
+    """Map where a super-resolution model is unsure: K stochastic passes over a centre crop of the photo.
+
+    Args:
+        image: the (low-resolution) photo, at least 64 px a side.
+        model: an SR model with Monte-Carlo dropout, e.g. "flashsr_x2"; empty for the default.
+        passes: K, the number of stochastic passes (2 to 128).
+        estimator: "mc" (Monte-Carlo dropout) or "tta" (the 8 flips/rotations).
+        backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
+
+    Returns:
+        The cropped input, one prediction, the mean of K passes, the std heatmap and its colorbar, galleries
+        of the most and least certain patches, a zip of everything, a summary and its figures.
+    """
     mod = module()
     models = available_models()
     if mod is None or not models:
         raise gr.Error("The uncertainty map is not available yet (serve.uncertainty is missing, or no SR model "
                        "with Monte-Carlo dropout has weights).")
-    model = model or models[0]
-    if model not in models:
-        raise gr.Error(f"'{model}' has no Monte-Carlo dropout weights; available: {', '.join(models)}.")
-    try:
-        passes = int(passes)
-    except (TypeError, ValueError):
-        raise gr.Error(f"K must be a whole number of passes (got {passes!r}).") from None
-    if not MIN_PASSES <= passes <= MAX_PASSES:
-        raise gr.Error(f"K must be between {MIN_PASSES} and {MAX_PASSES} passes (got {passes}).")
+    model = one_of(model, "model", models, default=models[0])
+    passes = whole_number(passes, "K (passes)", MIN_PASSES, MAX_PASSES)
+    estimator = one_of(estimator, "estimator", ESTIMATORS, default="mc")
+    backend = checked_backend(backend)
     lim = limits()
     decoded = load_image(image, max_pixels=lim.sr_input_pixels, min_side=PATCH)
     full = (decoded.width, decoded.height)
     runs = min(passes, TTA_VIEWS) if estimator == "tta" else passes
     decoded.rgb, decoded.alpha = fit_budget(decoded.rgb, runs, lim.uncertainty_pixel_passes), None
 
-    def report(fraction: float, desc: str = "") -> None:
-        progress(float(fraction), desc=desc or "stochastic passes")
+    with start_job(request) as job:
+        def report(fraction: float, desc: str = "") -> None:
+            job.check()
+            if progress is not None:
+                progress(float(fraction), desc=desc or "stochastic passes")
 
-    result = mod.estimate_uncertainty(decoded, model, passes=passes, backend=backend, estimator=estimator,
-                                      patch=PATCH, progress=report)
+        result = mod.estimate_uncertainty(decoded, model, passes=passes, backend=backend, estimator=estimator,
+                                          patch=PATCH, progress=report)
     out = workdir("uncertainty")
     images = [save_png(to_float_image(getattr(result, name)), out / f"{name}.png")
               for name in ("cropped_lr", "one_prediction", "mean_prediction", "heatmap", "colorbar")]
@@ -152,8 +164,10 @@ def build() -> None:
             passes = gr.Slider(MIN_PASSES, MAX_PASSES, value=DEFAULT_PASSES, step=1,
                                label="K (stochastic passes; TTA uses up to 8)")
             backend = gr.Dropdown(backend_choices(), value="auto", label="Backend")
-            run = gr.Button("Estimate uncertainty", variant="primary", interactive=bool(models),
-                            elem_id="uncertainty-run")
+            with gr.Row():
+                run = gr.Button("Estimate uncertainty", variant="primary", interactive=bool(models),
+                                elem_id="uncertainty-run")
+                stop = stop_button()
             summary = gr.Markdown(label="Summary")
             zip_file = gr.File(label="All outputs (zip)")
         with gr.Column(scale=2):
@@ -173,6 +187,7 @@ def build() -> None:
     examples = [[p] for p in (example_path("sr_car_lr.png"), example_path("sr_tents_lr.png")) if p]
     if examples:
         gr.Examples(examples, [image], cache_examples=False)
-    run.click(estimate, [image, model, passes, estimator, backend],
-              [lr, one, mean, heat, bar, most, least, zip_file, summary, details],
-              api_name="uncertainty", concurrency_id="compute")
+    event = run.click(uncertainty_map, [image, model, passes, estimator, backend],
+                      [lr, one, mean, heat, bar, most, least, zip_file, summary, details],
+                      api_name="uncertainty", concurrency_id="compute", preprocess=False)
+    cancel_on(stop, event)

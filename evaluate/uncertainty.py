@@ -1,6 +1,6 @@
 """Is the uncertainty map honest? Calibration of predicted per-pixel std against the real error.
 
-`python -m train.evaluate --task uncertainty --model flashsr_x2 --sets BSD68,Set14 --json` runs
+`python -m evaluate --task uncertainty --model flashsr_x2 --sets BSD68,Set14 --json` runs
 `evaluate_uncertainty` with the SR protocol (HR mod-crop, LR by PIL bicubic, BT.601 Y, `scale` pixels
 of border cropped), the uncertainty pipeline on the whole LR image (no centre crop), and per image:
 
@@ -25,9 +25,19 @@ from scipy.stats import spearmanr
 from skimage.filters import sobel
 
 from common.metrics import psnr_y, quantize, rgb_to_y
-from common.resize import bicubic_downscale, bicubic_upscale, mod_crop
+from common.resize import bicubic_upscale
+from models import get_spec
+from models.checkpoint import CheckpointError
+from serve.contract import ServeError
+from serve.uncertainty import estimate_uncertainty
+
+from .common import load_set
+from .sr import DEFAULT_SETS, make_sr_pair
+from .sr import plan as sr_plan
 
 SPARSIFICATION_STEPS = 50
+METRICS = ()  # calibration rows are not stored in sidecars
+__all__ = ["DEFAULT_SETS", "evaluate_uncertainty"]
 
 
 def rank_correlation(uncertainty: np.ndarray, error: np.ndarray) -> float:
@@ -89,9 +99,6 @@ def evaluate_uncertainty(model_name: str, sets: Dict[str, list], passes: int = 4
                          backend: str = "auto", chunk: int = 8, seed: int = 0, weights=None,
                          steps: int = SPARSIFICATION_STEPS, log=sys.stderr) -> List[dict]:
     """One row per set: model, set, spearman, ause, ause_proxy, psnr_mean, psnr_single (+ context)."""
-    from models import get_spec
-    from serve.uncertainty import estimate_uncertainty
-
     scale = get_spec(model_name).scale
     options = {"weights_path": str(weights)} if weights else {}
     rows = []
@@ -99,8 +106,7 @@ def evaluate_uncertainty(model_name: str, sets: Dict[str, list], passes: int = 4
         per_image: List[Dict[str, float]] = []
         started = time.perf_counter()
         for name, hr in images:
-            hr = mod_crop(hr, scale)
-            lr = bicubic_downscale(hr, scale)
+            hr, lr = make_sr_pair(hr, scale)
             result = estimate_uncertainty(lr, model_name, passes, backend, estimator, patch=1, top_n=0, seed=seed,
                                           chunk=chunk, crop_to_patches=False, **options)
             scores = image_scores(result.std_map, result.mean_prediction, result.one_prediction, hr, lr, scale, steps)
@@ -123,3 +129,26 @@ def format_row(row: dict) -> str:
             f"(proxy {row['spearman_proxy']:.3f})  AUSE {row['ause']:.4f} (proxy {row['ause_proxy']:.4f})  "
             f"PSNR mean {row['psnr_mean']:.3f} / single {row['psnr_single']:.3f}  ({row['images']} images, "
             f"{row['seconds']:.1f} s)")
+
+
+load_one_set = load_set  # (set name, --limit) -> what evaluate_job takes per set
+
+
+def plan(args) -> List[str]:
+    names = [name for name, _ in sr_plan(args) if name != "bicubic"]
+    if not names:
+        raise SystemExit("error: --task uncertainty needs a registered model (bicubic has no uncertainty)")
+    return names
+
+
+
+def evaluate_job(name, sets, args) -> List[dict]:
+    try:
+        return evaluate_uncertainty(name, sets, args.passes, args.estimator, args.backend, args.chunk, args.seed,
+                                    args.weights, log=None if args.json else sys.stderr)
+    except (ServeError, CheckpointError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+line = format_row
+table = None  # no Markdown table for calibration (README's is written by hand from the JSON)

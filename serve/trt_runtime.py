@@ -1,7 +1,7 @@
-"""Runs a serialized TensorRT engine: the piece serve/ needs at inference time.
+"""Runs a serialized TensorRT engine (serve's TrtBackend; export/tensorrt_build checks new engines with it).
 
 TensorRT is imported on first use, never at module import, so machines without it (the
-Space's CPU tier, CI) can import export/ and serve/. Buffers are torch CUDA tensors, so no
+Space's CPU tier, CI) can import export/ and serve/. Imports nothing from export/. Buffers are torch CUDA tensors, so no
 pycuda/cuda-python is needed. One execution context holds per-call shapes and addresses,
 hence the lock: concurrent callers take turns on the GPU instead of corrupting each other.
 """
@@ -15,7 +15,7 @@ from typing import Dict, Mapping, Tuple, Union
 import numpy as np
 import torch
 
-from .artifacts import ExportError
+from .contract import BackendUnavailable, ServeError
 
 TRT_INSTALL_HINT = ("TensorRT is not installed: pip install tensorrt (or tensorrt-cu12 / tensorrt-cu13 to match "
                     "your CUDA) on a machine with an NVIDIA GPU")
@@ -23,7 +23,7 @@ TRT_INSTALL_HINT = ("TensorRT is not installed: pip install tensorrt (or tensorr
 Array = Union[np.ndarray, torch.Tensor]
 
 
-class TensorRTMissing(ExportError):
+class TensorRTMissing(BackendUnavailable):
     """The tensorrt package cannot be imported here."""
 
 
@@ -36,7 +36,7 @@ def import_tensorrt():
 
 def cuda_device_name(index: int = 0) -> str:
     if not torch.cuda.is_available():
-        raise ExportError("TensorRT needs a CUDA GPU, and PyTorch sees none on this machine")
+        raise BackendUnavailable("TensorRT needs a CUDA GPU, and PyTorch sees none on this machine")
     return torch.cuda.get_device_name(index)
 
 
@@ -47,7 +47,7 @@ def torch_dtype(trt, data_type) -> torch.dtype:
     for name, dtype in table.items():
         if getattr(trt.DataType, name, None) == data_type:
             return dtype
-    raise ExportError(f"engine tensor type {data_type} has no torch equivalent")
+    raise ServeError(f"engine tensor type {data_type} has no torch equivalent")
 
 
 class TrtEngine:
@@ -59,7 +59,7 @@ class TrtEngine:
     def __init__(self, engine_path: Path, device: int = 0):
         self.path = Path(engine_path)
         if not self.path.exists():
-            raise ExportError(f"{self.path}: TensorRT engine not found")
+            raise ServeError(f"{self.path}: TensorRT engine not found")
         trt = import_tensorrt()
         cuda_device_name(device)
         self._device = torch.device("cuda", device)
@@ -67,7 +67,7 @@ class TrtEngine:
         with torch.cuda.device(self._device):
             self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self.engine is None:
-            raise ExportError(f"{self.path}: TensorRT {trt.__version__} cannot load this engine (built by another "
+            raise ServeError(f"{self.path}: TensorRT {trt.__version__} cannot load this engine (built by another "
                               f"TensorRT version or for another GPU); rebuild it with `python -m export trt`")
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]

@@ -1,0 +1,6 @@
+"""Benchmark evaluation of the registered models: `python -m evaluate --task sr|colorize|interpolate|uncertainty`.
+
+One command line (cli.py) over four tasks (sr.py, colorize.py, interpolate.py, uncertainty.py); every
+model is run the same way (common.model_runner: the model's tensor contract, padded to its
+multiple). evaluate/ imports common/, models/ and serve/ (the uncertainty pipeline), never train/.
+"""

@@ -1,0 +1,71 @@
+"""`python -m evaluate --task sr --model flashsr_x4 --sets Set5,Set14,BSD100 --json`.
+
+--task sr           Y-PSNR / SSIM / GMSD / MS-SSIM / detail ratio (evaluate/sr.py); baseline `bicubic`
+--task colorize     RGB PSNR / SSIM / colourfulness (evaluate/colorize.py); baseline `grey`
+--task interpolate  RGB PSNR / SSIM at t = 0.5 (evaluate/interpolate.py); baseline `blend`
+--task uncertainty  how well the uncertainty map (serve.uncertainty; --estimator mc|tta, --passes K)
+                    predicts the real error (evaluate/uncertainty.py)
+
+`--model all` is every trained model of the task plus its baseline. Unreadable benchmark files are
+reported on stderr by name and skipped, never a crash.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+from . import colorize, interpolate, sr, uncertainty
+from .common import print_json, run_jobs
+
+TASKS = {"sr": sr, "colorize": colorize, "interpolate": interpolate, "uncertainty": uncertainty}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", choices=list(TASKS), default="sr")
+    p.add_argument("--model", required=True, help="comma list of registered names, the task's baseline, or 'all'")
+    p.add_argument("--sets", default=None, help="benchmark folders under $STSR_DATA/benchmark (default: the "
+                   f"task's: sr/colorize/uncertainty {sr.DEFAULT_SETS}, interpolate {interpolate.DEFAULT_SETS})")
+    p.add_argument("--scale", type=int, default=None, help="scale for 'bicubic' (default: 2 and 4 with 'all')")
+    p.add_argument("--weights", type=Path, default=None, help="evaluate this checkpoint instead of the shipped one")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--limit", type=int, default=0, help="first N images of each set (quick checks)")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
+    p.add_argument("--update-sidecar", action="store_true", help="store the results in the weights' JSON sidecar")
+    p.add_argument("--bench-json", type=Path, default=None,
+                   help="serve.bench's bench.json: adds its ORT CPU latency at 256x256 to the Markdown table")
+    unc = p.add_argument_group("--task uncertainty")
+    unc.add_argument("--estimator", choices=["mc", "tta"], default="mc", help="MC dropout or flip/rotation TTA")
+    unc.add_argument("--passes", type=int, default=40, help="stochastic passes K (TTA uses at most 8)")
+    unc.add_argument("--chunk", type=int, default=8, help="passes per backend call")
+    unc.add_argument("--backend", default="auto", help="serve backend kind (auto, onnx-cpu, torch-cpu, ...)")
+    unc.add_argument("--seed", type=int, default=0, help="seed of the dropout masks")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    task = TASKS[args.task]
+    set_names = [s.strip() for s in (args.sets or task.DEFAULT_SETS).split(",") if s.strip()]
+    jobs = task.plan(args)
+    sets = {name: task.load_one_set(name, args.limit) for name in set_names}
+    with torch.no_grad():  # a context, not set_grad_enabled: main() also runs inside other programs (tests)
+        rows = run_jobs(jobs, lambda job: task.evaluate_job(job, sets, args), args,
+                        baselines=(getattr(task, "BASELINE", ""),), metrics=task.METRICS, line=task.line,
+                        always_log=task is uncertainty)
+    if args.json:
+        print_json(rows)
+    if args.markdown and task.table is not None:
+        print(task.table(rows, set_names, args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
