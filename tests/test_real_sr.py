@@ -127,3 +127,17 @@ def test_onnx_export_takes_strength_and_matches_torch(real_weights, tmp_path):
     with torch.no_grad():
         want = real_model(scale=2)(torch.from_numpy(x), strength=torch.from_numpy(s)).numpy()
     assert np.abs(got - want).max() < 1e-4
+
+
+def test_evaluate_sr_real_presets_label_rows_and_pass_strength(real_weights):
+    from evaluate.sr import evaluate_sr, make_sr_pair
+
+    hr = np.random.default_rng(2).random((40, 44, 3)).astype(np.float32)
+    a, b = make_sr_pair(hr, 2, "real-medium", seed=3), make_sr_pair(hr, 2, "real-medium", seed=3)
+    assert np.array_equal(a[1], b[1]) and not np.array_equal(a[1], make_sr_pair(hr, 2)[1])
+    rows = {s: evaluate_sr("flashsr_real_x2", 2, {"tiny": [("a", hr)]}, real_weights, "cpu", "real-heavy", s)[0]
+            for s in (0.0, 1.0)}
+    assert rows[1.0]["set"] == "tiny:real-heavy" and rows[1.0]["strength"] == 1.0
+    assert rows[0.0]["psnr_y"] != rows[1.0]["psnr_y"]
+    clean = evaluate_sr("bicubic", 2, {"tiny": [("a", hr)]})[0]
+    assert clean["set"] == "tiny" and "strength" not in clean
