@@ -23,8 +23,8 @@ from models.lab_color import grey_from_rgb, grey_to_rgb, rgb_to_lab
 
 from .colorize_losses import RGB_LOSSES, chroma_loss
 from .data import CountingSampler, DataError, load_folder, split_validation
-from .loop import (EMA, RunRecorder, add_run_arguments, open_run, optimizer_step, pick_device, run_description,
-                   scheduled_lr, spec_for_task_or_exit, train_loop)
+from .loop import (EMA, RunRecorder, add_run_arguments, autocast, open_run, optimizer_step, pick_device,
+                   resolve_precision, run_description, scheduled_lr, spec_for_task_or_exit, train_loop)
 
 LOSSES = sorted(RGB_LOSSES) + ["chroma"]
 MIN_COLOURFULNESS = 5.0  # training images below this are (near) grey: they would teach sepia
@@ -150,11 +150,15 @@ def calibrate_gain(model, crops, device, log=sys.stderr) -> float:
     return colourful[0] if colourful else beat_grey[-1][0]
 
 
-def compute_loss(name: str, model, rgb: torch.Tensor, rebalance: float = 1.0, saturation: float = 1.0) -> torch.Tensor:
+def compute_loss(name: str, model, rgb: torch.Tensor, rebalance: float = 1.0, saturation: float = 1.0,
+                 precision: str = "fp32") -> torch.Tensor:
+    """The network runs under `precision` (train.loop.autocast); targets and the loss stay fp32."""
     grey = grey_from_rgb(rgb)
+    with autocast(precision, rgb.device):
+        pred = model.predict_ab(grey) if name == "chroma" else model(grey)
     if name == "chroma":
-        return chroma_loss(model.predict_ab(grey), rgb_to_lab(rgb)[:, 1:], rebalance, saturation)
-    return RGB_LOSSES[name](model(grey), rgb)
+        return chroma_loss(pred.float(), rgb_to_lab(rgb)[:, 1:], rebalance, saturation)
+    return RGB_LOSSES[name](pred.float(), rgb)
 
 
 def main(argv=None) -> int:
@@ -164,6 +168,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
+    precision = resolve_precision(args.precision, device)
     data_dir = args.data or data_root() / "train"
     try:
         images, names = colour_only(*load_folder(data_dir, limit=args.data_limit))
@@ -195,7 +200,8 @@ def main(argv=None) -> int:
     def train_step(step: int) -> dict:
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(args, step, clock)
-        loss = compute_loss(args.loss, model, next(batches).to(device), args.rebalance, args.saturation)
+        loss = compute_loss(args.loss, model, next(batches).to(device), args.rebalance, args.saturation,
+                            precision)
         optimizer_step(model, optimizer, loss, ema, step)
         return {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}
 

@@ -21,8 +21,8 @@ from common.paths import data_root
 
 from .data import CountingSampler, DataError, load_folder, split_validation
 from .interp_data import MotionConfig, TripletDataset, heldout_triplets
-from .loop import (EMA, RunRecorder, add_run_arguments, open_run, optimizer_step, pick_device, run_description,
-                   scheduled_lr, spec_for_task_or_exit, train_loop)
+from .loop import (EMA, RunRecorder, add_run_arguments, autocast, open_run, optimizer_step, pick_device,
+                   resolve_precision, run_description, scheduled_lr, spec_for_task_or_exit, train_loop)
 from .sr import pixel_loss
 
 
@@ -74,6 +74,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(max(1, args.threads))
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
+    precision = resolve_precision(args.precision, device)
     data_dir = args.data or data_root() / "train"
     cfg = MotionConfig(size=args.patch, max_shift=args.max_shift, patch_shift=args.max_shift + 2,
                        still_fraction=args.still_fraction)
@@ -111,11 +112,14 @@ def main(argv=None) -> int:
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(args, step, clock)
         if levels:
-            outs = model.forward_levels(f0, f1, t, all_levels=True)
+            with autocast(precision, device):
+                outs = [o.float() for o in model.forward_levels(f0, f1, t, all_levels=True)]
             loss = pixel_loss(args.loss, outs[-1], ft) + args.level_weight * sum(
                 pixel_loss(args.loss, o, ft) for o in outs[:-1])
         else:
-            loss = pixel_loss(args.loss, model(f0, f1, t), ft)
+            with autocast(precision, device):
+                pred = model(f0, f1, t)
+            loss = pixel_loss(args.loss, pred.float(), ft)
         optimizer_step(model, optimizer, loss, ema, step)
         return {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}
 

@@ -43,6 +43,39 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast runs natively here: CUDA with bf16, or a CPU whose oneDNN has bf16
+    kernels (AVX512-BF16 / AMX). Elsewhere bf16 is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """--precision -> 'fp32' or 'bf16'. 'auto' picks bf16 where it is native (measured on a Zen 4 CPU:
+    a FlashSR x4 step 2x faster); an explicit 'bf16' the hardware lacks exits with a message."""
+    if name not in PRECISIONS:
+        raise SystemExit(f"error: --precision must be one of {', '.join(PRECISIONS)}, not '{name}'")
+    if name == "fp32":
+        return "fp32"
+    native = bf16_supported(device)
+    if name == "bf16" and not native:
+        raise SystemExit(f"error: --precision bf16: this {device.type} has no native bf16 support; use fp32 or auto")
+    return "bf16" if native else "fp32"
+
+
+def autocast(precision: str, device: torch.device):
+    """The forward-pass context of a training step: bf16 autocast or nothing. Weights, optimizer state
+    and the loss stay fp32 (callers take `.float()` of the prediction); validation runs outside it."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def default_workers(device: torch.device) -> int:
     cores = os.cpu_count() or 2
     return max(1, min(8, cores - 1)) if device.type == "cuda" else max(0, min(2, cores - 1))
@@ -258,6 +291,8 @@ def add_run_arguments(p: argparse.ArgumentParser, *, val_every: int, threads_def
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=threads_default, help="torch CPU threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="training forward pass: bf16 autocast where native (auto), or fp32; validation is fp32")
 
 
 def finish_run(run_dir: Path, weights_path: Path, *, step: int, iters: int, clock: "Stopwatch", publish: bool) -> None:
@@ -319,4 +354,5 @@ def scheduled_lr(args: argparse.Namespace, step: int, clock: Stopwatch) -> float
 def run_description(args: argparse.Namespace, device: torch.device) -> Dict[str, Any]:
     """Sidecar fields every script records: the full command-line arguments and the device."""
     return {"training": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "precision": resolve_precision(getattr(args, "precision", "fp32"), device)}
