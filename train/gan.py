@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from models import save_checkpoint
 from models.registry import DISCRIMINATORS
 
-from .data import CountingSampler
+from . import distributed
 from .loop import (EMA, RunRecorder, add_run_arguments, autocast, default_workers, open_run, optimizer_step,
                    resolve_precision, run_description, scheduled_lr, train_loop)
 from .sr import pixel_loss, prepare_sr_run, sr_spec_or_exit, validate
@@ -138,9 +138,11 @@ def main(argv=None) -> int:
         opt_d.load_state_dict(state["extra"]["d_optimizer"])
 
     workers = default_workers(device) if args.workers is None else args.workers
-    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=CountingSampler(step * args.batch_size),
+    loader = DataLoader(dataset, batch_size=distributed.local_batch(args.batch_size),
+                        sampler=distributed.ShardedCountingSampler(step, args.batch_size),
                         num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
     d_arch = type(discriminator).__name__
+    g_net, d_net = distributed.Replicated(generator, device), distributed.Replicated(discriminator, device)
     meta = {"model": spec.name, "task": spec.task, "scale": spec.scale, "adversarial": True,
             "losses": {"pixel": f"{args.pixel_loss} x {args.w_pixel}", "adversarial": f"BCE x {args.w_adv}",
                        "tv": f"x {args.w_tv}",
@@ -172,9 +174,9 @@ def main(argv=None) -> int:
             group["lr"] = lr_now * args.lr_d / args.lr
         adversarial = step >= args.pixel_warmup
         with autocast(precision, device):
-            sr = generator(lr_t).float()
-        d_stats = discriminator_step(discriminator, opt_d, sr, hr_t, precision) if adversarial else {}
-        terms = generator_losses(args, discriminator, sr, hr_t, adversarial, precision)
+            sr = g_net(lr_t).float()
+        d_stats = discriminator_step(d_net, opt_d, sr, hr_t, precision) if adversarial else {}
+        terms = generator_losses(args, d_net, sr, hr_t, adversarial, precision)
         optimizer_step(generator, opt_g, terms["loss_g"], ema, step)
         return {**terms, **d_stats, "lr": lr_now}
 

@@ -23,6 +23,8 @@ from tqdm import tqdm
 from models import resolve_name
 from models.checkpoint import CheckpointError, read_weights, save_checkpoint
 
+from . import distributed
+
 
 def spec_for_task_or_exit(task: str, name: str, scale: Optional[int] = None):
     """The registered model `name` (or family + scale), which must be a `task` model; else exit with a message."""
@@ -164,10 +166,11 @@ class Stopwatch:
     def __init__(self, budget_s: float = 0.0):
         self.start = time.perf_counter()
         self.budget = budget_s
+        self.pinned: Optional[float] = None  # distributed: rank 0's time at the step's start, on every rank
 
     @property
     def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+        return self.pinned if self.pinned is not None else time.perf_counter() - self.start
 
     def expired(self) -> bool:
         return self.budget > 0 and self.elapsed >= self.budget
@@ -181,13 +184,15 @@ class RunRecorder:
     the EMA weights (the raw ones without EMA) as `model.safetensors` with a sidecar holding
     `meta`, the iterations, the training seconds and the latest validation scores. `on_save(step)`
     lets a script save more (train.gan: the discriminator) and returns extra entries for state.pt.
+    Under torchrun only rank 0 writes: `record` and `save` do nothing on the other ranks.
     """
 
     def __init__(self, run_dir: Path, fields: list, *, model: nn.Module, optimizer, ema: Optional[EMA],
                  arch: str, model_args: Dict[str, Any], meta: Dict[str, Any], state: Optional[Dict[str, Any]],
                  step: int, budget_s: float, on_save: Optional[Callable[[int], Dict[str, Any]]] = None):
         self.run_dir = Path(run_dir)
-        self.log = MetricsCSV(self.run_dir / "metrics.csv", [*fields, "seconds", "steps_per_s"])
+        self.log = MetricsCSV(self.run_dir / "metrics.csv", [*fields, "seconds", "steps_per_s"]) \
+            if distributed.is_main() else None
         self.model, self.optimizer, self.ema = model, optimizer, ema
         self.arch, self.model_args, self.meta, self.on_save = arch, model_args, meta, on_save
         resumed = state["extra"] if state else {}
@@ -213,6 +218,8 @@ class RunRecorder:
     def record(self, step: int, row: Dict[str, Any], scores: Optional[Dict[str, float]] = None,
                message: str = "") -> None:
         """Append a CSV row (plus `scores`, which the next checkpoint's sidecar keeps) and print `message`."""
+        if not self.log:
+            return
         if scores is not None:
             self.scores = dict(scores)
         now = time.perf_counter()
@@ -224,6 +231,8 @@ class RunRecorder:
             print(f"step {step}: {message}", file=sys.stderr, flush=True)
 
     def save(self, step: int) -> None:
+        if not distributed.is_main():
+            return
         extra = self.on_save(step) if self.on_save else {}
         save_state(self.run_dir, step=step, model=self.model, optimizer=self.optimizer, ema=self.ema,
                    extra={"seconds": self.seconds, "val": self.scores, **extra})
@@ -233,9 +242,13 @@ class RunRecorder:
                         meta=info)
 
     def finish(self, step: int, iters: int, weights_path: Path, publish: bool) -> None:
-        """Last checkpoint, then finish_run (say if the budget cut the run, publish if asked)."""
-        self.save(step)
-        finish_run(self.run_dir, weights_path, step=step, iters=iters, clock=self.clock, publish=publish)
+        """Last checkpoint, then finish_run (say if the budget cut the run, publish if asked); under
+        torchrun, rank 0 alone, then every rank checks that the weights are the same and leaves the group."""
+        if distributed.is_main():
+            self.save(step)
+            finish_run(self.run_dir, weights_path, step=step, iters=iters, clock=self.clock, publish=publish)
+        distributed.check_replicas(self.model)
+        distributed.shutdown()
 
 
 def _floats(row: Dict[str, Any]) -> Dict[str, Any]:
@@ -253,23 +266,33 @@ def train_loop(run: RunRecorder, args: argparse.Namespace, step: int, *, name: s
     EMA weights are validated and the row, the scores and `describe(row, scores)` recorded; with
     `record_every` the row is also logged between validations. Every --save-every steps the run is
     checkpointed. Stops at --iters or the time budget; the caller then calls run.finish.
+    Under torchrun, rows are averaged over the ranks, rank 0 alone validates and writes, and with a
+    time budget every rank follows rank 0's clock (the same LR schedule and the same last step).
     """
     for module in training:
         module.train()
-    bar = tqdm(total=args.iters, initial=step, desc=name, dynamic_ncols=True, disable=None)
-    while step < args.iters and not run.clock.expired():
+    bar = tqdm(total=args.iters, initial=step, desc=name, dynamic_ncols=True,
+               disable=None if distributed.is_main() else True)
+    synced_clock = distributed.world_size() > 1 and run.clock.budget > 0
+    while step < args.iters:
+        if synced_clock:
+            run.clock.pinned = None
+            run.clock.pinned = distributed.main_value(run.clock.elapsed)
+        if run.clock.expired():
+            break
         row = train_step(step)
         step += 1
         bar.update(1)
         if step % args.val_every == 0 or step == args.iters:
-            row = _floats(row)
-            scores = validate(run.eval_model())
-            for module in training:
-                module.train()
-            run.record(step, row, scores, describe(row, scores))
-            bar.set_postfix_str(describe(row, scores), refresh=False)
+            row = distributed.mean_row(_floats(row))
+            if distributed.is_main():
+                scores = validate(run.eval_model())
+                for module in training:
+                    module.train()
+                run.record(step, row, scores, describe(row, scores))
+                bar.set_postfix_str(describe(row, scores), refresh=False)
         elif record_every and step % record_every == 0:
-            run.record(step, _floats(row))
+            run.record(step, distributed.mean_row(_floats(row)))
         if step % args.save_every == 0:
             run.save(step)
     bar.close()
@@ -325,14 +348,17 @@ def open_run(args: argparse.Namespace, name: str, model: nn.Module, optimizer, e
     """Run folder (runs/NAME unless --run-dir), emptied by --fresh; resumes its state if there is one,
     else applies --init-from when the script has it. Returns (run_dir, state or None, step)."""
     run_dir = args.run_dir or Path("runs") / name
-    if args.fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if distributed.is_main():
+        if args.fresh and run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    distributed.barrier()  # every rank loads the state rank 0 kept (any earlier process count)
     state = load_state(run_dir, model, optimizer, ema, device)
+    say = print if distributed.is_main() else (lambda *a, **k: None)
     if state:
-        print(f"resuming {run_dir} at step {state['step']}", file=sys.stderr)
+        say(f"resuming {run_dir} at step {state['step']}", file=sys.stderr)
     elif getattr(args, "init_from", None):
-        print(f"initialised {init_from(model, args.init_from)} tensors from {args.init_from}", file=sys.stderr)
+        say(f"initialised {init_from(model, args.init_from)} tensors from {args.init_from}", file=sys.stderr)
         if ema:
             ema.model.load_state_dict(model.state_dict())
     return run_dir, state, state["step"] if state else 0
@@ -355,4 +381,5 @@ def run_description(args: argparse.Namespace, device: torch.device) -> Dict[str,
     """Sidecar fields every script records: the full command-line arguments and the device."""
     return {"training": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "processes": distributed.world_size(),  # torchrun's N; --batch-size is the global batch
             "precision": resolve_precision(getattr(args, "precision", "fp32"), device)}

@@ -19,7 +19,8 @@ from common.degradations import PRESETS
 from common.metrics import psnr_y
 from common.paths import data_root
 
-from .data import (DEGRADATIONS, CountingSampler, DataError, PatchConfig, SRPatchDataset, load_folder,
+from . import distributed
+from .data import (DEGRADATIONS, DataError, PatchConfig, SRPatchDataset, load_folder,
                    split_validation, validation_pairs)
 from .loop import (EMA, RunRecorder, add_run_arguments, autocast, default_workers, open_run, optimizer_step,
                    pick_device, resolve_precision, run_description, run_progress, scheduled_lr,
@@ -119,7 +120,7 @@ def prepare_sr_run(args: argparse.Namespace, spec, degradation: str):
         torch.set_num_threads(args.threads)
         import cv2  # the real degradations use OpenCV: keep it to the same thread budget
         cv2.setNumThreads(args.threads)
-    device = pick_device(args.device)
+    device = distributed.setup(pick_device(args.device))
     data_dir = args.data or data_root() / "train"
     try:
         images, names = load_folder(data_dir, limit=args.data_limit)
@@ -150,13 +151,15 @@ def main(argv=None) -> int:
         print(f"run already at {step} >= --iters {args.iters}", file=sys.stderr)
 
     workers = default_workers(device) if args.workers is None else args.workers
-    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=CountingSampler(step * args.batch_size),
+    loader = DataLoader(dataset, batch_size=distributed.local_batch(args.batch_size),
+                        sampler=distributed.ShardedCountingSampler(step, args.batch_size),
                         num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
                         prefetch_factor=4 if workers > 0 else None)
     precision = resolve_precision(args.precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model = model.to(memory_format=torch.channels_last)  # CUDA and oneDNN (CPU) both run NHWC faster
+    net = distributed.Replicated(model, device)  # training forwards: through DDP under torchrun
     vae_fields = ["kl", "kl_weight"] if hasattr(model, "last_kl") else []
     meta = {"model": spec.name, "task": spec.task, "scale": spec.scale,
             "data": {"train_dir": str(data_dir), "train_images": train_count, "val_images": val_names,
@@ -179,7 +182,7 @@ def main(argv=None) -> int:
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(args, step, clock)
         with autocast(precision, device):
-            pred = model(lr_t, **strength_kwargs(model, strength))
+            pred = net(lr_t, **strength_kwargs(model, strength))
         loss = pixel_loss(args.loss, pred.float(), hr_t)
         row = {"loss": loss}
         kl = getattr(model, "last_kl", None)  # VAE models expose their KL divergence after a training pass
