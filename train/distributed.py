@@ -138,9 +138,10 @@ def main_value(value: float) -> float:
 
 
 def weights_checksum(module: nn.Module) -> int:
-    """CRC32 over the bytes of every tensor of the state dict: equal only for bit-identical weights."""
+    """CRC32 over the bytes of every parameter: equal only for bit-identical weights. (Buffers such as
+    batch-norm running statistics are left out: DDP copies rank 0's at each forward, and rank 0's are saved.)"""
     crc = 0
-    for tensor in module.state_dict().values():
+    for tensor in module.parameters():
         crc = zlib.crc32(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes(), crc)
     return crc
 
