@@ -24,6 +24,8 @@ import numpy as np
 from PIL import Image
 from scipy import special
 
+from .resize import bicubic_resize
+
 Range = Tuple[float, float]  # (mild end, severe end); may run downward (JPEG quality 95 -> 30)
 
 _RESIZE_MODES = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
@@ -63,7 +65,11 @@ class DegradationConfig:
     generalized_beta: Range = (0.5, 4.0)
     plateau_beta: Range = (1.0, 2.0)
     band: float = 0.5  # parameters come from [band * level, level] of each range
-    single_stage_prob: float = 0.3  # one round only (blur, resize to LR, noise, JPEG): mildly degraded photos
+    classic_prob: float = 0.4  # the classic model y = JPEG((x * k_gauss) downscaled + n), SRMD/BSRGAN's basis
+    single_stage_prob: float = 0.2  # one round of the random model only (blur, resize to LR, noise, JPEG)
+    classic_blur_sigma: Range = (0.3, 2.6)  # isotropic Gaussian, HR pixels
+    classic_noise_sigma: Range = (0.0, 20 / 255)  # colour Gaussian at LR (grey with grey_noise_prob / 2)
+    classic_jpeg_quality: Range = (95, 35)
 
 
 # ---------------------------------------------------------------- kernels (each sums to 1)
@@ -194,7 +200,8 @@ def degrade_real(hr: np.ndarray, scale: int, rng: np.random.Generator, level: fl
                  config: DegradationConfig = DegradationConfig()) -> np.ndarray:
     """HR (H,W,3) float32 [0,1] -> LR (H//scale, W//scale, 3) float32 on the 8-bit grid.
 
-    With single_stage_prob only one round (blur, resize to LR, noise, JPEG). Otherwise stage 1: blur,
+    With classic_prob the classic model (Gaussian blur, bicubic, noise, JPEG); with single_stage_prob one
+    round of the random model (blur, resize to LR, noise, JPEG). Otherwise stage 1: blur,
     random resize, noise, JPEG. Stage 2 (its blur with second_blur_prob): the same
     with its own ranges, resized around the LR size. Final: resize to the exact LR size + sinc
     (final_sinc_prob) in random order against the last JPEG.
@@ -205,7 +212,10 @@ def degrade_real(hr: np.ndarray, scale: int, rng: np.random.Generator, level: fl
     lr_hw = (h // scale, w // scale)
     cfg = config
     img = np.ascontiguousarray(hr, dtype=np.float32)
-    if rng.random() < cfg.single_stage_prob:
+    branch = rng.random()
+    if branch < cfg.classic_prob:
+        return _classic(img, lr_hw, rng, cfg, level)
+    if branch < cfg.classic_prob + cfg.single_stage_prob:
         return _single_stage(img, lr_hw, rng, cfg, level)
     # stage 1
     img = apply_kernel(img, random_kernel(rng, cfg.blur_sigma, cfg, level, cfg.sinc_prob))
@@ -230,6 +240,18 @@ def degrade_real(hr: np.ndarray, scale: int, rng: np.random.Generator, level: fl
         img = jpeg(np.clip(img, 0, 1), quality)
         img = resize(img, lr_hw, mode)
         img = apply_kernel(img, sinc) if sinc is not None else img
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.float32) / 255.0
+
+
+def _classic(img: np.ndarray, lr_hw, rng: np.random.Generator, cfg: DegradationConfig, level: float) -> np.ndarray:
+    """The classic degradation: isotropic Gaussian blur, PIL bicubic (antialiased) downscale, Gaussian
+    noise, JPEG; the family the fixed presets come from (the presets' images are never trained on)."""
+    sigma = _draw(rng, cfg.classic_blur_sigma, level, cfg.band)
+    img = apply_kernel(img, gaussian_kernel(2 * math.ceil(3 * sigma) + 1, sigma))
+    img = bicubic_resize(img, lr_hw)
+    img = add_gaussian_noise(img, _draw(rng, cfg.classic_noise_sigma, level, cfg.band), rng,
+                             grey=rng.random() < cfg.grey_noise_prob / 2)
+    img = jpeg(np.clip(img, 0, 1), round(_draw(rng, cfg.classic_jpeg_quality, level, cfg.band)))
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.float32) / 255.0
 
 
