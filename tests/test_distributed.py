@@ -42,7 +42,8 @@ def test_two_processes_train_like_one_with_the_global_batch_and_resume_with_anot
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "train.sr", *common, "--threads", "1", "--iters", "2", "--run-dir", str(tmp_path / "two")],
+                          "-m", "train.sr", *common, "--threads", "1", "--iters", "2",
+                          "--run-dir", str(tmp_path / "two")],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert "weights identical on all 2 processes" in ddp.stderr

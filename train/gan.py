@@ -125,6 +125,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     spec = check_args(args)
     device, data_dir, dataset, train_count, val, val_names = prepare_sr_run(args, spec, "bicubic")
+    if distributed.local_batch(args.batch_size) < 2:
+        raise SystemExit("error: --batch-size (the global batch) must give each process at least 2 (batch norm)")
     precision = resolve_precision(args.precision, device)
 
     generator = spec.build().to(device).to(memory_format=torch.channels_last)
