@@ -40,6 +40,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--update-sidecar", action="store_true", help="store the results in the weights' JSON sidecar")
     p.add_argument("--bench-json", type=Path, default=None,
                    help="serve.bench's bench.json: adds its ORT CPU latency at 256x256 to the Markdown table")
+    real = p.add_argument_group("--task sr: real-world degradations (common.degradations)")
+    real.add_argument("--degradation", choices=sr.DEGRADATIONS, default="clean",
+                      help="LR of each HR: clean = bicubic (the standard protocol), real-* = the fixed presets "
+                           "(blur + bicubic + noise + JPEG; image i of a set uses seed i)")
+    real.add_argument("--strength", type=float, default=0.5,
+                      help="denoise strength (0..1) for models that take one (flashsr_real_*)")
     unc = p.add_argument_group("--task uncertainty")
     unc.add_argument("--estimator", choices=["mc", "tta"], default="mc", help="MC dropout or flip/rotation TTA")
     unc.add_argument("--passes", type=int, default=40, help="stochastic passes K (TTA uses at most 8)")

@@ -14,6 +14,7 @@ from common.images import DecodedImage, ImageLoadError, hwc_to_nchw, list_images
 from common.paths import benchmark_dir
 from models import REGISTRY, get_spec, load_model
 from models.checkpoint import CheckpointError, record_metrics
+from models.registry import positional_module
 
 Runner = Callable[..., np.ndarray]
 
@@ -69,7 +70,7 @@ def model_runner(name: str, weights: Optional[Path] = None, device: str = "cpu")
     spec = get_spec(name)
     io = spec.io
     try:
-        model = load_model(name, weights).to(device)
+        model = positional_module(spec, load_model(name, weights)).to(device)  # inputs in contract order
     except CheckpointError as exc:
         raise SystemExit(f"error: {exc}") from None
     m = io.pad_multiple

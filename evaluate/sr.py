@@ -4,6 +4,11 @@ Protocol (../shared/data/README.md): HR mod-cropped to the scale, LR by PIL bicu
 downscaling (make_sr_pair, the one place evaluation makes LR), metrics on the BT.601 Y channel after
 cropping `scale` pixels from each border. `--model bicubic` is the baseline (PIL bicubic upscaling;
 `--scale` picks its scale).
+
+`--degradation real-light|real-medium|real-heavy` makes the LR with common.degradations'
+fixed presets instead (image i of a set with seed i, so every run sees the same LR); rows are then
+labelled SET:PRESET (e.g. BSD100:real-medium) so sidecar metrics never mix with the clean ones.
+Strength models (flashsr_real_*) run at `--strength` (default 0.5).
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from common.degradations import PRESETS, degrade_preset
 from common.metrics import detail_ratio_y, gmsd_y, ms_ssim_y, psnr_y, ssim_y
 from common.resize import bicubic_downscale, bicubic_upscale, mod_crop
 from models import REGISTRY, get_spec
@@ -23,12 +29,18 @@ from .common import by_model_and_set, load_set, markdown_table, mean, model_runn
 BASELINE = "bicubic"
 DEFAULT_SETS = "Set5,Set14,BSD100"
 METRICS = ("psnr_y", "ssim_y", "gmsd_y", "ms_ssim_y", "detail_ratio_y")
+DEGRADATIONS = ("clean", *PRESETS)
 
 
-def make_sr_pair(hr: np.ndarray, scale: int) -> Tuple[np.ndarray, np.ndarray]:
-    """(HR mod-cropped to the scale, its LR): how every SR evaluation (and calibration) degrades HR."""
+def make_sr_pair(hr: np.ndarray, scale: int, degradation: str = "clean", seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """(HR mod-cropped to the scale, its LR): how every SR evaluation (and calibration) degrades HR.
+    clean: PIL bicubic; a real-* preset: common.degradations.degrade_preset with `seed`."""
     hr = mod_crop(hr, scale)
-    return hr, bicubic_downscale(hr, scale)
+    return hr, bicubic_downscale(hr, scale) if degradation == "clean" else degrade_preset(hr, scale, degradation, seed)
+
+
+def set_label(set_name: str, degradation: str) -> str:
+    return set_name if degradation == "clean" else f"{set_name}:{degradation}"
 
 
 load_one_set = load_set  # (set name, --limit) -> what evaluate_job takes per set
@@ -49,22 +61,31 @@ def plan(args) -> List[Tuple[str, int]]:
     return jobs
 
 
-def evaluate_sr(model_name: str, scale: int, sets: Dict[str, list], weights=None, device="cpu") -> List[dict]:
-    upscale = (lambda lr: bicubic_upscale(lr, scale)) if model_name == BASELINE else model_runner(
-        model_name, weights, device)
+def evaluate_sr(model_name: str, scale: int, sets: Dict[str, list], weights=None, device="cpu",
+                degradation: str = "clean", strength: float = 0.5) -> List[dict]:
+    if model_name == BASELINE:
+        upscale = lambda lr: bicubic_upscale(lr, scale)  # noqa: E731
+    else:
+        runner = model_runner(model_name, weights, device)
+        takes = get_spec(model_name).strength_input
+        upscale = (lambda lr: runner(lr, strength=strength)) if takes else runner  # noqa: E731
     rows = []
     for set_name, images in sets.items():
         scores: Dict[str, list] = {k: [] for k in METRICS}
         seconds = 0.0
-        for _, hr in images:
-            hr, lr = make_sr_pair(hr, scale)
+        for index, (_, hr) in enumerate(images):
+            hr, lr = make_sr_pair(hr, scale, degradation, seed=index)
             start = time.perf_counter()
             sr = upscale(lr)
             seconds += time.perf_counter() - start
             for key, metric in zip(METRICS, (psnr_y, ssim_y, gmsd_y, ms_ssim_y, detail_ratio_y)):
                 scores[key].append(metric(sr, hr, crop=scale))
         valid_ms = [v for v in scores["ms_ssim_y"] if not np.isnan(v)]
-        rows.append({"model": model_name, "set": set_name, "scale": scale, "psnr_y": mean(scores["psnr_y"], 4),
+        extra = {} if degradation == "clean" else {"degradation": degradation}
+        if takes_strength(model_name):
+            extra["strength"] = strength
+        rows.append({"model": model_name, "set": set_label(set_name, degradation), "scale": scale, **extra,
+                     "psnr_y": mean(scores["psnr_y"], 4),
                      "ssim_y": mean(scores["ssim_y"], 5), "gmsd_y": mean(scores["gmsd_y"], 5),
                      "ms_ssim_y": mean(valid_ms, 5) if valid_ms else None,
                      "detail_ratio_y": mean(scores["detail_ratio_y"], 4),
@@ -103,10 +124,18 @@ def line(r: dict) -> str:
 
 
 
+def takes_strength(model_name: str) -> bool:
+    return model_name != BASELINE and get_spec(model_name).strength_input
+
+
 def evaluate_job(job, sets, args) -> List[dict]:
     name, scale = job
-    return evaluate_sr(name, scale, sets, args.weights, args.device)
+    degradation, strength = getattr(args, "degradation", "clean"), getattr(args, "strength", 0.5)
+    if not 0.0 <= strength <= 1.0:
+        raise SystemExit(f"error: --strength must be in [0, 1], got {strength}")
+    return evaluate_sr(name, scale, sets, args.weights, args.device, degradation, strength)
 
 
 def table(rows, set_names, args) -> str:
-    return sr_table(rows, set_names, ort_latency(args.bench_json) if args.bench_json else None)
+    labels = [set_label(s, getattr(args, "degradation", "clean")) for s in set_names]
+    return sr_table(rows, labels, ort_latency(args.bench_json) if args.bench_json else None)

@@ -24,6 +24,7 @@ from common import paths
 from models import ModelSpec
 from models.io import ModelIO
 from models.mc_dropout import MCDropoutWrapper
+from models.registry import positional_module
 
 from .artifacts import ExportError, file_sha256, load_source_model, read_json, resolve_spec, utc_now, write_json
 from .mc import MC_GRAPH, check_mc_parity, mc_io, stochastic_nodes
@@ -89,7 +90,7 @@ def check_onnx_for(path: Path, spec: ModelSpec, *, mc: bool = False, half: bool 
 
 def _module_and_io(spec: ModelSpec, model: nn.Module, mc: bool) -> Tuple[nn.Module, ModelIO]:
     """The fp32 module to export for this variant and its tensor contract."""
-    return (MCDropoutWrapper(model), mc_io(spec, model)) if mc else (model, spec.io)
+    return (MCDropoutWrapper(model), mc_io(spec, model)) if mc else (positional_module(spec, model), spec.io)
 
 
 def _torch_export(module: nn.Module, io: ModelIO, path: Path, opset: int) -> None:

@@ -19,7 +19,7 @@ from .colorize_lab import ColorizeLab
 from .conv_autoencoder import ConvAutoEncoder
 from .convlstm_interp import ConvLSTMInterpolator
 from .esrcnn import ESRCNN
-from .flashsr import FlashSR
+from .flashsr import FlashSR, StrengthInput
 from .flowinterp import FlowInterp
 from .grey2rgb import Grey2RGBAutoEncoder
 from .io import ModelIO, contract
@@ -44,6 +44,9 @@ DISCRIMINATORS: Dict[str, Callable[..., nn.Module]] = {
     "srgan": SRGANDiscriminator,
     "swift_srgan": SwiftSRGANDiscriminator,
 }
+
+DEFAULT_STRENGTH = 0.5  # denoise strength of strength models when a caller gives none
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -76,9 +79,20 @@ class ModelSpec:
         return ARCHITECTURES[self.arch](**{**self.kwargs, **overrides})
 
     @property
+    def strength_input(self) -> bool:
+        """Takes a denoise strength [N,1] in [0,1] after the image (FlashSR real variants)."""
+        return "strength" in self.scalar_inputs
+
+    @property
     def io(self) -> ModelIO:
         """The tensor contract (models/io.py): names, shapes, dtype, range, pad multiple, min size."""
         return contract(self)
+
+
+def positional_module(spec: ModelSpec, model: nn.Module) -> nn.Module:
+    """The module as exporters and backends call it, inputs in contract order: (lr, strength) for
+    strength models (FlashSR's own second positional argument is its dropout masks), else the model."""
+    return StrengthInput(model) if spec.strength_input else model
 
 
 _SPECS = [
@@ -86,6 +100,12 @@ _SPECS = [
               description="Flagship fast CNN, x2 (residual 3x3 blocks, PixelShuffle, bilinear skip)"),
     ModelSpec("flashsr_x4", "flashsr", "sr", 4, {"scale": 4}, mc_dropout=True,
               description="Flagship fast CNN, x4 (residual 3x3 blocks, PixelShuffle, bilinear skip)"),
+    ModelSpec("flashsr_real_x2", "flashsr", "sr", 2, {"scale": 2, "strength": True}, scalar_inputs=("strength",),
+              description="FlashSR for real photos, x2: trained on Real-ESRGAN-style blur/noise/JPEG, "
+                          "with a denoise strength input (0 keeps texture, 1 cleans hard)"),
+    ModelSpec("flashsr_real_x4", "flashsr", "sr", 4, {"scale": 4, "strength": True}, scalar_inputs=("strength",),
+              description="FlashSR for real photos, x4: trained on Real-ESRGAN-style blur/noise/JPEG, "
+                          "with a denoise strength input (0 keeps texture, 1 cleans hard)"),
     ModelSpec("colorize_lab", "colorize_lab", "colorize", 1, in_channels=1, pad_multiple=32, min_size=8,
               description="Default colorizer: U-Net predicts Lab chroma from L, recombined with the exact L"),
     ModelSpec("grey2rgb_mse", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8, min_size=8,

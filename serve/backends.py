@@ -67,6 +67,8 @@ class Backend(ABC):
         return f"{self.kind}:{self.model_name}"
 
     def run(self, inputs: Mapping[str, Any]) -> Dict[str, np.ndarray]:
+        if self.spec.strength_input and "strength" not in inputs and isinstance(inputs, Mapping):
+            inputs = {**inputs, "strength": default_strength(inputs, self.inputs[0].name)}
         checked = check_inputs(self.model_name, self.inputs, inputs, self.spec.pad_multiple)
         raw = self._run(checked)
         return check_outputs(self.model_name, self.outputs, raw, checked, f"{self.kind} backend ({self.provider})",
@@ -85,6 +87,14 @@ class Backend(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.model_name} on {self.provider}>"
+
+
+def default_strength(inputs: Mapping[str, Any], image_name: str) -> np.ndarray:
+    """(N,1) of the default denoise strength, for callers that do not set one (bench, video, MC)."""
+    from models.registry import DEFAULT_STRENGTH
+
+    batch = np.asarray(inputs[image_name]).shape[0] if image_name in inputs else 1
+    return np.full((batch, 1), DEFAULT_STRENGTH, dtype=np.float32)
 
 
 def module_available(name: str) -> bool:
@@ -130,6 +140,10 @@ class TorchBackend(Backend):
         module = module if module is not None else load_model(model_name, weights_path)
         if mc:
             module = _mc_module(model_name, module)
+        elif self.spec.strength_input:
+            from models.registry import positional_module
+
+            module = positional_module(self.spec, module)
         self.module = module.eval().to(device=device, dtype=self._dtype)
         # CUDA: NHWC is what cuDNN's tensor-core convs want; on CPU torch's default NCHW is as fast here
         self._channels_last = device.startswith("cuda")

@@ -7,8 +7,9 @@ pixel limits stop a request before it allocates gigabytes.
 
 CLI: python -m serve.sr IN.png|FOLDER --model flashsr_x4 --out OUT.png|OUT_FOLDER [--backend auto|torch|onnx|openvino|trt]
      [--tile 256] [--format png|jpeg|webp|webp-lossless|tiff --quality Q] [--outscale X | --width W | --height H |
-     --long-side L] [--overwrite]
-     [--precision fp32|bf16|int8|auto]   (folders: recursive, mirrored tree, skip-done, summary; exit 1 if any failed)
+     --long-side L] [--overwrite] [--precision fp32|bf16|int8|auto]
+     [--strength S]   (real-photo models flashsr_real_x2/x4: denoise strength, 0 keeps texture, 1 cleans hard)
+     (folders: recursive, mirrored tree, skip-done, summary; exit 1 if any failed)
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from PIL import Image
 from common.image_write import format_for_path, normalize_format, write_image
 from common.images import DecodedImage, format_megapixels, read_image, to_uint8
 from models import get_spec
+from models.registry import DEFAULT_STRENGTH
 
 from .contract import InputError, cli_main
 from .resize_plan import MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS, plan_resize, resize_float
@@ -85,9 +87,20 @@ def check_size(width: int, height: int, scale: int, max_input_pixels: int, max_o
                          f"{have}, over the output limit of {limit}; use a smaller input or a smaller scale")
 
 
+def check_strength(strength: Any) -> float:
+    """A denoise strength as a float in [0, 1]; InputError with a sentence for anything else."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float, np.integer, np.floating)):
+        raise InputError(f"strength must be a number from 0 (keep texture) to 1 (clean hard), "
+                         f"not {type(strength).__name__} {strength!r}")
+    value = float(strength)
+    if not np.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise InputError(f"strength must be between 0 (keep texture) and 1 (clean hard), got {value}")
+    return value
+
+
 def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x4", backend: str = "auto", *,
             tile: int = 256, overlap: Optional[int] = None, batch_size: int = 4, grey: str = "rgb",
-            precision: str = "fp32",
+            precision: str = "fp32", strength: Optional[float] = None,
             max_input_pixels: int = MAX_INPUT_PIXELS, max_output_pixels: int = MAX_OUTPUT_PIXELS,
             progress: Optional[Callable[[int, int], None]] = None, **backend_options) -> UpscaleResult:
     """Super-resolve one image; returns UpscaleResult(image float HxWxC in [0,1], info).
@@ -99,9 +112,13 @@ def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x
     serve.tiling.MAX_TILE px per side (larger images are tiled at that size: same result, bounded memory).
     `precision`: 'fp32' (exact), 'bf16', 'int8' or 'auto' (serve.precision; labels like 'fast bf16' work too).
     `backend_options` go to serve.runtime.get_backend (weights_path, threads...).
+    strength: denoise strength in [0, 1] for models that take one (spec.strength_input: flashsr_real_*);
+    None means DEFAULT_STRENGTH (0.5). Other models ignore it (info["strength"] is then None); a value
+    outside [0, 1], NaN or a non-number raises InputError for every model.
     """
     if grey not in ("rgb", "single"):
         raise ValueError(f"grey must be 'rgb' or 'single', not '{grey}'")
+    strength = DEFAULT_STRENGTH if strength is None else check_strength(strength)
     decoded = image if isinstance(image, DecodedImage) else _split_array(image)
     spec = get_spec(model_name)
     if spec.task != "sr":
@@ -117,7 +134,13 @@ def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x
                     batch_size=batch_size)
     lr = decoded.rgb.transpose(2, 0, 1)[None]
     started = time.perf_counter()
-    out, tiles = tiled_apply(lambda batch: runner.run({name_in: batch})[name_out], lr, spec.scale, plan,
+    def run_tiles(batch: np.ndarray) -> np.ndarray:
+        feeds = {name_in: batch}
+        if spec.strength_input:  # every tile of the batch gets the same strength
+            feeds["strength"] = np.full((batch.shape[0], 1), strength, dtype=np.float32)
+        return runner.run(feeds)[name_out]
+
+    out, tiles = tiled_apply(run_tiles, lr, spec.scale, plan,
                              spec.pad_multiple, progress)
     seconds = time.perf_counter() - started
     rgb = np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0)
@@ -130,7 +153,8 @@ def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x
     result = np.ascontiguousarray(np.concatenate(channels, axis=2) if len(channels) > 1 else rgb)
     info = {**runner.describe(), "selection": runner.selection_reason, "seconds": round(seconds, 4),
             "tiles": tiles, "tile": plan.tile, "overlap": plan.overlap, "scale": spec.scale,
-            "input_size": [width, height], "output_size": [result.shape[1], result.shape[0]]}
+            "input_size": [width, height], "output_size": [result.shape[1], result.shape[0]],
+            "strength": strength if spec.strength_input else None}
     return UpscaleResult(result, info, decoded.bit_depth)
 
 
@@ -226,6 +250,8 @@ def main(argv=None) -> int:
     p.add_argument("--bits", default="auto", choices=["auto", "8", "16"])
     p.add_argument("--grey", default="rgb", choices=["rgb", "single"], help="grey inputs: write RGB or 1 channel")
     p.add_argument("--weights", default=None, help="checkpoint to use instead of the shipped weights")
+    p.add_argument("--strength", type=float, default=None,
+                   help=f"denoise strength 0..1 for real-photo models (default {DEFAULT_STRENGTH}); others ignore it")
     add_output_arguments(p, sizes=True)
     args = p.parse_args(argv)
     options = {"weights_path": args.weights} if args.weights else {}
@@ -242,7 +268,7 @@ def main(argv=None) -> int:
     def job(source: Path, out: Path) -> Dict[str, Any]:
         decoded = read_image(source)
         run = dict(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, grey=args.grey,
-                   precision=args.precision, **options)
+                   precision=args.precision, strength=args.strength, **options)
         result = (upscale_to(decoded, args.model, args.backend, **sizes, **run) if sized
                   else upscale(decoded, args.model, args.backend, **run))
         save_image(result, out, args.bits, format=fmt, quality=args.quality, exif=decoded.exif)

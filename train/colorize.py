@@ -21,10 +21,11 @@ from common.metrics import colorfulness, psnr_rgb
 from common.paths import data_root
 from models.lab_color import grey_from_rgb, grey_to_rgb, rgb_to_lab
 
+from . import distributed
 from .colorize_losses import RGB_LOSSES, chroma_loss
-from .data import CountingSampler, DataError, load_folder, split_validation
-from .loop import (EMA, RunRecorder, add_run_arguments, open_run, optimizer_step, pick_device, run_description,
-                   scheduled_lr, spec_for_task_or_exit, train_loop)
+from .data import DataError, load_folder, split_validation
+from .loop import (EMA, RunRecorder, add_run_arguments, autocast, open_run, optimizer_step, pick_device,
+                   resolve_precision, run_description, scheduled_lr, spec_for_task_or_exit, train_loop)
 
 LOSSES = sorted(RGB_LOSSES) + ["chroma"]
 MIN_COLOURFULNESS = 5.0  # training images below this are (near) grey: they would teach sepia
@@ -150,11 +151,15 @@ def calibrate_gain(model, crops, device, log=sys.stderr) -> float:
     return colourful[0] if colourful else beat_grey[-1][0]
 
 
-def compute_loss(name: str, model, rgb: torch.Tensor, rebalance: float = 1.0, saturation: float = 1.0) -> torch.Tensor:
+def compute_loss(name: str, net: distributed.Replicated, rgb: torch.Tensor, rebalance: float = 1.0,
+                 saturation: float = 1.0, precision: str = "fp32") -> torch.Tensor:
+    """The network runs under `precision` (train.loop.autocast); targets and the loss stay fp32."""
     grey = grey_from_rgb(rgb)
+    with autocast(precision, rgb.device):
+        pred = net.call("predict_ab", grey) if name == "chroma" else net(grey)
     if name == "chroma":
-        return chroma_loss(model.predict_ab(grey), rgb_to_lab(rgb)[:, 1:], rebalance, saturation)
-    return RGB_LOSSES[name](model(grey), rgb)
+        return chroma_loss(pred.float(), rgb_to_lab(rgb)[:, 1:], rebalance, saturation)
+    return RGB_LOSSES[name](pred.float(), rgb)
 
 
 def main(argv=None) -> int:
@@ -163,7 +168,8 @@ def main(argv=None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    device = pick_device(args.device)
+    device = distributed.setup(pick_device(args.device))
+    precision = resolve_precision(args.precision, device)
     data_dir = args.data or data_root() / "train"
     try:
         images, names = colour_only(*load_folder(data_dir, limit=args.data_limit))
@@ -180,8 +186,9 @@ def main(argv=None) -> int:
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
     ema = EMA(model, args.ema) if args.ema > 0 else None
     run_dir, state, step = open_run(args, spec.name, model, optimizer, ema, device)
-    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=CountingSampler(step * args.batch_size),
-                        num_workers=0)
+    loader = DataLoader(dataset, batch_size=distributed.local_batch(args.batch_size),
+                        sampler=distributed.ShardedCountingSampler(step, args.batch_size), num_workers=0)
+    net = distributed.Replicated(model, device)
     meta = {"model": spec.name, "task": spec.task, "scale": 1, "loss": args.loss,
             "data": {"train_dir": str(data_dir), "train_images": len(train_imgs), "val_images": val_names,
                      "grey_input": "L/100 of CIE Lab (D65)", "patch": args.patch, "batch_size": args.batch_size},
@@ -195,7 +202,8 @@ def main(argv=None) -> int:
     def train_step(step: int) -> dict:
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(args, step, clock)
-        loss = compute_loss(args.loss, model, next(batches).to(device), args.rebalance, args.saturation)
+        loss = compute_loss(args.loss, net, next(batches).to(device), args.rebalance, args.saturation,
+                            precision)
         optimizer_step(model, optimizer, loss, ema, step)
         return {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}
 
@@ -205,7 +213,7 @@ def main(argv=None) -> int:
                       f"{s['val_grey_psnr']:.3f}) colourfulness {s['val_colorfulness']:.1f} / "
                       f"{s['val_colorfulness_gt']:.1f}")
     final = run.eval_model()
-    if args.calibrate_gain and val:
+    if args.calibrate_gain and val and distributed.is_main():
         gain = calibrate_gain(final, val, device)
         final.chroma_gain = model.chroma_gain = gain
         model_args["chroma_gain"] = gain

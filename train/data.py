@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from common.degradations import degrade_preset, degrade_real
 from common.images import ImageLoadError, list_images, read_image
 from common.resize import bicubic_downscale
 
@@ -48,10 +49,26 @@ def degrade_mixed(hr: np.ndarray, scale: int, rng: np.random.Generator) -> np.nd
     return (degrade_pixelate_noise if rng.random() < 0.5 else degrade_bicubic)(hr, scale, rng)
 
 
+CLEAN_FRACTION = 0.1  # real: share of plain bicubic patches (strength 0), so clean inputs stay sharp
+
+
+def degrade_real_with_strength(hr: np.ndarray, scale: int, rng: np.random.Generator) -> Tuple[np.ndarray, float]:
+    """Real-world LR (common.degradations, two-stage) at a random level; returns (LR, strength = level).
+
+    The level scales every range, so the strength the network is given says how much damage
+    to expect: 0 (and the CLEAN_FRACTION of bicubic patches) teaches it to keep detail, 1 to
+    remove heavy noise and JPEG."""
+    if rng.random() < CLEAN_FRACTION:
+        return degrade_bicubic(hr, scale, rng), 0.0
+    level = float(rng.random())
+    return degrade_real(hr, scale, rng, level=level), level
+
+
 DEGRADATIONS: Dict[str, Callable[[np.ndarray, int, np.random.Generator], np.ndarray]] = {
     "bicubic": degrade_bicubic,
     "pixelate_noise": degrade_pixelate_noise,
     "mixed": degrade_mixed,
+    "real": degrade_real_with_strength,  # returns (LR, strength): the dataset yields (LR, HR, strength)
 }
 
 
@@ -149,8 +166,12 @@ class SRPatchDataset(Dataset):
             hr = augment(hr, rng)
         hr = np.ascontiguousarray(hr)
         lr = DEGRADATIONS[cfg.degradation](hr, cfg.scale, rng)
-        return (torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))),
+        strength = None
+        if isinstance(lr, tuple):
+            lr, strength = lr
+        pair = (torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))),
                 torch.from_numpy(hr.transpose(2, 0, 1).copy()))
+        return pair if strength is None else (*pair, torch.tensor([strength], dtype=torch.float32))
 
 
 class CountingSampler(Sampler):
@@ -163,9 +184,11 @@ class CountingSampler(Sampler):
         return itertools.count(self.start)
 
 
-def validation_pairs(images: Sequence[np.ndarray], scale: int, max_side: int = 384, lr_multiple: int = 1):
+def validation_pairs(images: Sequence[np.ndarray], scale: int, max_side: int = 384, lr_multiple: int = 1,
+                     preset: str = ""):
     """(LR, HR) pairs for validation: centre crop (keeps validation quick), mod-crop so the LR side
-    is a multiple of `lr_multiple` (the model's pad_multiple), bicubic LR."""
+    is a multiple of `lr_multiple` (the model's pad_multiple), bicubic LR, or the fixed real-world
+    `preset` (common.degradations, seed = image index) when given."""
     pairs, mod = [], scale * lr_multiple
     for img in images:
         h, w = img.shape[:2]
@@ -174,5 +197,6 @@ def validation_pairs(images: Sequence[np.ndarray], scale: int, max_side: int = 3
         hr = img[top: top + ch - ch % mod, left: left + cw - cw % mod]
         if min(hr.shape[:2]) < 4 * scale:
             continue
-        pairs.append((bicubic_downscale(hr, scale), hr))
+        lr = degrade_preset(hr, scale, preset, seed=len(pairs)) if preset else bicubic_downscale(hr, scale)
+        pairs.append((lr, hr))
     return pairs

@@ -22,9 +22,9 @@ from torch.utils.data import DataLoader
 from models import save_checkpoint
 from models.registry import DISCRIMINATORS
 
-from .data import CountingSampler
-from .loop import (EMA, RunRecorder, add_run_arguments, default_workers, open_run, optimizer_step, run_description,
-                   scheduled_lr, train_loop)
+from . import distributed
+from .loop import (EMA, RunRecorder, add_run_arguments, autocast, default_workers, open_run, optimizer_step,
+                   resolve_precision, run_description, scheduled_lr, train_loop)
 from .sr import pixel_loss, prepare_sr_run, sr_spec_or_exit, validate
 
 LOSS_FIELDS = ["step", "loss_g", "pixel", "adversarial", "tv", "feature", "loss_d", "d_real", "d_fake", "lr",
@@ -87,13 +87,17 @@ def feature_matching(fake_feats, real_feats) -> torch.Tensor:
     return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake_feats, real_feats)) / len(fake_feats)
 
 
-def generator_losses(args, discriminator, sr: torch.Tensor, hr: torch.Tensor, adversarial: bool) -> dict:
+def generator_losses(args, discriminator, sr: torch.Tensor, hr: torch.Tensor, adversarial: bool,
+                     precision: str = "fp32") -> dict:
     """Every generator loss term (tensors) and their weighted sum under 'loss_g'."""
     terms = {"pixel": pixel_loss(args.pixel_loss, sr, hr)}
     if adversarial:
-        fake_logits, fake_feats = discriminator(sr)
-        with torch.no_grad():
-            _, real_feats = discriminator(hr)
+        with autocast(precision, sr.device):
+            fake_logits, fake_feats = discriminator(sr)
+            with torch.no_grad():
+                _, real_feats = discriminator(hr)
+        fake_logits, fake_feats = fake_logits.float(), [f.float() for f in fake_feats]
+        real_feats = [f.float() for f in real_feats]
         terms["adversarial"] = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
         terms["tv"] = total_variation(sr)
         terms["feature"] = feature_matching(fake_feats, real_feats)
@@ -102,10 +106,12 @@ def generator_losses(args, discriminator, sr: torch.Tensor, hr: torch.Tensor, ad
     return terms
 
 
-def discriminator_step(discriminator, optimizer, sr: torch.Tensor, hr: torch.Tensor) -> dict:
+def discriminator_step(discriminator, optimizer, sr: torch.Tensor, hr: torch.Tensor, precision: str = "fp32") -> dict:
     """One D update: real HR -> 0.9 (one-sided label smoothing), generated SR -> 0."""
-    real_logits, _ = discriminator(hr)
-    fake_logits, _ = discriminator(sr.detach())
+    with autocast(precision, sr.device):
+        real_logits, _ = discriminator(hr)
+        fake_logits, _ = discriminator(sr.detach())
+    real_logits, fake_logits = real_logits.float(), fake_logits.float()
     loss = (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, 0.9))
             + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
     optimizer.zero_grad(set_to_none=True)
@@ -119,6 +125,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     spec = check_args(args)
     device, data_dir, dataset, train_count, val, val_names = prepare_sr_run(args, spec, "bicubic")
+    if distributed.local_batch(args.batch_size) < 2:
+        raise SystemExit("error: --batch-size (the global batch) must give each process at least 2 (batch norm)")
+    precision = resolve_precision(args.precision, device)
 
     generator = spec.build().to(device).to(memory_format=torch.channels_last)
     discriminator = DISCRIMINATORS[spec.arch](channels=args.d_channels).to(device).to(memory_format=torch.channels_last)
@@ -131,9 +140,11 @@ def main(argv=None) -> int:
         opt_d.load_state_dict(state["extra"]["d_optimizer"])
 
     workers = default_workers(device) if args.workers is None else args.workers
-    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=CountingSampler(step * args.batch_size),
+    loader = DataLoader(dataset, batch_size=distributed.local_batch(args.batch_size),
+                        sampler=distributed.ShardedCountingSampler(step, args.batch_size),
                         num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
     d_arch = type(discriminator).__name__
+    g_net, d_net = distributed.Replicated(generator, device), distributed.Replicated(discriminator, device)
     meta = {"model": spec.name, "task": spec.task, "scale": spec.scale, "adversarial": True,
             "losses": {"pixel": f"{args.pixel_loss} x {args.w_pixel}", "adversarial": f"BCE x {args.w_adv}",
                        "tv": f"x {args.w_tv}",
@@ -164,9 +175,10 @@ def main(argv=None) -> int:
         for group in opt_d.param_groups:
             group["lr"] = lr_now * args.lr_d / args.lr
         adversarial = step >= args.pixel_warmup
-        sr = generator(lr_t)
-        d_stats = discriminator_step(discriminator, opt_d, sr, hr_t) if adversarial else {}
-        terms = generator_losses(args, discriminator, sr, hr_t, adversarial)
+        with autocast(precision, device):
+            sr = g_net(lr_t).float()
+        d_stats = discriminator_step(d_net, opt_d, sr, hr_t, precision) if adversarial else {}
+        terms = generator_losses(args, d_net, sr, hr_t, adversarial, precision)
         optimizer_step(generator, opt_g, terms["loss_g"], ema, step)
         return {**terms, **d_stats, "lr": lr_now}
 

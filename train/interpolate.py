@@ -19,10 +19,11 @@ from torch.utils.data import DataLoader
 from common.metrics import psnr_rgb
 from common.paths import data_root
 
-from .data import CountingSampler, DataError, load_folder, split_validation
+from . import distributed
+from .data import DataError, load_folder, split_validation
 from .interp_data import MotionConfig, TripletDataset, heldout_triplets
-from .loop import (EMA, RunRecorder, add_run_arguments, open_run, optimizer_step, pick_device, run_description,
-                   scheduled_lr, spec_for_task_or_exit, train_loop)
+from .loop import (EMA, RunRecorder, add_run_arguments, autocast, open_run, optimizer_step, pick_device,
+                   resolve_precision, run_description, scheduled_lr, spec_for_task_or_exit, train_loop)
 from .sr import pixel_loss
 
 
@@ -73,7 +74,8 @@ def main(argv=None) -> int:
     spec = check_args(args)
     torch.set_num_threads(max(1, args.threads))
     torch.manual_seed(args.seed)
-    device = pick_device(args.device)
+    device = distributed.setup(pick_device(args.device))
+    precision = resolve_precision(args.precision, device)
     data_dir = args.data or data_root() / "train"
     cfg = MotionConfig(size=args.patch, max_shift=args.max_shift, patch_shift=args.max_shift + 2,
                        still_fraction=args.still_fraction)
@@ -90,7 +92,8 @@ def main(argv=None) -> int:
     ema = EMA(model, args.ema) if args.ema > 0 else None
     run_dir, state, step = open_run(args, spec.name, model, optimizer, ema, device)
 
-    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=CountingSampler(step * args.batch_size),
+    loader = DataLoader(dataset, batch_size=distributed.local_batch(args.batch_size),
+                        sampler=distributed.ShardedCountingSampler(step, args.batch_size),
                         num_workers=args.workers, persistent_workers=args.workers > 0)
     meta = {"model": spec.name, "task": spec.task, "scale": spec.scale,
             "data": {"train_dir": str(data_dir), "train_images": len(train_imgs), "val_images": val_names,
@@ -99,6 +102,7 @@ def main(argv=None) -> int:
                      "batch_size": args.batch_size},
             **run_description(args, device)}
     levels = hasattr(model, "forward_levels") and args.level_weight > 0
+    net = distributed.Replicated(model, device)
     run = RunRecorder(run_dir, ["step", "loss", "lr", "val_psnr"], model=model, optimizer=optimizer, ema=ema,
                       arch=spec.arch, model_args=dict(spec.kwargs), meta=meta, state=state, step=step,
                       budget_s=args.time_budget)
@@ -111,11 +115,14 @@ def main(argv=None) -> int:
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(args, step, clock)
         if levels:
-            outs = model.forward_levels(f0, f1, t, all_levels=True)
+            with autocast(precision, device):
+                outs = [o.float() for o in net.call("forward_levels", f0, f1, t, all_levels=True)]
             loss = pixel_loss(args.loss, outs[-1], ft) + args.level_weight * sum(
                 pixel_loss(args.loss, o, ft) for o in outs[:-1])
         else:
-            loss = pixel_loss(args.loss, model(f0, f1, t), ft)
+            with autocast(precision, device):
+                pred = net(f0, f1, t)
+            loss = pixel_loss(args.loss, pred.float(), ft)
         optimizer_step(model, optimizer, loss, ema, step)
         return {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}
 

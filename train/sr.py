@@ -1,6 +1,6 @@
 """Train a registered SR model: `python -m train.sr --model flashsr --scale 4 --iters 20000`.
 
-Runs unchanged on CPU and CUDA (`--device auto`; bf16 autocast on CUDA). Resumes from the run
+Runs unchanged on CPU and CUDA (`--device auto`; `--precision auto` uses bf16 autocast where native). Resumes from the run
 directory automatically; `--time-budget` stops cleanly with a checkpoint before a deadline so
 long runs can be done in chunks. `--publish` writes the EMA weights to weights/NAME.safetensors.
 """
@@ -15,13 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from common.degradations import PRESETS
 from common.metrics import psnr_y
 from common.paths import data_root
 
-from .data import (DEGRADATIONS, CountingSampler, DataError, PatchConfig, SRPatchDataset, load_folder,
+from . import distributed
+from .data import (DEGRADATIONS, DataError, PatchConfig, SRPatchDataset, load_folder,
                    split_validation, validation_pairs)
-from .loop import (EMA, RunRecorder, add_run_arguments, default_workers, open_run, optimizer_step, pick_device,
-                   run_description, run_progress, scheduled_lr, spec_for_task_or_exit, train_loop)
+from .loop import (EMA, RunRecorder, add_run_arguments, autocast, default_workers, open_run, optimizer_step,
+                   pick_device, resolve_precision, run_description, run_progress, scheduled_lr,
+                   spec_for_task_or_exit, train_loop)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,7 +40,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=500)
     p.add_argument("--loss", choices=["l1", "mse", "charbonnier"], default="l1")
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay (0 disables)")
-    p.add_argument("--degradation", choices=sorted(DEGRADATIONS), default="bicubic")
+    p.add_argument("--degradation", choices=sorted(DEGRADATIONS), default="bicubic",
+                   help="real: two-stage blur/resize/noise/JPEG (common.degradations) at a random level, fed to "
+                        "strength models as their denoise strength")
+    p.add_argument("--val-degradation", choices=["auto", "bicubic", *PRESETS], default="auto",
+                   help="validation LR: auto = real-medium for --degradation real, else bicubic")
+    p.add_argument("--val-strength", type=float, default=0.5, help="strength models: the strength validation uses")
     p.add_argument("--dropout", type=float, default=None, help="override the model's dropout p")
     p.add_argument("--val-count", type=int, default=10, help="training images held out for validation")
     p.add_argument("--init-from", type=Path, default=None, help="start from a checkpoint's matching tensors")
@@ -69,6 +77,8 @@ def check_args(args: argparse.Namespace):
         raise SystemExit("error: --iters and --batch-size must be positive")
     if args.dropout is not None and not 0 <= args.dropout < 1:
         raise SystemExit("error: --dropout must be in [0, 1)")
+    if not 0 <= args.val_strength <= 1:
+        raise SystemExit("error: --val-strength must be in [0, 1]")
     return spec
 
 
@@ -86,12 +96,18 @@ def pixel_loss(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return torch.sqrt((pred - target) ** 2 + 1e-6).mean()
 
 
+def strength_kwargs(model, strength) -> dict:
+    """The strength keyword for models that take one (FlashSR real variants), else nothing."""
+    return {"strength": strength} if getattr(model, "has_strength", False) else {}
+
+
 @torch.no_grad()
-def validate(model, pairs, device, scale: int) -> float:
+def validate(model, pairs, device, scale: int, strength: float = 0.5) -> float:
     scores = []
     for lr, hr in pairs:
         x = torch.from_numpy(lr.transpose(2, 0, 1)).unsqueeze(0).to(device)
-        sr = model(x).clamp_(0, 1)[0].float().cpu().numpy().transpose(1, 2, 0)
+        s = torch.full((1, 1), float(strength), device=device)
+        sr = model(x, **strength_kwargs(model, s)).clamp_(0, 1)[0].float().cpu().numpy().transpose(1, 2, 0)
         scores.append(psnr_y(sr, hr, crop=scale))
     return float(np.mean(scores)) if scores else float("nan")
 
@@ -102,7 +118,9 @@ def prepare_sr_run(args: argparse.Namespace, spec, degradation: str):
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
+        import cv2  # the real degradations use OpenCV: keep it to the same thread budget
+        cv2.setNumThreads(args.threads)
+    device = distributed.setup(pick_device(args.device))
     data_dir = args.data or data_root() / "train"
     try:
         images, names = load_folder(data_dir, limit=args.data_limit)
@@ -110,7 +128,11 @@ def prepare_sr_run(args: argparse.Namespace, spec, degradation: str):
         dataset = SRPatchDataset(train_imgs, PatchConfig(spec.scale, args.patch, degradation), seed=args.seed)
     except DataError as exc:
         raise SystemExit(f"error: {exc}")
-    val = validation_pairs(val_imgs, spec.scale, lr_multiple=spec.pad_multiple)
+    val_degradation = getattr(args, "val_degradation", "auto")
+    if val_degradation == "auto":
+        val_degradation = "real-medium" if degradation == "real" else "bicubic"
+    val = validation_pairs(val_imgs, spec.scale, lr_multiple=spec.pad_multiple,
+                           preset="" if val_degradation == "bicubic" else val_degradation)
     return device, data_dir, dataset, len(train_imgs), val, val_names
 
 
@@ -129,17 +151,20 @@ def main(argv=None) -> int:
         print(f"run already at {step} >= --iters {args.iters}", file=sys.stderr)
 
     workers = default_workers(device) if args.workers is None else args.workers
-    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=CountingSampler(step * args.batch_size),
+    loader = DataLoader(dataset, batch_size=distributed.local_batch(args.batch_size),
+                        sampler=distributed.ShardedCountingSampler(step, args.batch_size),
                         num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
                         prefetch_factor=4 if workers > 0 else None)
-    use_amp = device.type == "cuda"
+    precision = resolve_precision(args.precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model = model.to(memory_format=torch.channels_last)  # CUDA and oneDNN (CPU) both run NHWC faster
+    net = distributed.Replicated(model, device)  # training forwards: through DDP under torchrun
     vae_fields = ["kl", "kl_weight"] if hasattr(model, "last_kl") else []
     meta = {"model": spec.name, "task": spec.task, "scale": spec.scale,
             "data": {"train_dir": str(data_dir), "train_images": train_count, "val_images": val_names,
-                     "degradation": args.degradation, "lr_patch": args.patch, "batch_size": args.batch_size},
+                     "degradation": args.degradation, "lr_patch": args.patch, "batch_size": args.batch_size,
+                     "val_degradation": args.val_degradation, "val_strength": args.val_strength},
             **run_description(args, device)}
     if hasattr(model, "last_kl"):
         meta["vae"] = {"kl_weight": args.kl_weight, "kl_warmup_fraction": args.kl_warmup,
@@ -151,12 +176,13 @@ def main(argv=None) -> int:
     batches = iter(loader)
 
     def train_step(step: int) -> dict:
-        lr_t, hr_t = (t.to(device, non_blocking=True) for t in next(batches))
+        lr_t, hr_t, *rest = (t.to(device, non_blocking=True) for t in next(batches))
+        strength = rest[0] if rest else torch.zeros(lr_t.shape[0], 1, device=device)
         lr_t = lr_t.contiguous(memory_format=torch.channels_last)
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(args, step, clock)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            pred = model(lr_t)
+        with autocast(precision, device):
+            pred = net(lr_t, **strength_kwargs(model, strength))
         loss = pixel_loss(args.loss, pred.float(), hr_t)
         row = {"loss": loss}
         kl = getattr(model, "last_kl", None)  # VAE models expose their KL divergence after a training pass
@@ -168,7 +194,7 @@ def main(argv=None) -> int:
         return {**row, "lr": optimizer.param_groups[0]["lr"]}
 
     step = train_loop(run, args, step, name=spec.name, train_step=train_step, training=[model],
-                      validate=lambda m: {"val_psnr_y": validate(m, val, device, spec.scale)},
+                      validate=lambda m: {"val_psnr_y": validate(m, val, device, spec.scale, args.val_strength)},
                       describe=lambda row, s: f"loss {row['loss']:.4f} val Y-PSNR {s['val_psnr_y']:.3f} dB")
     run.finish(step, args.iters, spec.weights_path, args.publish)
     return 0
