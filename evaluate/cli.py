@@ -46,6 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                            "(blur + bicubic + noise + JPEG; image i of a set uses seed i)")
     real.add_argument("--strength", type=float, default=0.5,
                       help="denoise strength (0..1) for models that take one (flashsr_real_*)")
+    real.add_argument("--precision", default=None,
+                      help="run SR through serve.upscale on --backend at fp32, bf16, int8 or auto (default: the "
+                           "PyTorch module directly); rows record backend and precision, sidecars are not updated")
     unc = p.add_argument_group("--task uncertainty")
     unc.add_argument("--estimator", choices=["mc", "tta"], default="mc", help="MC dropout or flip/rotation TTA")
     unc.add_argument("--passes", type=int, default=40, help="stochastic passes K (TTA uses at most 8)")

@@ -100,7 +100,7 @@ def run_jobs(jobs: Iterable, evaluate_one: Callable[[object], List[dict]], args,
         name = job[0] if isinstance(job, tuple) else job
         result = evaluate_one(job)
         rows += result
-        if args.update_sidecar and name not in baselines:
+        if args.update_sidecar and name not in baselines and not getattr(args, "precision", None):
             record_metrics(args.weights or get_spec(name).weights_path, result, tuple(metrics))
         if always_log or not args.json:
             for r in result:

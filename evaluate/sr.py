@@ -61,10 +61,24 @@ def plan(args) -> List[Tuple[str, int]]:
     return jobs
 
 
+def serving_runner(model_name: str, weights, backend: str, precision: str):
+    """f(lr, strength=None) through serve.upscale (whole image): to measure a backend and precision."""
+    from serve.sr import upscale
+
+    extra = {"weights_path": str(weights)} if weights else {}
+    return lambda lr, strength=None: upscale(lr, model_name, backend, tile=0, precision=precision,
+                                             strength=strength, **extra).image
+
+
 def evaluate_sr(model_name: str, scale: int, sets: Dict[str, list], weights=None, device="cpu",
-                degradation: str = "clean", strength: float = 0.5) -> List[dict]:
+                degradation: str = "clean", strength: float = 0.5, serving=None) -> List[dict]:
+    """`serving` = (backend, precision): run through serve.upscale instead of the PyTorch module."""
     if model_name == BASELINE:
         upscale = lambda lr: bicubic_upscale(lr, scale)  # noqa: E731
+    elif serving:
+        runner = serving_runner(model_name, weights, *serving)
+        takes = get_spec(model_name).strength_input
+        upscale = lambda lr: runner(lr, strength if takes else None)  # noqa: E731
     else:
         runner = model_runner(model_name, weights, device)
         takes = get_spec(model_name).strength_input
@@ -84,6 +98,8 @@ def evaluate_sr(model_name: str, scale: int, sets: Dict[str, list], weights=None
         extra = {} if degradation == "clean" else {"degradation": degradation}
         if takes_strength(model_name):
             extra["strength"] = strength
+        if serving and model_name != BASELINE:
+            extra.update(backend=serving[0], precision=serving[1])
         rows.append({"model": model_name, "set": set_label(set_name, degradation), "scale": scale, **extra,
                      "psnr_y": mean(scores["psnr_y"], 4),
                      "ssim_y": mean(scores["ssim_y"], 5), "gmsd_y": mean(scores["gmsd_y"], 5),
@@ -133,7 +149,8 @@ def evaluate_job(job, sets, args) -> List[dict]:
     degradation, strength = getattr(args, "degradation", "clean"), getattr(args, "strength", 0.5)
     if not 0.0 <= strength <= 1.0:
         raise SystemExit(f"error: --strength must be in [0, 1], got {strength}")
-    return evaluate_sr(name, scale, sets, args.weights, args.device, degradation, strength)
+    serving = (args.backend, args.precision) if getattr(args, "precision", None) else None
+    return evaluate_sr(name, scale, sets, args.weights, args.device, degradation, strength, serving)
 
 
 def table(rows, set_names, args) -> str:
