@@ -50,8 +50,8 @@ class Case:
 
 def full_arguments(api_name: str) -> List[Any]:
     """Every argument of a valid call (raw HTTP calls must send them all); FILE / FILE2 mark files."""
-    return list({"/upscale": ["FILE", "flashsr", "2", 256, "auto", False, "png", 95, 0, "auto"],
-                 "/upscale_batch": ["FILES", "flashsr", "2", 256, "auto", "png", 95, 0, "auto"],
+    return list({"/upscale": ["FILE", "flashsr", "2", 256, "auto", False, "png", 95, 0, "auto", 0.5],
+                 "/upscale_batch": ["FILES", "flashsr", "2", 256, "auto", "png", 95, 0, "auto", 0.5],
                  "/colorize": ["FILE", None, "auto", "auto"],
                  "/uncertainty": ["FILE", "flashsr_x2", 4, "mc", "auto", "auto"],
                  "/interpolate": ["FILE", "FILE2", "×2", None, "auto", "auto"],
@@ -102,7 +102,8 @@ PARAMETER_ABUSE = {  # api_name -> [(argument index, bad value), ...]; the rest 
     "/upscale": [(1, "nope"), (1, 123), (1, None), (2, None), (2, "3"), (2, "x"), (2, True), (2, 2.5), (3, -1),
                  (3, 64), (3, "big"), (3, 99999), (3, None), (4, "quantum"), (4, 123), (5, "false"), (5, 1),
                  (5, None), (5, "true"), (6, "bmp"), (6, 7), (7, 0), (7, 101), (7, "high"), (8, -1), (8, 17),
-                 (8, "huge"), (8, "nan"), (9, "fp8"), (9, 16)],
+                 (8, "huge"), (8, "nan"), (9, "fp8"), (9, 16), (10, -0.1), (10, 1.5), (10, "nan"),
+                 (10, "strong"), (10, None)],
     "/colorize": [(1, "nope"), (1, 123), (2, "quantum"), (2, ["onnx"]), (3, "fastest")],
     "/uncertainty": [(1, "nope"), (1, "flashsr_x4x"), (2, 0), (2, 1), (2, 129), (2, "many"), (2, None), (2, 2.5),
                      (3, "bad"), (3, 7), (4, "quantum")],

@@ -84,3 +84,12 @@ def test_the_tile_slider_offers_only_accepted_sizes_and_benchmark_defaults_to_th
     bench = [c for c in by_id.values() if c.get("props", {}).get("label") == "Models"
              and c.get("type") == "checkboxgroup"]
     assert bench and bench[0]["props"]["value"] == ["flashsr_x4"]
+
+
+@pytest.mark.parametrize("strength, message", [(-0.1, "from 0 to 1"), (1.5, "from 0 to 1"), ("nan", "a number"),
+                                               ("strong", "a number"), (None, "a number")])
+def test_strength_is_validated_on_every_model(client, strength, message):
+    with pytest.raises(AppError, match=f"'strength' must be.*{message}"):
+        client.predict(handle_file(str(TENTS)), "flashsr", "2", 256, "auto", False, "png", 95, 0, "auto", strength,
+                       api_name="/upscale")
+    _still_serving(client)

@@ -107,8 +107,8 @@ def gather_inputs(files: Any, folder: Path) -> Tuple[List[Path], List[str]]:
 
 @user_errors
 def upscale_batch(files, model: str, scale: int, tile: int = 256, backend: str = "auto", out_format: str = "png",
-                  quality: int = 95, outscale: float = 0, precision: str = "auto", progress=gr.Progress(),
-                  request: gr.Request = None):
+                  quality: int = 95, outscale: float = 0, precision: str = "auto", strength: float = 0.5,
+                  progress=gr.Progress(), request: gr.Request = None):
     """Upscale many photos at once; returns a zip of the results and a summary of what failed and why.
 
     Args:
@@ -122,6 +122,7 @@ def upscale_batch(files, model: str, scale: int, tile: int = 256, backend: str =
         outscale: any output scale up to 16; 0 keeps the model's.
         precision: "auto" (fastest whose measured loss is within 0.05 dB, default), "exact fp32", "fast bf16"
             (OpenVINO, where the CPU has bf16) or "fastest int8" (SR only; needs `python -m export int8`).
+        strength: denoise strength 0-1 for the real-photo model (default 0.5); other models ignore it.
 
     Returns:
         A zip of the results, a summary and one row per file (name, status, message, seconds).
@@ -136,13 +137,14 @@ def upscale_batch(files, model: str, scale: int, tile: int = 256, backend: str =
     quality = whole_number(quality, "quality", 1, 100)
     outscale = real_number(outscale, "outscale", 0, 16)
     precision = checked_precision(precision)
+    strength = real_number(strength, "strength", 0, 1)
     work = workdir("batch")
     inputs, notes = gather_inputs(files, work / "in")
     lim = limits()
 
     def process(source: Path, output: Path) -> dict:
         decoded = read_image(source, max_pixels=lim.sr_input_pixels, min_side=8)
-        result = run_sr(decoded, spec.name, backend, tile, outscale, None, precision)
+        result = run_sr(decoded, spec.name, backend, tile, outscale, None, precision, strength)
         save_image(result, output, format=out_format, quality=quality if out_format in LOSSY else None,
                    exif=decoded.exif)
         return {"output_size": result.info["output_size"], "notes": decoded.notes}
@@ -167,7 +169,7 @@ def upscale_batch(files, model: str, scale: int, tile: int = 256, backend: str =
     return str(archive), f"**{spec.name}**, {out_format}: {text}", rows
 
 
-def build(model, scale, tile, backend, out_format, quality, outscale, precision) -> None:
+def build(model, scale, tile, backend, out_format, quality, outscale, precision, strength) -> None:
     """The batch section under the single-image controls; shares their model and output settings."""
     with gr.Accordion(f"Many photos at once (up to {MAX_FILES}, or a zip)", open=False):
         with gr.Row():
@@ -180,7 +182,8 @@ def build(model, scale, tile, backend, out_format, quality, outscale, precision)
                 archive = gr.File(label="Results (zip)", elem_id="sr-batch-zip")
                 summary = gr.Markdown()
         rows = gr.JSON(label="Per file", visible=True)
-    event = run.click(upscale_batch, [files, model, scale, tile, backend, out_format, quality, outscale, precision],
+    event = run.click(upscale_batch, [files, model, scale, tile, backend, out_format, quality, outscale, precision,
+                                              strength],
                       [archive, summary, rows], api_name="upscale_batch", concurrency_id="compute",
                       preprocess=False)
     cancel_on(stop, event)

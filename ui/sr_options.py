@@ -15,13 +15,30 @@ DEFAULT_QUALITY = 95
 LOSSY = ("jpeg", "webp")  # the formats whose quality setting means something
 
 
+PHOTO_FAMILY = "flashsr_real"  # trained on real-world degradations: the default for uploads
+
+
 def sr_families() -> Dict[str, List[int]]:
-    """{'flashsr': [2, 4], ...}: trained SR models by family, with their scales, in registry order
-    (the flagship first, then the seed lineage)."""
+    """{'flashsr_real': [2, 4], 'flashsr': [2, 4], ...}: trained SR models by family, with their scales:
+    the real-photo model first (the default), then the flagship and the seed lineage in registry order."""
     families: Dict[str, List[int]] = {}
     for spec in models_for("sr"):
         families.setdefault(spec.name.rsplit("_x", 1)[0], []).append(spec.scale)
-    return {k: sorted(v) for k, v in families.items()}
+    order = sorted(families, key=lambda f: f != PHOTO_FAMILY)
+    return {k: sorted(families[k]) for k in order}
+
+
+def family_label(family: str) -> str:
+    """What the model dropdown shows: real-photo models as "Photo", the rest as clean/benchmark models."""
+    return f"Photo (real-world: noise, JPEG, blur) — {family}" if family == PHOTO_FAMILY else \
+        f"Clean / benchmark — {family}"
+
+
+def takes_strength(family_or_name: str) -> bool:
+    from models import REGISTRY
+
+    return any(s.strength_input for n, s in REGISTRY.items() if n.rsplit("_x", 1)[0] == family_or_name
+               or n == family_or_name)
 
 
 def resolve_family(model: Any, scale: Any):
@@ -40,14 +57,15 @@ def check_tile(tile) -> int:
     return tile
 
 
-def run_sr(decoded, model: str, backend: str, tile: int, outscale: float, report, precision: str = "fp32"):
+def run_sr(decoded, model: str, backend: str, tile: int, outscale: float, report, precision: str = "fp32",
+           strength: float = 0.5):
     """The model at its scale, or (outscale set) the family chained and resized to any scale."""
     from serve import upscale
     from serve.sr import upscale_to
 
     lim = limits()
     kwargs = dict(tile=tile, max_input_pixels=lim.sr_input_pixels, max_output_pixels=lim.sr_output_pixels,
-                  progress=report, precision=precision)
+                  progress=report, precision=precision, strength=strength)
     if outscale and outscale != get_spec(model).scale:
         return upscale_to(decoded, model, backend, outscale=outscale, **kwargs)
     return upscale(decoded, model, backend, **kwargs)

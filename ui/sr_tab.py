@@ -36,9 +36,11 @@ from .sr_options import (
     MAX_TILE,
     MIN_TILE,
     check_tile,
+    family_label,
     resolve_family,
     run_sr,
     sr_families,
+    takes_strength,
 )
 
 # Compare mode: metric(sr, hr, crop) and the digits shown, for the model and for bicubic.
@@ -53,7 +55,8 @@ def _scale_choices(scales: List[int]) -> List[tuple]:
 @user_errors
 def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backend: str = "auto",
                   compare: bool = False, out_format: str = "png", quality: int = DEFAULT_QUALITY,
-                  outscale: float = 0, precision: str = "auto", progress=gr.Progress(), request: gr.Request = None):
+                  outscale: float = 0, precision: str = "auto", strength: float = 0.5, progress=gr.Progress(),
+                  request: gr.Request = None):
     """Super-resolve (upscale) one photo with a trained network.
 
     Args:
@@ -69,6 +72,8 @@ def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backe
             result resized; 0 keeps the model's `scale`.
         precision: "auto" (fastest whose measured loss is within 0.05 dB, default), "exact fp32", "fast bf16"
             (OpenVINO, where the CPU has bf16) or "fastest int8" (SR only; needs `python -m export int8`).
+        strength: denoise strength for the real-photo model ("flashsr_real"): 0 keeps all texture, 1 cleans
+            noise and JPEG artefacts hard; default 0.5. Other models ignore it (it is still checked).
 
     Returns:
         (bicubic, upscaled) image pair, the downloadable result, a summary and a dict of run details.
@@ -79,6 +84,7 @@ def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backe
     quality = whole_number(quality, "quality", 1, 100)
     outscale = real_number(outscale, "outscale", 0, 16)
     precision = checked_precision(precision)
+    strength = real_number(strength, "strength", 0, 1)
     if outscale and compare and outscale != spec.scale:
         raise RefusedInput("Compare mode measures the model at its own scale: set outscale to 0 to compare.")
     lim, s = limits(), spec.scale
@@ -91,7 +97,7 @@ def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backe
         decoded.alpha = None
     with start_job(request) as job:
         result = run_sr(decoded, spec.name, backend, tile, outscale, progress_callback(progress, "upscaling", job),
-                        precision)
+                        precision, strength)
     out = workdir("sr")
     stem = decoded.name.rsplit(".", 1)[0][:60] or "image"
     after = result.image
@@ -142,15 +148,17 @@ def build() -> None:
         gr.Markdown("**Not available yet**: no super-resolution model has weights.")
         return
     first = next(iter(families))
-    gr.Markdown(f"Upscale a photo with a trained network: FlashSR (default, fastest and best PSNR) or a model "
-                f"of the seed lineage (SRResNet/SRGAN, Swift-SRGAN, ESRCNN, CNN and VAE up-converters; the "
+    gr.Markdown(f"Upscale a photo with a trained network. **Photo** (default when trained) is FlashSR trained on "
+                f"real-world degradations — camera noise, JPEG, blur — with a denoise-strength slider; the clean / "
+                f"benchmark models are FlashSR (fastest, best PSNR on clean downscales) and the seed lineage (SRResNet/SRGAN, Swift-SRGAN, ESRCNN, CNN and VAE up-converters; the "
                 f"GAN models trade PSNR for sharper texture). Inputs up to {lim.sr_input_pixels / 1e6:.0f} MP "
                 f"(outputs up to {lim.sr_output_pixels / 1e6:.0f} MP) on this {'GPU' if lim.gpu else 'CPU'} machine.")
     with gr.Row():
         with gr.Column():
             image = image_upload("Input image", height=320, elem_id="sr-input")
             with gr.Row():
-                model = gr.Dropdown(list(families), value=first, label="Model", elem_id="sr-model")
+                model = gr.Dropdown([(family_label(f), f) for f in families], value=first, label="Model",
+                                    elem_id="sr-model")
                 # string values: Gradio's API/MCP schema types every Radio as a string
                 scale = gr.Radio(_scale_choices(families[first]), value=str(families[first][-1]), label="Scale",
                                  elem_id="sr-scale")
@@ -158,6 +166,8 @@ def build() -> None:
                 tile = gr.Slider(0, MAX_TILE, value=DEFAULT_TILE, step=MIN_TILE, label="Tile size (0 = whole image)")
                 backend = gr.Dropdown(backend_choices(), value="auto", label="Backend", elem_id="sr-backend")
                 precision = precision_select(elem_id="sr-precision")
+            strength = gr.Slider(0, 1, value=0.5, step=0.05, label="Denoise strength (0 = keep texture, 1 = clean "
+                                 "hard; Photo model only)", interactive=takes_strength(first), elem_id="sr-strength")
             compare = gr.Checkbox(False, label="Downscale first and compare with the original (PSNR/SSIM)")
             with gr.Accordion("Output size and format", open=False):
                 with gr.Row():
@@ -181,12 +191,13 @@ def build() -> None:
     if examples:
         gr.Examples(examples, [image, model, scale, tile, backend, compare], cache_examples=False,
                     label="Examples (the last one compares against its original)")
-    model.change(lambda m: gr.Radio(choices=_scale_choices(families.get(m, [])),
-                                    value=str((families.get(m) or [""])[-1])),
-                 model, scale, api_visibility="private", queue=False)
+    model.change(lambda m: (gr.Radio(choices=_scale_choices(families.get(m, [])),
+                                     value=str((families.get(m) or [""])[-1])),
+                            gr.Slider(interactive=takes_strength(m))),
+                 model, [scale, strength], api_visibility="private", queue=False)
     event = run.click(upscale_image, [image, model, scale, tile, backend, compare, out_format, quality, outscale,
-                                        precision],
+                                        precision, strength],
                       [slider, download, summary, details], api_name="upscale", concurrency_id="compute",
                       preprocess=False)
     cancel_on(stop, event)
-    sr_batch.build(model, scale, tile, backend, out_format, quality, outscale, precision)
+    sr_batch.build(model, scale, tile, backend, out_format, quality, outscale, precision, strength)
