@@ -16,6 +16,7 @@ import os
 import gradio as gr
 
 from common.paths import WEIGHTS_DIR
+from serve.memory import bound_heap
 from ui import bench_tab, colorize_tab, sr_tab, uncertainty_tab, video_tab
 from ui.common import limits, log, models_for
 
@@ -66,6 +67,7 @@ def log_startup() -> None:
             log.info("no trained %s model: its tab shows 'not available yet'", task)
 
 
+bound_heap()  # large arrays mmapped and returned on free (serve.memory)
 demo = build_demo()
 
 if __name__ == "__main__":

@@ -218,8 +218,12 @@ def adversarial(args) -> int:
 
         first = Client(url, verbose=False, analytics_enabled=False, download_files=str(scratch))
         rss_boot = rss_mb(pid)
-        for name, _, call in calls:  # one of each, so every model's session has been built once
-            call(first).result(timeout=ADVERSARIAL_TIMEOUT_S)
+        seen = set()
+        for name, _, call in calls:  # one request of each kind (upscale x2/x4, benchmark, uncertainty, ...)
+            kind = (name.split()[0], name.rsplit("_x", 1)[-1][:1] if name.startswith("upscale") else "")
+            if kind not in seen:
+                seen.add(kind)
+                call(first).result(timeout=ADVERSARIAL_TIMEOUT_S)
         warm_stats = Stats()
         _run_clients(adversarial_loop, url, time.time() + args.warmup_seconds, warm_stats, calls, args.clients)
         rss_start = rss_mb(pid)

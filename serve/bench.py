@@ -35,6 +35,7 @@ import numpy as np
 from models import CheckpointError, get_spec, save_checkpoint
 
 from .backends import Backend
+from .memory import release_free_heap
 from .precision import RUNTIME_OF_KIND, parse_precision, read_record
 from .runtime import RECOVERABLE_ERRORS, get_backend, onnx_path_for
 from .tiling import plan_for, tiled_apply
@@ -71,16 +72,6 @@ def _status_kb(field: str) -> Optional[int]:
     return None
 
 
-def _release_free_heap() -> None:
-    """Hand freed heap pages back to the OS (glibc malloc_trim) so the next RSS growth is this run's."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 class PeakMemory:
     """Peak extra memory of a block of runs: host RSS growth, or CUDA allocator peak for torch on CUDA."""
 
@@ -96,7 +87,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.base = torch.cuda.memory_allocated()
             return self
-        _release_free_heap()
+        release_free_heap()
         try:
             with open("/proc/self/clear_refs", "w") as fh:
                 fh.write("5")  # resets VmHWM to the current RSS

@@ -26,6 +26,7 @@ from PIL import Image
 
 from common.images import DecodedImage, ImageLoadError, read_image, to_uint8
 from models import REGISTRY, ModelSpec
+from serve.memory import release_free_heap
 
 from .cancel import JobCancelled
 from .inputs import EXAMPLES_DIR, RefusedInput, one_of, uploaded_file
@@ -142,6 +143,8 @@ def user_errors(fn: Callable) -> Callable:
             log.error("%s failed:\n%s", fn.__name__, traceback.format_exc())
             raise gr.Error(f"Internal error ({type(exc).__name__}); it was logged and the server is still running.",
                            print_exception=False) from None
+        finally:
+            release_free_heap()  # a request's large arrays are freed now: give their pages back
 
     return wrapper
 
