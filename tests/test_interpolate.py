@@ -125,7 +125,8 @@ def test_triplet_generator_is_reproducible(rng):
 def test_training_smoke_run_resumes(tmp_path, image_folder):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "train.interpolate", "--model", "flowinterp", "--iters", "5", "--batch-size", "2",
-           "--patch", "48", "--data", str(image_folder), "--val-count", "2", "--val-every", "5", "--run-dir", str(run)]
+           "--patch", "48", "--data", str(image_folder), "--val-count", "2", "--val-every", "5", "--run-dir", str(run),
+           "--video-dir", "none"]
     done = subprocess.run(cmd, cwd=PROJECT_ROOT, env=_env(), capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = (run / "metrics.csv").read_text().splitlines()
