@@ -1,43 +1,60 @@
 """Frame interpolation benchmark: RGB PSNR and SSIM (8-bit-quantised frames) of the frame at t = 0.5.
 
 Sets: 'UCF101' is the real DVF triplet set under $STSR_DATA/vfi/UCF101 (N/frame_00.png,
-frame_01_gt.png, frame_02.png; evaluation only); 'CDFI' makes real triplets (i, i+1, i+2) from the
-854x480 frame sequence in vfi/sequences/cdfi_854x480; any other name is a benchmark image folder
-(e.g. BSD68) turned into held-out synthetic triplets (common/motion.py, 256 px, t=0.5, fixed seed).
-`blend` is the linear cross-fade baseline. Output: one object per (model, set) with keys model, set,
-psnr, ssim (+ images, seconds).
+frame_01_gt.png, frame_02.png; evaluation only); 'Vimeo7' takes frames 3 and 5 -> 4 of the 16
+Vimeo-90K septuplets in vsr/vimeo_septuplet, 'Vimeo7wide' frames 1 and 7 -> 4 (large motion);
+'CDFI' makes real triplets (i, i+1, i+2) from the 854x480 frame sequence in
+vfi/sequences/cdfi_854x480 (gap 2), 'CDFI4' (i, i+2, i+4) (gap 4, large motion); any other name is
+a benchmark image folder (e.g. BSD68) turned into held-out synthetic triplets (common/motion.py,
+256 px, t=0.5, fixed seed). `blend` is the linear cross-fade baseline. Output: one object per
+(model, set) with keys model, set, psnr, ssim (+ images, seconds), and for models `cpu_ms_256`: the
+median CPU time of one 256x256 pair (ONNX Runtime, 2 threads; torch when onnxruntime is missing).
 """
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
+
+import numpy as np
+import torch
 
 from common.images import ImageLoadError, list_images, read_image
 from common.metrics import psnr_rgb, quantize, ssim
 from common.motion import heldout_triplets
 from common.paths import data_root
+from models import get_spec, load_model
 from models.io import TIMESTEP
 
 from .common import by_model_and_set, load_set, markdown_table, mean, model_runner, select_models
 
 BASELINE = "blend"
-SEQUENCES = {"CDFI": "vfi/sequences/cdfi_854x480"}  # optional: --sets CDFI
+SEQUENCES = {"CDFI": ("vfi/sequences/cdfi_854x480", 2), "CDFI4": ("vfi/sequences/cdfi_854x480", 4)}  # (folder, gap)
 REAL_SETS = {"UCF101": ("vfi/UCF101", ("frame_00.png", "frame_01_gt.png", "frame_02.png"))}
+SEPTUPLETS = {"Vimeo7": ("vsr/vimeo_septuplet", ("im3.png", "im4.png", "im5.png")),  # SEQ/CLIP/im1..im7
+              "Vimeo7wide": ("vsr/vimeo_septuplet", ("im1.png", "im4.png", "im7.png"))}
+SPEED_SIZE, SPEED_THREADS, SPEED_RUNS = 256, 2, 15
 HELDOUT_SEED = 2024
 HELDOUT_SIZE = 256
 DEFAULT_SETS = "BSD68,UCF101"
 METRICS = ("psnr", "ssim")
 
 
+def _triplet_folders(name: str, root: Path) -> List[Path]:
+    if name in SEPTUPLETS:  # two levels: SEQ/CLIP
+        return sorted(clip for seq in root.iterdir() if seq.is_dir() for clip in seq.iterdir() if clip.is_dir())
+    return sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name))
+
+
 def _real_triplets(name: str, limit: int) -> List[tuple]:
-    folder, files = REAL_SETS[name]
+    folder, files = {**REAL_SETS, **SEPTUPLETS}[name]
     root = data_root() / folder
     if not root.is_dir():
         raise SystemExit(f"error: triplet set '{name}' not found at {root} (set STSR_DATA)")
     out = []
-    for sub in sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name)):
+    for sub in _triplet_folders(name, root):
         if limit and len(out) >= limit:
             break
         try:
@@ -53,15 +70,16 @@ def _real_triplets(name: str, limit: int) -> List[tuple]:
 
 def load_triplets(name: str, limit: int = 0) -> List[tuple]:
     """[(frame0, frame_t, frame1, t)] for a real set or a synthetic one made from a benchmark folder."""
-    if name in REAL_SETS:
+    if name in REAL_SETS or name in SEPTUPLETS:
         return _real_triplets(name, limit)
-    if name in SEQUENCES:  # consecutive real frames: (i, i+1, i+2) with i+1 as the truth, disjoint triplets
-        folder = data_root() / SEQUENCES[name]
+    if name in SEQUENCES:  # real frames (i, i+gap/2, i+gap), the middle one the truth; starts 2 apart
+        rel, gap = SEQUENCES[name]
+        folder = data_root() / rel
         frames = list_images(folder) if folder.is_dir() else []
-        if len(frames) < 3:
-            raise SystemExit(f"error: frame sequence '{name}' not found (or under 3 frames) at {folder}")
-        starts = range(0, len(frames) - 2, 2)[: limit or None]
-        return [tuple(read_image(frames[i + k]).rgb for k in range(3)) + (0.5,) for i in starts]
+        if len(frames) < gap + 1:
+            raise SystemExit(f"error: frame sequence '{name}' not found (or under {gap + 1} frames) at {folder}")
+        starts = range(0, len(frames) - gap, 2)[: limit or None]
+        return [tuple(read_image(frames[i + k]).rgb for k in (0, gap // 2, gap)) + (0.5,) for i in starts]
     images = [img for _, img in load_set(name, limit)]
     return heldout_triplets(images, size=HELDOUT_SIZE, seed=HELDOUT_SEED)
 
@@ -85,7 +103,55 @@ def evaluate_interpolation(model_name: str, sets: Dict[str, list], weights: Opti
             ssims.append(ssim(quantize(pred), quantize(ft)))
         rows.append({"model": model_name, "set": set_name, "psnr": mean(psnrs, 4), "ssim": mean(ssims, 5),
                      "images": len(triplets), "seconds": round(seconds, 3)})
+    if model_name != BASELINE and rows:
+        ms, runtime = cpu_ms_per_pair(model_name, weights)
+        for r in rows:
+            r.update(cpu_ms_256=ms, runtime=runtime)
     return rows
+
+
+def cpu_ms_per_pair(model_name: str, weights: Optional[Path] = None, size: int = SPEED_SIZE,
+                    threads: int = SPEED_THREADS, runs: int = SPEED_RUNS) -> tuple:
+    """(median ms of one size x size pair at t=0.5, runtime): ONNX Runtime on `threads` CPU threads
+    (the model exported to a temporary file, opset 17), or torch when onnxruntime is not installed.
+    The CPU may be shared: compare models measured in the same run, not across runs."""
+    model = load_model(model_name, weights).eval()
+    io = get_spec(model_name).io
+    rng = np.random.default_rng(0)
+    feeds = {t.name: (rng.random(t.concrete_shape(1, size, size), dtype=np.float32) if t.is_image
+                      else np.full(t.concrete_shape(1, size, size), 0.5, np.float32)) for t in io.inputs}
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        ort = None
+    if ort is None:
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        args = [torch.from_numpy(feeds[t.name]) for t in io.inputs]
+        with torch.inference_mode():
+            call = lambda: model(*args)  # noqa: E731
+            ms = _median_ms(call, runs)
+        torch.set_num_threads(torch_threads)
+        return ms, "torch"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        torch.onnx.export(model, tuple(torch.from_numpy(feeds[t.name]) for t in io.inputs), str(path), dynamo=False,
+                          input_names=list(io.input_names), output_names=list(io.output_names), opset_version=17)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    return _median_ms(lambda: session.run(None, feeds), runs), "onnxruntime"
+
+
+def _median_ms(call, runs: int) -> float:
+    for _ in range(3):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return round(1000 * float(np.median(times)), 1)
 
 
 load_one_set = load_triplets  # (set name, --limit) -> what evaluate_job takes per set
@@ -101,11 +167,16 @@ def evaluate_job(name, sets, args) -> List[dict]:
 
 
 def line(r: dict) -> str:
-    return (f"{r['model']:<16} {r['set']:<8} PSNR {r['psnr']:.3f} dB  SSIM {r['ssim']:.4f}  "
-            f"({r['images']} triplets, {r['seconds']:.2f} s)")
+    speed = f", {r['cpu_ms_256']:.1f} ms/256² pair ({r['runtime']})" if "cpu_ms_256" in r else ""
+    return (f"{r['model']:<16} {r['set']:<10} PSNR {r['psnr']:.3f} dB  SSIM {r['ssim']:.4f}  "
+            f"({r['images']} triplets, {r['seconds']:.2f} s{speed})")
 
 
 def table(rows: List[dict], sets: List[str], args=None) -> str:
-    body = [[model, *(f"{per_set[s]['psnr']:.2f} / {per_set[s]['ssim']:.4f}" if s in per_set else "-" for s in sets)]
-            for (model,), per_set in by_model_and_set(rows).items()]
-    return markdown_table(["model", *(f"{s} PSNR / SSIM" for s in sets)], body)
+    def speed(per_set: dict) -> str:
+        first = next(iter(per_set.values()))
+        return f"{first['cpu_ms_256']:.1f}" if "cpu_ms_256" in first else "-"
+
+    body = [[model, *(f"{per_set[s]['psnr']:.2f} / {per_set[s]['ssim']:.4f}" if s in per_set else "-" for s in sets),
+             speed(per_set)] for (model,), per_set in by_model_and_set(rows).items()]
+    return markdown_table(["model", *(f"{s} PSNR / SSIM" for s in sets), "CPU ms / 256² pair"], body)

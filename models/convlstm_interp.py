@@ -4,9 +4,20 @@ ConvLSTMCell / ConvLSTM follow the seed: a multi-layer ConvLSTM whose cell input
 `alpha` against the recurrent state, run over a frame sequence, returning one output per input
 frame plus one extra extrapolated step at the end. ConvLSTMInterpolator wraps it with the same
 signature as the flow model, forward(frame0, frame1, t), so serving and evaluation are shared:
-the two frames are the sequence, the extra step's state is decoded into a residual on the linear
-blend (1-t)*frame0 + t*frame1, and t enters both through that blend and as a constant input plane.
-The recurrence runs at 1/2 resolution to stay affordable on CPU.
+the two frames are the sequence (t enters as a constant input plane), the recurrence runs at 1/2
+resolution to stay affordable on CPU.
+
+predict="residual" is the seed's head: the states are decoded into an RGB residual on the linear
+blend (1-t)*frame0 + t*frame1. It never learned (validation stuck at the blend): its encoder's
+default-initialised features are small (|x| ~ 0.07), alpha halves them, the gates squash them
+again, so the hidden states barely vary (std ~ 0.002); the zero-initialised head times that gives
+the recurrence almost no gradient, and what a per-pixel RGB residual must undo (a moving edge's
+ghost) is not a function such weak, local, half-resolution features can express. predict="flow"
+(the default) fixes both: the frames enter centred, the encoder and gates use variance-keeping
+(Kaiming) initialisation, and the head predicts what convolutions can learn from the recurrent
+states: intermediate flows to both frames (at 1/2 resolution, upsampled), a fusion mask and a small
+residual; both frames are backward-warped (grid_sample) and fused. Zero-initialised, it starts at
+the blend exactly, like the seed.
 """
 from __future__ import annotations
 
@@ -15,6 +26,9 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+import torch.nn.functional as F
+
+from .flowinterp import backward_warp
 from .frame_padding import blend, pad_tensor_to_multiple
 
 State = Tuple[torch.Tensor, torch.Tensor]
@@ -80,18 +94,33 @@ class ConvLSTM(nn.Module):
 class ConvLSTMInterpolator(nn.Module):
     """(frame0, frame1 (N,C,H,W) in [0,1], t (N,1,1,1)) -> frame at t (not clamped; callers clamp)."""
 
-    def __init__(self, in_channels: int = 3, features: int = 16, hidden_dims: Sequence[int] = (16, 16),
-                 alpha: float = 0.5):
+    def __init__(self, in_channels: int = 3, features: int = 24, hidden_dims: Sequence[int] = (32, 32),
+                 alpha: float = 0.5, predict: str = "flow"):
         super().__init__()
-        self.in_channels = in_channels
+        if predict not in ("flow", "residual"):
+            raise ValueError(f"predict must be 'flow' or 'residual', not '{predict}'")
+        self.in_channels, self.predict = in_channels, predict
         self.encode = nn.Sequential(nn.Conv2d(in_channels + 1, features, 3, stride=2, padding=1),
                                     nn.LeakyReLU(0.1, inplace=True),
                                     nn.Conv2d(features, features, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
         self.lstm = ConvLSTM(features, hidden_dims, 3, alpha)
         top = hidden_dims[-1]
+        # flow head: 4 flow + 1 mask channels at 1/2 resolution, + the residual as 4*C (PixelShuffle)
+        out_ch = 4 * in_channels if predict == "residual" else 5 + 4 * in_channels
         self.decode = nn.Sequential(nn.Conv2d(2 * top + 1, 4 * features, 3, padding=1),
                                     nn.LeakyReLU(0.1, inplace=True),
-                                    nn.Conv2d(4 * features, 4 * in_channels, 3, padding=1), nn.PixelShuffle(2))
+                                    nn.Conv2d(4 * features, out_ch, 3, padding=1))
+        if predict == "flow":  # keep the signal's scale through alpha and the gates (see the module doc)
+            for m in [*self.encode, self.decode[0]]:
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, a=0.1, nonlinearity="leaky_relu")
+                    nn.init.zeros_(m.bias)
+            for cell in self.lstm.cells:
+                nn.init.kaiming_normal_(cell.conv.weight, a=1.0)
+                cell.conv.weight.data.mul_(2.0)
+                hid = cell.hidden_dim  # gate order i, f, o, g: open input/output gates, keep the memory
+                nn.init.zeros_(cell.conv.bias)
+                nn.init.constant_(cell.conv.bias[: 3 * hid], 2.0)
         nn.init.zeros_(self.decode[2].weight)
         nn.init.zeros_(self.decode[2].bias)
 
@@ -99,8 +128,17 @@ class ConvLSTMInterpolator(nn.Module):
         x0, h, w = pad_tensor_to_multiple(frame0, 2)
         x1, _, _ = pad_tensor_to_multiple(frame1, 2)
         plane = t * torch.ones_like(x0[:, :1])
-        seq = torch.stack([self.encode(torch.cat([x0, plane], 1)), self.encode(torch.cat([x1, plane], 1))], dim=1)
+        shift = 0.5 if self.predict == "flow" else 0.0  # centred inputs: the seed's [0,1] frames starve the gates
+        seq = torch.stack([self.encode(torch.cat([x0 - shift, plane], 1)),
+                           self.encode(torch.cat([x1 - shift, plane], 1))], dim=1)
         outputs, _ = self.lstm(seq)
         half_plane = t * torch.ones_like(outputs[:, 0, :1])
-        residual = self.decode(torch.cat([outputs[:, 1], outputs[:, 2], half_plane], 1))
-        return (blend(x0, x1, t) + residual)[:, :, :h, :w]
+        out = self.decode(torch.cat([outputs[:, 1], outputs[:, 2], half_plane], 1))
+        if self.predict == "residual":
+            return (blend(x0, x1, t) + F.pixel_shuffle(out, 2))[:, :, :h, :w]
+        flow = F.interpolate(out[:, :4], scale_factor=2.0, mode="bilinear", align_corners=False) * 2.0
+        mask = F.interpolate(out[:, 4:5], scale_factor=2.0, mode="bilinear", align_corners=False)
+        tc = t.clamp(1e-3, 1 - 1e-3)
+        weight = torch.sigmoid(mask + torch.log(1 - tc) - torch.log(tc))  # zero mask: weight 1-t, the blend
+        fused = backward_warp(x0, flow[:, :2]) * weight + backward_warp(x1, flow[:, 2:4]) * (1 - weight)
+        return (fused + F.pixel_shuffle(out[:, 5:], 2))[:, :, :h, :w]

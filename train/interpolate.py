@@ -1,7 +1,9 @@
 """Train a frame interpolator: `python -m train.interpolate --model flowinterp --iters 4000 --publish`.
 
 Triplets are synthetic (train/interp_data.py: camera motion + moving patches on the still images
-of $STSR_DATA/train), drawn at several timesteps t. Same run-directory conventions as train.sr:
+of $STSR_DATA/train), drawn at several timesteps t, mixed (--video-fraction) with real-motion
+triplets from the clips in $STSR_DATA/video (gaps of 2-5 frames at 1/2 and 1/4 size, every
+in-between t); one clip (--val-clip) is held out and validated on as `val_video_psnr`. Same run-directory conventions as train.sr:
 resumes automatically, EMA weights, metrics.csv, --time-budget stops with a checkpoint, --publish
 copies the EMA weights to weights/NAME.safetensors. Models with `forward_levels` (the flow model)
 also get a lighter loss on each coarse level's fused frame (deep supervision speeds up training).
@@ -21,7 +23,8 @@ from common.paths import data_root
 
 from . import distributed
 from .data import DataError, load_folder, split_validation
-from .interp_data import MotionConfig, TripletDataset, heldout_triplets
+from .interp_data import (MixedTripletDataset, MotionConfig, TripletDataset, heldout_triplets, load_clips,
+                          video_validation)
 from .loop import (EMA, RunRecorder, add_run_arguments, autocast, open_run, optimizer_step, pick_device,
                    resolve_precision, run_description, scheduled_lr, spec_for_task_or_exit, train_loop)
 from .sr import pixel_loss
@@ -46,6 +49,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--val-count", type=int, default=10, help="training images held out for validation")
     p.add_argument("--init-from", type=Path, default=None, help="start from a checkpoint's matching tensors")
     p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--video-dir", type=Path, default=None, help="real clips (default $STSR_DATA/video; 'none': off)")
+    p.add_argument("--video-fraction", type=float, default=0.7, help="share of real-video triplets in a batch")
+    p.add_argument("--max-gap", type=int, default=5, help="largest frame distance of a video triplet (>= 2)")
+    p.add_argument("--val-clip", default="05_juggle", help="clip held out of training, validated on")
+    p.add_argument("--video-cache", type=Path, default=Path("runs/video_cache"), help="decoded frames (.npy)")
     add_run_arguments(p, val_every=500, threads_default=1)
     return p.parse_args(argv)
 
@@ -83,9 +91,15 @@ def main(argv=None) -> int:
         images, names = load_folder(data_dir, limit=args.data_limit)
         train_imgs, _, val_imgs, val_names = split_validation(images, names, args.val_count)
         dataset = TripletDataset(train_imgs, cfg, seed=args.seed)
+        video_dir = None if str(args.video_dir) == "none" else (args.video_dir or data_root() / "video")
+        clips = load_clips(video_dir, args.video_cache) if video_dir and args.video_fraction > 0 else {}
+        val_clip = clips.pop(args.val_clip, None)
+        if clips:
+            dataset = MixedTripletDataset(clips, dataset, args.patch, args.video_fraction, args.max_gap, args.seed)
     except DataError as exc:
         raise SystemExit(f"error: {exc}")
     val = heldout_triplets(val_imgs, size=min(192, 2 * args.patch), seed=args.seed + 1)
+    val_video = video_validation(val_clip) if val_clip is not None else []
 
     model = spec.build().to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
@@ -99,11 +113,13 @@ def main(argv=None) -> int:
             "data": {"train_dir": str(data_dir), "train_images": len(train_imgs), "val_images": val_names,
                      "generator": "train/interp_data.py synthetic camera motion + moving patches",
                      "patch": args.patch, "max_shift": args.max_shift, "still_fraction": args.still_fraction,
-                     "batch_size": args.batch_size},
+                     "batch_size": args.batch_size, "video_clips": sorted(clips), "val_clip": args.val_clip,
+                     "video_fraction": args.video_fraction if clips else 0.0, "max_gap": args.max_gap},
             **run_description(args, device)}
     levels = hasattr(model, "forward_levels") and args.level_weight > 0
     net = distributed.Replicated(model, device)
-    run = RunRecorder(run_dir, ["step", "loss", "lr", "val_psnr"], model=model, optimizer=optimizer, ema=ema,
+    run = RunRecorder(run_dir, ["step", "loss", "lr", "val_psnr", "val_video_psnr"], model=model,
+                      optimizer=optimizer, ema=ema,
                       arch=spec.arch, model_args=dict(spec.kwargs), meta=meta, state=state, step=step,
                       budget_s=args.time_budget)
     clock = run.clock
@@ -114,21 +130,20 @@ def main(argv=None) -> int:
         t = t.view(-1, 1, 1, 1)
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(args, step, clock)
+        with autocast(precision, device):
+            outs = net.call("forward_levels", f0, f1, t, all_levels=True) if levels else [net(f0, f1, t)]
+        outs = [o.float() for o in outs]
+        loss = pixel_loss(args.loss, outs[-1], ft)
         if levels:
-            with autocast(precision, device):
-                outs = [o.float() for o in net.call("forward_levels", f0, f1, t, all_levels=True)]
-            loss = pixel_loss(args.loss, outs[-1], ft) + args.level_weight * sum(
-                pixel_loss(args.loss, o, ft) for o in outs[:-1])
-        else:
-            with autocast(precision, device):
-                pred = net(f0, f1, t)
-            loss = pixel_loss(args.loss, pred.float(), ft)
+            loss = loss + args.level_weight * sum(pixel_loss(args.loss, o, ft) for o in outs[:-1])
         optimizer_step(model, optimizer, loss, ema, step)
         return {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}
 
     step = train_loop(run, args, step, name=spec.name, train_step=train_step, training=[model],
-                      validate=lambda m: {"val_psnr": validate(m, val, device)},
-                      describe=lambda row, s: f"loss {row['loss']:.4f} val PSNR {s['val_psnr']:.3f} dB")
+                      validate=lambda m: {"val_psnr": validate(m, val, device),
+                                          **({"val_video_psnr": validate(m, val_video, device)} if val_video else {})},
+                      describe=lambda row, s: f"loss {row['loss']:.4f} val PSNR {s['val_psnr']:.3f} dB"
+                      + (f", held-out clip {s['val_video_psnr']:.3f} dB" if "val_video_psnr" in s else ""))
     run.finish(step, args.iters, spec.weights_path, args.publish)
     return 0
 
