@@ -32,7 +32,8 @@ METRICS = ("psnr_y", "ssim_y", "gmsd_y", "ms_ssim_y", "detail_ratio_y")
 DEGRADATIONS = ("clean", *PRESETS)
 
 
-def make_sr_pair(hr: np.ndarray, scale: int, degradation: str = "clean", seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+def make_sr_pair(hr: np.ndarray, scale: int, degradation: str = "clean",
+                 seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """(HR mod-cropped to the scale, its LR): how every SR evaluation (and calibration) degrades HR.
     clean: PIL bicubic; a real-* preset: common.degradations.degrade_preset with `seed`."""
     hr = mod_crop(hr, scale)
