@@ -3,10 +3,10 @@
 Triplets are synthetic (train/interp_data.py: camera motion + moving patches on the still images
 of $STSR_DATA/train), drawn at several timesteps t, mixed (--video-fraction) with real-motion
 triplets from the clips in $STSR_DATA/video (gaps of 2-5 frames at 1/2 and 1/4 size, every
-in-between t); one clip (--val-clip) is held out and validated on as `val_video_psnr`. Same run-directory conventions as train.sr:
-resumes automatically, EMA weights, metrics.csv, --time-budget stops with a checkpoint, --publish
-copies the EMA weights to weights/NAME.safetensors. Models with `forward_levels` (the flow model)
-also get a lighter loss on each coarse level's fused frame (deep supervision speeds up training).
+in-between t); one clip (--val-clip) is held out and validated on as `val_video_psnr`. Same
+run-directory conventions as train.sr: resumes automatically, EMA weights, metrics.csv,
+--time-budget stops with a checkpoint, --publish copies the EMA weights to weights/NAME.safetensors.
+Models with `forward_levels` (the flow model) also get a lighter loss on each coarse level's fused frame (deep supervision speeds up training).
 """
 from __future__ import annotations
 
@@ -127,7 +127,8 @@ def main(argv=None) -> int:
                      "video_fraction": args.video_fraction if clips else 0.0, "max_gap": args.max_gap},
             **run_description(args, device)}
     levels = hasattr(model, "forward_levels") and args.level_weight > 0
-    run = RunRecorder(run_dir, ["step", "loss", "lr", "val_psnr", "val_video_psnr"], model=model, optimizer=optimizer, ema=ema,
+    run = RunRecorder(run_dir, ["step", "loss", "lr", "val_psnr", "val_video_psnr"], model=model, optimizer=optimizer,
+                      ema=ema,
                       arch=spec.arch, model_args=dict(spec.kwargs), meta=meta, state=state, step=step,
                       budget_s=args.time_budget)
     clock = run.clock
