@@ -147,8 +147,9 @@ _SPECS += [
               description="Default frame interpolator: coarse-to-fine intermediate flow (RIFE-style), "
                           "grid_sample warping, fusion mask, refinement; any t in (0,1)"),
     ModelSpec("convlstm_interp", "convlstm_interp", "interpolate", 1, timestep_input=True,
-              description="Seed 000 ConvLSTM baseline: the seed's ConvLSTM cells at 1/2 resolution, predicting "
-                          "flows + mask to warp and fuse both frames (the seed's residual head never learned)"),
+              description="Seed 000 ConvLSTM baseline: the seed's ConvLSTM cells at 1/2 resolution; shipped weights "
+                          "use the seed's residual-on-the-blend head (predict='residual'), the default "
+                          "build a flow + mask head"),
 ]
 REGISTRY: Dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 

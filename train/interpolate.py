@@ -3,10 +3,11 @@
 Triplets are synthetic (train/interp_data.py: camera motion + moving patches on the still images
 of $STSR_DATA/train), drawn at several timesteps t, mixed (--video-fraction) with real-motion
 triplets from the clips in $STSR_DATA/video (gaps of 2-5 frames at 1/2 and 1/4 size, every
-in-between t); one clip (--val-clip) is held out and validated on as `val_video_psnr`. Same run-directory conventions as train.sr:
-resumes automatically, EMA weights, metrics.csv, --time-budget stops with a checkpoint, --publish
-copies the EMA weights to weights/NAME.safetensors. Models with `forward_levels` (the flow model)
-also get a lighter loss on each coarse level's fused frame (deep supervision speeds up training).
+in-between t); one clip (--val-clip) is held out and validated on as `val_video_psnr`. Same
+run-directory conventions as train.sr: resumes automatically, EMA weights, metrics.csv,
+--time-budget stops with a checkpoint, --publish copies the EMA weights to weights/NAME.safetensors.
+Models with `forward_levels` (the flow model) also get a lighter loss on each coarse level's fused frame
+(deep supervision speeds up training).
 """
 from __future__ import annotations
 
