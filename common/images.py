@@ -22,9 +22,19 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
 
-from .image_meta import (ORIENTATION_TAG, ORIENTATION_WORDS, apply_orientation, convert_float_to_srgb,
-                         convert_pil_to_srgb, exif_for_output, is_srgb, load_profile, orientation_of, parse_exif,
-                         profile_description)
+from .image_meta import (
+    ORIENTATION_TAG,
+    ORIENTATION_WORDS,
+    apply_orientation,
+    convert_float_to_srgb,
+    convert_pil_to_srgb,
+    exif_for_output,
+    is_srgb,
+    load_profile,
+    orientation_of,
+    parse_exif,
+    profile_description,
+)
 
 # A truncated file must fail loudly, not decode as half-grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False

@@ -150,8 +150,14 @@ def output_convs(model) -> List[str]:
 
 def _quantize(fp32: Path, out: Path, spec: ModelSpec, calibration, masks: Optional[np.ndarray]) -> None:
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quant_pre_process, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self):

@@ -69,7 +69,8 @@ def write_sidecar(weights_path: Path, info: Dict[str, Any]) -> None:
 def read_sidecar(weights_path: Path) -> Dict[str, Any]:
     path = sidecar_path(weights_path)
     if not path.exists():
-        raise CheckpointError(f"{path}: sidecar JSON missing (every checkpoint needs NAME.json beside NAME.safetensors)")
+        raise CheckpointError(f"{path}: sidecar JSON missing "
+                              "(every checkpoint needs NAME.json beside NAME.safetensors)")
     try:
         info = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
@@ -120,7 +121,8 @@ def load_state_into(model: nn.Module, state: Dict[str, torch.Tensor], source: st
     model.load_state_dict(state, strict=True)
 
 
-def load_checkpoint(weights_path: Path, expected_arch: Optional[str] = None) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+def load_checkpoint(weights_path: Path,
+                    expected_arch: Optional[str] = None) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
     """Read and validate a checkpoint pair; returns (state_dict, sidecar)."""
     weights_path = Path(weights_path)
     info = read_sidecar(weights_path)

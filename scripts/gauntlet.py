@@ -265,7 +265,8 @@ def table(rows: List[dict]) -> str:
         counts[row["category"]][row["outcome"]] += 1
     lines = ["| category | cases | " + " | ".join(OUTCOMES) + " |", "|---|---|" + "---|" * len(OUTCOMES)]
     for category, counter in counts.items():
-        lines.append(f"| {category} | {sum(counter.values())} | " + " | ".join(str(counter[o]) for o in OUTCOMES) + " |")
+        cells = " | ".join(str(counter[o]) for o in OUTCOMES)
+        lines.append(f"| {category} | {sum(counter.values())} | {cells} |")
     total = Counter(row["outcome"] for row in rows)
     lines.append(f"| **all** | {len(rows)} | " + " | ".join(str(total[o]) for o in OUTCOMES) + " |")
     return "\n".join(lines)

@@ -26,7 +26,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-import numpy as np  # noqa: E402
 
 from load_test import IMAGE, REQUEST_TIMEOUT_S, free_port, start_server, stop_server  # noqa: E402
 
@@ -201,7 +200,7 @@ def main(argv=None) -> int:
                         "loadavg_1min_before": round(load, 2)})
     for r in reports:
         print(json.dumps(r, indent=2))
-    print(f"\n| side | requests | throughput /s | p50 s | p95 s | errors |\n|---|---|---|---|---|---|")
+    print("\n| side | requests | throughput /s | p50 s | p95 s | errors |\n|---|---|---|---|---|---|")
     for r in reports:
         print(f"| {r['side']} | {r['requests']} | {r['throughput_per_s']} | {r['latency_s']['p50']} | "
               f"{r['latency_s']['p95']} | {r['errors']} |")

@@ -22,8 +22,15 @@ from models import get_spec, load_model
 from models.io import mc_contract
 from models.mc_dropout import MCDropoutWrapper
 
-from .contract import (BackendUnavailable, InputError, ModelMismatch, ServeError, check_graph_io, check_inputs,
-                       check_outputs)
+from .contract import (
+    BackendUnavailable,
+    InputError,
+    ModelMismatch,
+    ServeError,
+    check_graph_io,
+    check_inputs,
+    check_outputs,
+)
 from .tiling import onnx_receptive_radius, receptive_radius, spec_radius
 
 TRT_EP, CUDA_EP, CPU_EP = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -78,7 +85,7 @@ class Backend(ABC):
     def _run(self, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """Runtime-specific inference on already validated float32 arrays."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most runtimes free themselves when dropped
         """Release runtime resources; the backend must not be used afterwards."""
 
     def describe(self) -> Dict[str, str]:

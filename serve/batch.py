@@ -130,7 +130,8 @@ def _progress_bar(total: int, desc: str):
 
 def run_batch(files: Iterable[PathLike], out_dir: PathLike, process: Process, *, root: Optional[PathLike] = None,
               extension: str = ".png", suffix: str = "", overwrite: bool = False,
-              cancel: Optional[Callable[[], bool]] = None, progress: Union[bool, Callable[[int, int, str], None]] = True,
+              cancel: Optional[Callable[[], bool]] = None,
+              progress: Union[bool, Callable[[int, int, str], None]] = True,
               desc: str = "images", directories: bool = False) -> BatchReport:
     """Run `process(source, output)` for each file; returns a BatchReport (per-file results, in order).
 

@@ -11,7 +11,8 @@ so the result has the input's exact structure at any size and runtime cost stays
 is passed through untouched, 16-bit input keeps full precision (and `save_image` writes 16-bit),
 and images under MIN_SIDE px a side or over the pixel limit get a clear InputError.
 
-CLI: python -m serve.colorize IN.png|FOLDER --out OUT.png|OUT_FOLDER [--model colorize_lab] [--backend auto|torch|onnx|trt]
+CLI: python -m serve.colorize IN.png|FOLDER --out OUT.png|OUT_FOLDER [--model colorize_lab]
+     [--backend auto|torch|onnx|openvino|trt]
      [--format png|jpeg|webp|webp-lossless|tiff --quality Q] [--overwrite]   (folders: as serve.sr)
 """
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Backends speak named NCHW float32 arrays (`{"lr": x} -> {"sr": y}` for SR). The names, shapes and
 pad multiple come from the model's one tensor contract (`ModelSpec.io`, models/io.py), so a wrong
-tensor or an ONNX/engine of another model fails with a sentence that names the model and what differs, instead of a runtime shape dump.
+tensor or an ONNX/engine of another model fails with a sentence that names the model and what differs,
+instead of a runtime shape dump.
 """
 from __future__ import annotations
 

@@ -25,10 +25,27 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from models import CheckpointError, get_spec
 from models.checkpoint import file_sha256
 
-from .backends import (GPU_PROVIDERS, Backend, BackendUnavailable, OrtBackend, ServeError, TorchBackend, TrtBackend,
-                       cache_dir, cuda_available, module_available)
-from .precision import (AUTO_MAX_LOSS_DB, auto_candidates, check_supported, low_precision_path, measured_loss,
-                        parse_precision, read_record)
+from .backends import (
+    GPU_PROVIDERS,
+    Backend,
+    BackendUnavailable,
+    OrtBackend,
+    ServeError,
+    TorchBackend,
+    TrtBackend,
+    cache_dir,
+    cuda_available,
+    module_available,
+)
+from .precision import (
+    AUTO_MAX_LOSS_DB,
+    auto_candidates,
+    check_supported,
+    low_precision_path,
+    measured_loss,
+    parse_precision,
+    read_record,
+)
 from .tiling import onnx_receptive_radius
 
 KINDS = ("trt", "onnx-gpu", "torch-cuda", "onnx-cpu", "openvino-cpu", "torch-cpu")
@@ -36,7 +53,7 @@ ALIASES = ("torch", "onnx", "openvino", "auto")
 RECOVERABLE_ERRORS = (ServeError, CheckpointError, ImportError, OSError)  # "this kind cannot run", not a bug
 DEFAULT_MAX_SESSIONS = 4
 
-_cache: "OrderedDict[Tuple, Backend]" = OrderedDict()  # least recently used first
+_cache: OrderedDict[Tuple, Backend] = OrderedDict()  # least recently used first
 _cache_lock = threading.Lock()
 _key_locks: Dict[Tuple, threading.Lock] = {}
 

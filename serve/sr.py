@@ -5,7 +5,8 @@ HxWx4 array, float in [0,1] or uint8/uint16) and handles what the model does not
 RGB, alpha is resized beside the model (bicubic), 16-bit precision is kept on the float path, and
 pixel limits stop a request before it allocates gigabytes.
 
-CLI: python -m serve.sr IN.png|FOLDER --model flashsr_x4 --out OUT.png|OUT_FOLDER [--backend auto|torch|onnx|openvino|trt]
+CLI: python -m serve.sr IN.png|FOLDER --model flashsr_x4 --out OUT.png|OUT_FOLDER
+     [--backend auto|torch|onnx|openvino|trt]
      [--tile 256] [--format png|jpeg|webp|webp-lossless|tiff --quality Q] [--outscale X | --width W | --height H |
      --long-side L] [--overwrite] [--precision fp32|bf16|int8|auto]
      [--strength S]   (real-photo models flashsr_real_x2/x4: denoise strength, 0 keeps texture, 1 cleans hard)
@@ -32,7 +33,6 @@ from .contract import InputError, cli_main
 from .resize_plan import MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS, plan_resize, resize_float
 from .runtime import get_backend
 from .tiling import bounded_tile, plan_for, tiled_apply
-
 
 
 @dataclass

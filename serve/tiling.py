@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Callable, List, Optional, Tuple
 
 import numpy as np
@@ -96,7 +96,7 @@ def onnx_receptive_radius(path) -> int:
     return radius
 
 
-@lru_cache(maxsize=None)
+@cache
 def spec_radius(model_name: str) -> int:
     """Receptive radius of a registered model as built with its default (shipped) arguments."""
     from models import get_spec

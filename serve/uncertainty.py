@@ -37,8 +37,15 @@ from .contract import InputError, cli_main
 from .runtime import get_backend
 from .sr import _split_array, check_size
 from .tiling import bounded_tile, pad_to_multiple, plan_for, tile_starts, tiled_apply
-from .uncertainty_outputs import (UncertaintyResult, apply_colormap, rank_patches, render_colorbar, robust_max,
-                                  write_outputs, zip_outputs)
+from .uncertainty_outputs import (
+    UncertaintyResult,
+    apply_colormap,
+    rank_patches,
+    render_colorbar,
+    robust_max,
+    write_outputs,
+    zip_outputs,
+)
 
 ESTIMATORS = ("mc", "tta")
 MIN_PASSES, MAX_PASSES = 2, 128

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import tempfile
 import zipfile
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import numpy as np

@@ -12,8 +12,17 @@ from pathlib import Path
 
 from .contract import cli_main
 from .video_encode import DEFAULT_ENCODER, DEFAULT_PIX_FMT, ENCODERS, PIX_FMTS, available_encoders
-from .video_io import (Mp4Writer, VideoInfo, audio_format, make_test_clip, probe, rate_variation,  # noqa: F401
-                       read_frames, snap_rate, stream_summary)
+from .video_io import (  # noqa: F401
+    Mp4Writer,
+    VideoInfo,
+    audio_format,
+    make_test_clip,
+    probe,
+    rate_variation,
+    read_frames,
+    snap_rate,
+    stream_summary,
+)
 from .video_job import DEDUP_MODES, DEFAULT_SEGMENT_FRAMES, process_video
 
 

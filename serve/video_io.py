@@ -158,7 +158,8 @@ def read_frames(path: PathLike, *, with_times: bool = False) -> Iterator:
                 else:
                     yield rgb
         except av.error.FFmpegError as exc:
-            raise InputError(f"{name}: decoding failed partway ({exc.__class__.__name__}); the file is corrupt") from None
+            raise InputError(f"{name}: decoding failed partway ({exc.__class__.__name__}); "
+                             "the file is corrupt") from None
     finally:
         container.close()
 
@@ -233,7 +234,8 @@ class Mp4Writer:
         """Encode av.AudioFrames (any format/rate) into the AAC track."""
         import av
 
-        resampler = av.AudioResampler(format="fltp", layout=self.audio.layout, rate=self.audio.codec_context.sample_rate)
+        resampler = av.AudioResampler(format="fltp", layout=self.audio.layout,
+                                      rate=self.audio.codec_context.sample_rate)
         for frame in frames:
             frame.pts = None
             for chunk in resampler.resample(frame):

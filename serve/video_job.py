@@ -43,8 +43,8 @@ from common.images import to_uint8
 
 from .contract import InputError
 from .interp_core import interp_backend, interpolate_arrays, is_scene_cut, thumbnail
-from .video_io import VideoInfo, probe, read_frames, snap_rate
 from .video_encode import DEFAULT_ENCODER, DEFAULT_PIX_FMT, VideoWriter, choose_encoder
+from .video_io import VideoInfo, probe, read_frames, snap_rate
 from .video_streams import assemble, plan_streams
 
 PathLike = Union[str, os.PathLike]

@@ -20,9 +20,8 @@ from models.colorize_lab import ColorizeLab
 from models.grey2rgb import Grey2RGBAutoEncoder
 from models.lab_color import grey_from_rgb, grey_to_rgb, lab_to_rgb, rgb_to_lab
 from serve.contract import InputError
-from train.colorize_losses import chroma_loss, mep_loss, mse_loss, ssim_loss, ssim_torch
-
 from tests.conftest import smooth_image
+from train.colorize_losses import chroma_loss, mep_loss, mse_loss, ssim_loss, ssim_torch
 
 
 @pytest.fixture(scope="module")

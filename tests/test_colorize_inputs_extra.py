@@ -13,7 +13,6 @@ from PIL import Image
 from common.images import DecodedImage, read_image
 from models import get_spec, save_checkpoint
 from serve.contract import InputError
-
 from tests.conftest import smooth_image
 
 

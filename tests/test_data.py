@@ -6,8 +6,17 @@ import pytest
 import torch
 from PIL import Image
 
-from train.data import (CountingSampler, DataError, PatchConfig, SRPatchDataset, degrade_bicubic,
-                        degrade_pixelate_noise, load_folder, split_validation, validation_pairs)
+from train.data import (
+    CountingSampler,
+    DataError,
+    PatchConfig,
+    SRPatchDataset,
+    degrade_bicubic,
+    degrade_pixelate_noise,
+    load_folder,
+    split_validation,
+    validation_pairs,
+)
 
 
 def test_bicubic_degradation_matches_pil(rng):

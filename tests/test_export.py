@@ -23,8 +23,16 @@ from export.__main__ import main
 from export.artifacts import ExportError, file_sha256
 from export.mc import check_mc_parity, mc_io, stochastic_nodes
 from export.parity import ParityError, check_parity, ort_session
-from export.tensorrt_build import (Profile, build_engine, engine_is_current, engine_key, engine_path, parse_batch,
-                                   parse_hw, profile_shapes)
+from export.tensorrt_build import (
+    Profile,
+    build_engine,
+    engine_is_current,
+    engine_key,
+    engine_path,
+    parse_batch,
+    parse_hw,
+    profile_shapes,
+)
 from export.triton import write_triton_repo
 from models.mc_dropout import MCDropoutWrapper, sample_masks
 from serve.trt_runtime import TensorRTMissing, TrtEngine

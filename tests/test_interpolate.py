@@ -265,7 +265,7 @@ def test_bad_videos_give_clear_messages_and_leave_nothing(tmp_path, rng, checkpo
     with av.open(str(audio_only), "w", format="mp4") as c:
         s = c.add_stream("aac", rate=16000)
         s.layout = "mono"
-        for i in range(10):
+        for _ in range(10):
             frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
             frame.sample_rate = 16000
             c.mux(s.encode(frame))

@@ -4,8 +4,16 @@ import pytest
 import torch
 
 from models import get_spec
-from serve.tiling import (TilePlan, edge_weights, pad_to_multiple, plan_for, receptive_radius, spec_radius,
-                          tile_starts, tiled_apply)
+from serve.tiling import (
+    TilePlan,
+    edge_weights,
+    pad_to_multiple,
+    plan_for,
+    receptive_radius,
+    spec_radius,
+    tile_starts,
+    tiled_apply,
+)
 
 
 def random_flashsr(scale=4, **overrides):

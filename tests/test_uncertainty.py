@@ -14,8 +14,16 @@ from models import get_spec, save_checkpoint
 from models.mc_dropout import MCDropoutWrapper, sample_masks
 from serve import runtime
 from serve.contract import InputError
-from serve.uncertainty import (DIHEDRAL, _Moments, _tta_passes, estimate_uncertainty, main, max_batch, write_outputs,
-                               zip_outputs)
+from serve.uncertainty import (
+    DIHEDRAL,
+    _Moments,
+    _tta_passes,
+    estimate_uncertainty,
+    main,
+    max_batch,
+    write_outputs,
+    zip_outputs,
+)
 
 X2 = "flashsr_x2"
 SMALL = {"channels": 8, "blocks": 1}  # the registered architecture at a fraction of the compute

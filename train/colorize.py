@@ -24,8 +24,20 @@ from models.lab_color import grey_from_rgb, grey_to_rgb, rgb_to_lab
 from . import distributed
 from .colorize_losses import RGB_LOSSES, chroma_loss
 from .data import DataError, load_folder, split_validation
-from .loop import (EMA, RunRecorder, add_run_arguments, autocast, open_run, optimizer_step, pick_device,
-                   resolve_precision, run_description, scheduled_lr, spec_for_task_or_exit, train_loop)
+from .loop import (
+    EMA,
+    RunRecorder,
+    add_run_arguments,
+    autocast,
+    open_run,
+    optimizer_step,
+    pick_device,
+    resolve_precision,
+    run_description,
+    scheduled_lr,
+    spec_for_task_or_exit,
+    train_loop,
+)
 
 LOSSES = sorted(RGB_LOSSES) + ["chroma"]
 MIN_COLOURFULNESS = 5.0  # training images below this are (near) grey: they would teach sepia
@@ -178,7 +190,7 @@ def main(argv=None) -> int:
         train_imgs, _, val_imgs, val_names = split_validation(images, names, args.val_count)
         dataset = ColourPatchDataset(train_imgs, args.patch, seed=args.seed)
     except DataError as exc:
-        raise SystemExit(f"error: {exc}")
+        raise SystemExit(f"error: {exc}") from None
     val = validation_crops(val_imgs, spec.pad_multiple)
 
     model = spec.build().to(device)

@@ -1,4 +1,5 @@
-"""Adversarial SR training: `python -m train.gan --model swift_srgan_x4 --init-from weights/swift_srgan_psnr_x4.safetensors`.
+"""Adversarial SR training:
+`python -m train.gan --model swift_srgan_x4 --init-from weights/swift_srgan_psnr_x4.safetensors`.
 
 Generator loss = pixel (L1/MSE) + adversarial + total variation + feature matching. The seeds'
 content loss compares VGG19 / MobileNetV2 features, but pretrained weights cannot be downloaded
@@ -23,8 +24,19 @@ from models import save_checkpoint
 from models.registry import DISCRIMINATORS
 
 from . import distributed
-from .loop import (EMA, RunRecorder, add_run_arguments, autocast, default_workers, open_run, optimizer_step,
-                   resolve_precision, run_description, scheduled_lr, train_loop)
+from .loop import (
+    EMA,
+    RunRecorder,
+    add_run_arguments,
+    autocast,
+    default_workers,
+    open_run,
+    optimizer_step,
+    resolve_precision,
+    run_description,
+    scheduled_lr,
+    train_loop,
+)
 from .sr import pixel_loss, prepare_sr_run, sr_spec_or_exit, validate
 
 LOSS_FIELDS = ["step", "loss_g", "pixel", "adversarial", "tv", "feature", "loss_d", "d_real", "d_fake", "lr",

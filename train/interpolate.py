@@ -24,10 +24,28 @@ from common.paths import data_root
 
 from . import distributed
 from .data import DataError, load_folder, split_validation
-from .interp_data import (MixedTripletDataset, MotionConfig, TripletDataset, heldout_triplets, load_clips,
-                          video_validation)
-from .loop import (EMA, RunRecorder, add_run_arguments, autocast, open_run, optimizer_step, pick_device,
-                   resolve_precision, run_description, scheduled_lr, spec_for_task_or_exit, train_loop)
+from .interp_data import (
+    MixedTripletDataset,
+    MotionConfig,
+    TripletDataset,
+    heldout_triplets,
+    load_clips,
+    video_validation,
+)
+from .loop import (
+    EMA,
+    RunRecorder,
+    add_run_arguments,
+    autocast,
+    open_run,
+    optimizer_step,
+    pick_device,
+    resolve_precision,
+    run_description,
+    scheduled_lr,
+    spec_for_task_or_exit,
+    train_loop,
+)
 from .sr import pixel_loss
 
 
@@ -98,7 +116,7 @@ def main(argv=None) -> int:
         if clips:
             dataset = MixedTripletDataset(clips, dataset, args.patch, args.video_fraction, args.max_gap, args.seed)
     except DataError as exc:
-        raise SystemExit(f"error: {exc}")
+        raise SystemExit(f"error: {exc}") from None
     val = heldout_triplets(val_imgs, size=min(192, 2 * args.patch), seed=args.seed + 1)
     val_video = video_validation(val_clip) if val_clip is not None else []
 

@@ -31,7 +31,7 @@ def spec_for_task_or_exit(task: str, name: str, scale: Optional[int] = None):
     try:
         spec = resolve_name(name, scale)
     except (KeyError, ValueError) as exc:
-        raise SystemExit(f"error: {exc.args[0]}")
+        raise SystemExit(f"error: {exc.args[0]}") from None
     if spec.task != task:
         raise SystemExit(f"error: '{spec.name}' is a {spec.task} model; train it with train.{spec.task}")
     return spec
@@ -114,7 +114,7 @@ class EMA:
                 ema_v.copy_(v)
 
 
-def optimizer_step(model: nn.Module, optimizer, loss: torch.Tensor, ema: Optional["EMA"], step: int) -> None:
+def optimizer_step(model: nn.Module, optimizer, loss: torch.Tensor, ema: Optional[EMA], step: int) -> None:
     """One update every training script makes: backward, clip the gradient norm to 1, step, EMA."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -140,7 +140,8 @@ class MetricsCSV:
                 {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
-def save_state(run_dir: Path, *, step: int, model: nn.Module, optimizer, ema: Optional[EMA], extra: Dict[str, Any]) -> None:
+def save_state(run_dir: Path, *, step: int, model: nn.Module, optimizer, ema: Optional[EMA],
+               extra: Dict[str, Any]) -> None:
     state = {"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "ema": ema.model.state_dict() if ema else None, "extra": extra}
     tmp = Path(run_dir) / "state.pt.tmp"
@@ -318,7 +319,7 @@ def add_run_arguments(p: argparse.ArgumentParser, *, val_every: int, threads_def
                    help="training forward pass: bf16 autocast where native (auto), or fp32; validation is fp32")
 
 
-def finish_run(run_dir: Path, weights_path: Path, *, step: int, iters: int, clock: "Stopwatch", publish: bool) -> None:
+def finish_run(run_dir: Path, weights_path: Path, *, step: int, iters: int, clock: Stopwatch, publish: bool) -> None:
     """Say whether the time budget cut the run short, and publish the EMA weights if asked."""
     if clock.expired() and step < iters:
         print(f"time budget reached at step {step}/{iters}; resume with the same command", file=sys.stderr)
@@ -334,7 +335,7 @@ def init_from(model: nn.Module, path: Path) -> int:
     try:
         state = read_weights(path)
     except CheckpointError as exc:
-        raise SystemExit(f"error: --init-from: {exc}")
+        raise SystemExit(f"error: --init-from: {exc}") from None
     own = model.state_dict()
     taken = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not taken:

@@ -1,7 +1,7 @@
 """Train a registered SR model: `python -m train.sr --model flashsr --scale 4 --iters 20000`.
 
-Runs unchanged on CPU and CUDA (`--device auto`; `--precision auto` uses bf16 autocast where native). Resumes from the run
-directory automatically; `--time-budget` stops cleanly with a checkpoint before a deadline so
+Runs unchanged on CPU and CUDA (`--device auto`; `--precision auto` uses bf16 autocast where native).
+Resumes from the run directory automatically; `--time-budget` stops cleanly with a checkpoint before a deadline so
 long runs can be done in chunks. `--publish` writes the EMA weights to weights/NAME.safetensors.
 """
 from __future__ import annotations
@@ -20,11 +20,23 @@ from common.metrics import psnr_y
 from common.paths import data_root
 
 from . import distributed
-from .data import (DEGRADATIONS, DataError, PatchConfig, SRPatchDataset, load_folder,
-                   split_validation, validation_pairs)
-from .loop import (EMA, RunRecorder, add_run_arguments, autocast, default_workers, open_run, optimizer_step,
-                   pick_device, resolve_precision, run_description, run_progress, scheduled_lr,
-                   spec_for_task_or_exit, train_loop)
+from .data import DEGRADATIONS, DataError, PatchConfig, SRPatchDataset, load_folder, split_validation, validation_pairs
+from .loop import (
+    EMA,
+    RunRecorder,
+    add_run_arguments,
+    autocast,
+    default_workers,
+    open_run,
+    optimizer_step,
+    pick_device,
+    resolve_precision,
+    run_description,
+    run_progress,
+    scheduled_lr,
+    spec_for_task_or_exit,
+    train_loop,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -127,7 +139,7 @@ def prepare_sr_run(args: argparse.Namespace, spec, degradation: str):
         train_imgs, _, val_imgs, val_names = split_validation(images, names, args.val_count)
         dataset = SRPatchDataset(train_imgs, PatchConfig(spec.scale, args.patch, degradation), seed=args.seed)
     except DataError as exc:
-        raise SystemExit(f"error: {exc}")
+        raise SystemExit(f"error: {exc}") from None
     val_degradation = getattr(args, "val_degradation", "auto")
     if val_degradation == "auto":
         val_degradation = "real-medium" if degradation == "real" else "bicubic"

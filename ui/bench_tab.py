@@ -60,7 +60,8 @@ def benchmark(models: Sequence[str], backends: Sequence[str], sizes: Sequence[st
                        f"budget of {budget / 1e6:.0f} MP: choose fewer sizes, backends or runs.")
     progress(0, desc=f"benchmarking {len(models) * len(backends) * len(precisions)} model/backend/precision runs")
     args = argparse.Namespace(models=",".join(models), backends=",".join(backends), sizes=",".join(sizes), runs=runs,
-                              warmup=warmup, threads=None, fp16=False, tile=BENCH_TILE, seed=0, weights=None, json=False,
+                              warmup=warmup, threads=None, fp16=False, tile=BENCH_TILE, seed=0, weights=None,
+                              json=False,
                               precisions=",".join(precisions), input="example")
     rows = run_bench(args)
     out = workdir("bench")
@@ -74,7 +75,8 @@ def build() -> None:
     models: List[str] = [s.name for s in models_for("sr")]
     lim = limits()
     gr.Markdown("Latency of the models on this machine, per backend, precision and input size (one pass over the "
-                f"same photo for every row, tiled at {BENCH_TILE} px as the SR tab serves; 1 warm-up run, then the timed runs). Next to the speed: the "
+                f"same photo for every row, tiled at {BENCH_TILE} px as the SR tab serves; 1 warm-up run, then the "
+                "timed runs). Next to the speed: the "
                 "PSNR of each output against the fp32 output, and the Y-PSNR change measured on held-out training "
                 "images when `python -m export int8` recorded one. bf16 runs on OpenVINO where the CPU has it; "
                 "int8 on ONNX Runtime and OpenVINO. Combinations that cannot run here are listed with the reason. "

@@ -14,7 +14,7 @@ from typing import Dict, Optional, Set
 import gradio as gr
 
 _lock = threading.Lock()
-_jobs: Dict[str, Set["Job"]] = {}
+_jobs: Dict[str, Set[Job]] = {}
 
 
 class JobCancelled(RuntimeError):
@@ -30,7 +30,7 @@ class Job:
         if self.cancelled.is_set():
             raise JobCancelled("Stopped: the job was cancelled from the page; nothing was written.")
 
-    def __enter__(self) -> "Job":
+    def __enter__(self) -> Job:
         return self
 
     def __exit__(self, *exc) -> None:

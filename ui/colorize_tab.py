@@ -119,5 +119,6 @@ def build() -> None:
     examples = [[p] for p in (example_path("grey_old_tom_morris.png"), example_path("colour_frame.png")) if p]
     if examples:
         gr.Examples(examples, [image], cache_examples=False)
-    run.click(colorize_image, [image, model, backend, precision], [slider, download, summary, details], api_name="colorize",
+    run.click(colorize_image, [image, model, backend, precision], [slider, download, summary, details],
+              api_name="colorize",
               concurrency_id="compute", preprocess=False)

@@ -150,7 +150,8 @@ def build() -> None:
     first = next(iter(families))
     gr.Markdown(f"Upscale a photo with a trained network. **Photo** (default when trained) is FlashSR trained on "
                 f"real-world degradations — camera noise, JPEG, blur — with a denoise-strength slider; the clean / "
-                f"benchmark models are FlashSR (fastest, best PSNR on clean downscales) and the seed lineage (SRResNet/SRGAN, Swift-SRGAN, ESRCNN, CNN and VAE up-converters; the "
+                f"benchmark models are FlashSR (fastest, best PSNR on clean downscales) and the seed lineage "
+                f"(SRResNet/SRGAN, Swift-SRGAN, ESRCNN, CNN and VAE up-converters; the "
                 f"GAN models trade PSNR for sharper texture). Inputs up to {lim.sr_input_pixels / 1e6:.0f} MP "
                 f"(outputs up to {lim.sr_output_pixels / 1e6:.0f} MP) on this {'GPU' if lim.gpu else 'CPU'} machine.")
     with gr.Row():

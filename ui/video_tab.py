@@ -240,7 +240,8 @@ def build() -> None:
     pair = [p for p in (example_path("frame_00010.jpg"), example_path("frame_00011.jpg"))]
     if all(pair):
         gr.Examples([pair], [frame0, frame1], cache_examples=False)
-    run_pair.click(interpolate_frames, [frame0, frame1, factor, interp_model, backend_i, precision_i], [middles, pair_info],
+    run_pair.click(interpolate_frames, [frame0, frame1, factor, interp_model, backend_i, precision_i],
+                   [middles, pair_info],
                    api_name="interpolate", concurrency_id="compute", preprocess=False)
 
     gr.Markdown(f"### Video → higher frame rate and/or super-resolved frames\nClips up to {lim.video_seconds:g} s "
