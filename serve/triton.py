@@ -27,8 +27,8 @@ message; Triton itself refuses wrong dtypes and ranks before they reach Python.
 
 The stub: PyTriton 0.7 runs its proxy inside Triton's Python-backend stub, which is built against the
 numpy 1.x C ABI; with numpy 2 its output tensors arrive empty and non-uint8 inputs garbled. The project
-keeps numpy 2, so the stub gets its own numpy 1.26 (`--setup` puts it in STSR_TRITON_STUB_SITE, default ~/.cache/stsr/triton-stub)
-and the proxy model file is given that folder first on its path. This process keeps numpy 2.
+keeps numpy 2, so the stub gets its own numpy 1.26 (`--setup` puts it in STSR_TRITON_STUB_SITE, default
+~/.cache/stsr/triton-stub) and the proxy model file is given that folder first on its path. This process keeps numpy 2.
 """
 from __future__ import annotations
 
