@@ -119,6 +119,25 @@ def even_size(width: int, height: int, pix_fmt: str) -> Tuple[int, int]:
     return int(width) + int(width) % 2, int(height) + int(height) % 2
 
 
+def encode_rgb(writer, rgb: np.ndarray) -> None:
+    """Encode one RGB frame (uint8, or float in [0,1]) as the next frame of `writer` (VideoWriter or
+    video_io.Mp4Writer: size, written_size, frames, stream, container); odd sides are edge-padded."""
+    import av
+
+    if (rgb.shape[1], rgb.shape[0]) != writer.size:
+        raise ValueError(f"frame of {rgb.shape[1]}x{rgb.shape[0]} for a {writer.size[0]}x{writer.size[1]} video")
+    if rgb.dtype != np.uint8:
+        rgb = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+    pad_h, pad_w = writer.written_size[1] - rgb.shape[0], writer.written_size[0] - rgb.shape[1]
+    if pad_h or pad_w:
+        rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[..., :3]), format="rgb24")
+    frame.pts = writer.frames
+    frame.time_base = writer.stream.codec_context.time_base
+    writer.container.mux(writer.stream.encode(frame))
+    writer.frames += 1
+
+
 class VideoWriter:
     """Encode RGB uint8 (or float [0,1]) frames into a video-only file at a constant `fps`."""
 
@@ -143,20 +162,7 @@ class VideoWriter:
         self.frames = 0
 
     def write(self, rgb: np.ndarray) -> None:
-        import av
-
-        if (rgb.shape[1], rgb.shape[0]) != self.size:
-            raise ValueError(f"frame of {rgb.shape[1]}x{rgb.shape[0]} for a {self.size[0]}x{self.size[1]} video")
-        if rgb.dtype != np.uint8:
-            rgb = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-        pad_h, pad_w = self.written_size[1] - rgb.shape[0], self.written_size[0] - rgb.shape[1]
-        if pad_h or pad_w:
-            rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[..., :3]), format="rgb24")
-        frame.pts = self.frames
-        frame.time_base = self.stream.codec_context.time_base
-        self.container.mux(self.stream.encode(frame))
-        self.frames += 1
+        encode_rgb(self, rgb)
 
     def finish(self) -> None:
         self.container.mux(self.stream.encode(None))

@@ -204,19 +204,9 @@ class Mp4Writer:
         self.frames = 0
 
     def write(self, rgb: np.ndarray) -> None:
-        import av
+        from .video_encode import encode_rgb
 
-        if (rgb.shape[1], rgb.shape[0]) != self.size:
-            raise ValueError(f"frame of {rgb.shape[1]}x{rgb.shape[0]} for a {self.size[0]}x{self.size[1]} video")
-        if rgb.dtype != np.uint8:
-            rgb = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-        if rgb.shape[0] % 2 or rgb.shape[1] % 2:
-            rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame.pts = self.frames
-        frame.time_base = self.stream.codec_context.time_base
-        self.container.mux(self.stream.encode(frame))
-        self.frames += 1
+        encode_rgb(self, rgb)
 
     def copy_audio(self, source: PathLike) -> bool:
         """Re-encode the source's first audio stream into the AAC track; False when there is nothing to copy."""
