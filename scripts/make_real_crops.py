@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from make_sr_crops import strip  # noqa: E402  (the same labelled side-by-side strip)
 
 from common.degradations import blockiness  # noqa: E402
 from common.images import read_image  # noqa: E402
@@ -54,22 +55,6 @@ def busiest_box(lr: np.ndarray, side: int) -> tuple:
             if e > best:
                 best, best_xy = e, (left, top)
     return best_xy
-
-
-def strip(panels, box, zoom: int) -> Image.Image:
-    """(label, image) crops at `box` (x, y, w, h in output pixels) side by side, labelled above."""
-    x, y, w, h = box
-    tiles = [Image.fromarray(quantize(img[y:y + h, x:x + w]).astype(np.uint8)).resize((w * zoom, h * zoom),
-                                                                                        Image.NEAREST)
-             for _, img in panels]
-    label_h, gap = 18, 4
-    canvas = Image.new("RGB", (len(tiles) * (w * zoom + gap) - gap, h * zoom + label_h), "white")
-    draw = ImageDraw.Draw(canvas)
-    for i, ((label, _), tile) in enumerate(zip(panels, tiles)):
-        left = i * (w * zoom + gap)
-        canvas.paste(tile, (left, label_h))
-        draw.text((left + 3, 3), label, fill="black")
-    return canvas
 
 
 def main(argv=None) -> int:
