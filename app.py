@@ -43,7 +43,9 @@ def build_demo() -> gr.Blocks:
             video_tab.build()
         with gr.Tab("Benchmark", id="bench"):
             bench_tab.build()
-    compute = 2 if limits().gpu else max(1, min(2, os.cpu_count() or 1))
+    # On a CPU Space one compute slot: each request already uses every core (ONNX Runtime / OpenVINO
+    # threads), and two large requests at once doubled the peak memory (adversarial load test).
+    compute = 2 if limits().gpu else 1
     # image tasks share one "compute" pool; video and benchmark have their own single slot
     demo.queue(default_concurrency_limit=compute, max_size=QUEUE_SIZE)
     return demo

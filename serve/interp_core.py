@@ -16,14 +16,23 @@ CUT_MEAN_DIFF = 0.15  # mean absolute grey difference of 64-px thumbnails, in [0
 # (on UCF101: 0 of 379 real frame pairs flagged, 376 of 378 cross-video pairs caught)
 
 
+BATCH_PIXELS = 2_000_000  # frame pixels x timesteps per backend call: ~1 GB of flow-net activations
+
+
 def interpolate_arrays(runner, rgb0: np.ndarray, rgb1: np.ndarray, times: Sequence[float]) -> List[np.ndarray]:
-    """One backend call for all timesteps: a batch of len(times) with the frames repeated."""
-    n = len(times)
-    x0 = np.repeat(rgb0.transpose(2, 0, 1)[None], n, axis=0)
-    x1 = np.repeat(rgb1.transpose(2, 0, 1)[None], n, axis=0)
-    t = np.asarray(times, dtype=np.float32).reshape(n, 1, 1, 1)
-    out = runner.run({FRAME0: x0, FRAME1: x1, TIMESTEP: t})[FRAME_OUT]
-    return [np.ascontiguousarray(np.clip(o.transpose(1, 2, 0), 0.0, 1.0)) for o in out]
+    """All timesteps of a pair in as few backend calls as the memory bound allows (a batch of the
+    frames repeated); large frames go one timestep per call."""
+    per_call = max(1, BATCH_PIXELS // max(1, rgb0.shape[0] * rgb0.shape[1]))
+    frames: List[np.ndarray] = []
+    for start in range(0, len(times), per_call):
+        chunk = times[start:start + per_call]
+        n = len(chunk)
+        x0 = np.repeat(rgb0.transpose(2, 0, 1)[None], n, axis=0)
+        x1 = np.repeat(rgb1.transpose(2, 0, 1)[None], n, axis=0)
+        t = np.asarray(chunk, dtype=np.float32).reshape(n, 1, 1, 1)
+        out = runner.run({FRAME0: x0, FRAME1: x1, TIMESTEP: t})[FRAME_OUT]
+        frames += [np.ascontiguousarray(np.clip(o.transpose(1, 2, 0), 0.0, 1.0)) for o in out]
+    return frames
 
 
 def interp_backend(model_name: str, backend: str, precision: str = "fp32", **backend_options):
