@@ -24,6 +24,8 @@ import numpy as np
 from common.paths import data_root
 from common.resize import bicubic_downscale, mod_crop
 from models import ModelSpec, load_model
+from models.io import MASKS_INPUT
+from models.registry import DEFAULT_STRENGTH
 
 from .artifacts import ExportError, file_sha256, read_json, resolve_spec, utc_now, write_json
 from .onnx_export import META_PREFIX, ensure_onnx, onnx_path
@@ -90,8 +92,12 @@ def sr_crops(files: List[Path], scale: int, seed: int, lr_crop: int = LR_CROP) -
 
 
 def _feeds(spec: ModelSpec, lr: np.ndarray, masks: Optional[np.ndarray]) -> Dict[str, np.ndarray]:
-    name = spec.io_spec()["input"]["name"]
-    return {name: lr} if masks is None else {name: lr, "masks": masks}
+    feeds = {spec.io.image_inputs[0].name: lr}
+    if masks is not None:
+        feeds[MASKS_INPUT] = masks
+    if spec.strength_input:  # real-photo models: calibrated and measured at the default strength
+        feeds["strength"] = np.full((lr.shape[0], 1), DEFAULT_STRENGTH, np.float32)
+    return feeds
 
 
 def _mean_prediction(out: np.ndarray) -> np.ndarray:

@@ -245,7 +245,7 @@ def test_triton_serves_the_apps_results_and_survives_bad_requests(triton_server,
         "unexpected shape for input 'image'": [infer_input(http, "image", images[:1, :, :, 0], "UINT8")],
         "image must be HxW, HxWx1, HxWx3 or HxWx4, got shape (40, 48, 5)": [infer_input(
             http, "image", np.zeros((1, 40, 48, 5), np.uint8), "UINT8")],
-        "input 80x80 is 0.0 MP, over the limit": [infer_input(http, "image", np.zeros((1, 80, 80, 3), np.uint8),
+        "over the limit of 0.00": [infer_input(http, "image", np.zeros((1, 80, 80, 3), np.uint8),
                                                               "UINT8")],
     }
     for message, inputs in bad.items():
