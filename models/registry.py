@@ -48,6 +48,9 @@ DISCRIMINATORS: Dict[str, Callable[..., nn.Module]] = {
 DEFAULT_STRENGTH = 0.5  # denoise strength of strength models when a caller gives none
 
 
+HR_FEATURE_ARCHS = frozenset({"srgan", "swift_srgan", "conv_autoencoder", "vae_sr"})
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -67,6 +70,13 @@ class ModelSpec:
     adversarial: bool = False  # weights come from GAN training (train/gan.py); PSNR under-rates it
     psnr_twin: str = ""  # GAN models: the pixel-loss model they are fine-tuned from (compared side by side)
     description: str = ""
+
+    @property
+    def max_tile(self) -> int:
+        """Largest input tile side to serve (0: no cap of the model's own). Architectures that compute
+        64-channel features at the OUTPUT size (SRGAN-type, the up-converters) get 1024 / scale: a 64-channel
+        float map of 1024x1024 is 268 MB, while one untiled 1024-px tile at x4 held over 4 GB per tensor."""
+        return 1024 // self.scale if self.arch in HR_FEATURE_ARCHS else 0
 
     @property
     def weights_path(self) -> Path:

@@ -130,7 +130,8 @@ def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x
 
     runner = get_backend(model_name, backend, precision=precision, **backend_options)
     name_in, name_out = runner.inputs[0].name, runner.outputs[0].name
-    plan = plan_for(runner.receptive_radius, tile=bounded_tile(tile, height, width), overlap=overlap,
+    tile = bounded_tile(tile, height, width)
+    plan = plan_for(runner.receptive_radius, tile=min(tile, spec.max_tile) if spec.max_tile else tile, overlap=overlap,
                     batch_size=batch_size)
     lr = decoded.rgb.transpose(2, 0, 1)[None]
     started = time.perf_counter()
