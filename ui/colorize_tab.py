@@ -23,7 +23,7 @@ from .common import (
     image_upload,
     limits,
     load_image,
-    pipeline,
+    models_for,
     precision_select,
     progress_callback,
     save_png,
@@ -33,12 +33,14 @@ from .common import (
 from .inputs import one_of
 
 
-def colorizer() -> Optional[Callable]:
-    return pipeline("colorize", "colorize", "colorize")[0]
+def colorizer() -> Callable:
+    from serve.colorize import colorize
+
+    return colorize
 
 
 def available_models() -> List[str]:
-    return pipeline("colorize", "colorize", "colorize")[1]
+    return [s.name for s in models_for("colorize")]
 
 
 def to_grey(rgb: np.ndarray) -> np.ndarray:

@@ -8,8 +8,6 @@ WORK_TTL_S are removed whenever a new one is made, so disk use stays bounded on 
 from __future__ import annotations
 
 import functools
-import importlib
-import io
 import logging
 import os
 import shutil
@@ -18,7 +16,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional
 
 import gradio as gr
 import numpy as np
@@ -102,16 +100,6 @@ def load_image(value: Any, *, max_pixels: int, min_side: int = MIN_SIDE, what: s
     return decoded
 
 
-def frame_count(value: Any) -> int:
-    """Frames in an uploaded image file (GIF/WebP/APNG animations have more than 1); 1 when unknown."""
-    try:
-        source = uploaded(value)[0]
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
-            return int(getattr(img, "n_frames", 1))
-    except Exception:  # noqa: BLE001 - only a note for the user; read_image reports real problems
-        return 1
-
-
 def user_errors(fn: Callable) -> Callable:
     """Show expected failures as a gr.Error with their message; log and summarise unexpected ones.
 
@@ -178,16 +166,6 @@ def save_png(arr: np.ndarray, path: Path, compress_level: int = 1) -> str:
 
 def models_for(task: str, *, trained_only: bool = True) -> List[ModelSpec]:
     return [s for s in REGISTRY.values() if s.task == task and (s.has_weights() or not trained_only)]
-
-
-def pipeline(task: str, module: str, function: str) -> Tuple[Optional[Callable], List[str]]:
-    """(serve.<module>.<function>, names of trained `task` models), or (None, []) while that serve module
-    does not exist yet: how the colorization and interpolation tabs fill in once their models land."""
-    try:
-        fn = getattr(importlib.import_module(f"serve.{module}"), function)
-    except (ImportError, AttributeError):
-        return None, []
-    return fn, [s.name for s in models_for(task)]
 
 
 def backend_choices() -> List[str]:

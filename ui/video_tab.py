@@ -27,7 +27,6 @@ from .common import (
     limits,
     load_image,
     models_for,
-    pipeline,
     precision_select,
     progress_callback,
     save_png,
@@ -44,12 +43,14 @@ PIX_FMT_CHOICES = ("yuv420p", "yuv444p", "yuv420p10le")
 DEDUP_CHOICES = ("skip", "replace", "off")
 
 
-def interpolator() -> Optional[Callable]:
-    return pipeline("interpolate", "interpolate", "interpolate_pair")[0]
+def interpolator() -> Callable:
+    from serve.interpolate import interpolate_pair
+
+    return interpolate_pair
 
 
 def interpolation_models() -> List[str]:
-    return pipeline("interpolate", "interpolate", "interpolate_pair")[1]
+    return [s.name for s in models_for("interpolate")]
 
 
 def _encoders() -> List[str]:
