@@ -46,7 +46,8 @@ def build_demo() -> gr.Blocks:
     # On a CPU Space one compute slot: each request already uses every core (ONNX Runtime / OpenVINO
     # threads), and two large requests at once doubled the peak memory (adversarial load test).
     compute = 2 if limits().gpu else 1
-    # image tasks share one "compute" pool; video and benchmark have their own single slot
+    # image tasks share one "compute" pool; video and benchmark take turns in one LONG_JOBS slot (a 720p
+    # benchmark beside a video job beside a 16 MP upscale peaked at 3.2 GB)
     demo.queue(default_concurrency_limit=compute, max_size=QUEUE_SIZE)
     return demo
 

@@ -7,7 +7,7 @@ from typing import List, Sequence
 import gradio as gr
 
 from .cancel import cancel_on, stop_button
-from .common import limits, models_for, user_errors, workdir
+from .common import LONG_JOBS, limits, models_for, user_errors, workdir
 from .inputs import some_of, whole_number
 
 FLAGSHIP = "flashsr_x4"
@@ -97,5 +97,5 @@ def build() -> None:
     with gr.Accordion("All figures", open=False):
         rows = gr.JSON(label="All figures")
     event = run.click(benchmark, [chosen_models, backends, sizes, runs, precisions], [table, chart, rows],
-                      api_name="benchmark", concurrency_id="bench", concurrency_limit=1, preprocess=False)
+                      api_name="benchmark", concurrency_id=LONG_JOBS, concurrency_limit=1, preprocess=False)
     cancel_on(stop, event)

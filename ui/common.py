@@ -32,6 +32,7 @@ from .inputs import EXAMPLES_DIR, RefusedInput, one_of, uploaded_file
 log = logging.getLogger("stsr.app")
 
 WORK_TTL_S = 30 * 60
+LONG_JOBS = "long"  # concurrency id: video and benchmark jobs take turns in one slot (bounds peak memory)
 MIN_SIDE = 8  # smaller images carry too little to upscale, colorize or interpolate
 NOT_AVAILABLE = "**Not available yet**: {what}. This part fills in as soon as a {task} model is registered " \
                 "with weights."

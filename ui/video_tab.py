@@ -18,6 +18,7 @@ from models import get_spec
 
 from .cancel import cancel_on, start_job, stop_button
 from .common import (
+    LONG_JOBS,
     NOT_AVAILABLE,
     backend_choices,
     checked_backend,
@@ -285,6 +286,6 @@ def build() -> None:
         gr.Examples([[clip]], [video], cache_examples=False)
     event = run_video.click(process_video, [video, fps, sr, backend_v, interp_model, target_fps, encoder, crf,
                                             pix_fmt, duplicates, precision_v],
-                            [video_out, video_info, video_details], api_name="video", concurrency_id="video",
+                            [video_out, video_info, video_details], api_name="video", concurrency_id=LONG_JOBS,
                             concurrency_limit=1, preprocess=False)
     cancel_on(stop_video, event)
