@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,7 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 
-from load_test import IMAGE, REQUEST_TIMEOUT_S, free_port, start_server, stop_server  # noqa: E402
+from load_test import IMAGE, REQUEST_TIMEOUT_S, start_server, stop_server  # noqa: E402
+
+from serve.triton_local import start_local_triton, stop_local_triton  # noqa: E402
 
 
 def expected_hw() -> tuple:
@@ -77,42 +77,6 @@ def run_clients(loop, clients: int, seconds: float) -> dict:
 
 # ----------------------------------------------------------------------------- Triton
 
-def start_triton(instances: int, log_dir: Path):
-    import tritonclient.http as http
-
-    ports = [free_port() for _ in range(3)]
-    cmd = [sys.executable, "-m", "serve.triton", "--models", "flashsr_x2", "--instances", str(instances),
-           "--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2]),
-           "--log-file", str(log_dir / "tritonserver.log")]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=open(log_dir / "serve_triton.log", "w"), stderr=subprocess.STDOUT)
-    url = f"127.0.0.1:{ports[0]}"
-    client = http.InferenceServerClient(url)
-    deadline = time.time() + 180
-    try:
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"serve.triton exited with {proc.returncode}; see {log_dir / 'serve_triton.log'}")
-            try:
-                if client.is_model_ready("flashsr_x2"):
-                    return proc, url
-            except Exception:  # noqa: BLE001 - not listening yet
-                pass
-            time.sleep(0.5)
-    finally:
-        client.close()
-    stop_triton(proc)
-    raise RuntimeError("serve.triton was not ready within 180 s")
-
-
-def stop_triton(proc) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=15)
-
-
 def triton_side(clients: int, seconds: float, warmup: float, instances: int, log_dir: Path) -> dict:
     import tritonclient.http as http
 
@@ -139,12 +103,12 @@ def triton_side(clients: int, seconds: float, warmup: float, instances: int, log
         finally:
             client.close()
 
-    proc, url = start_triton(instances, log_dir)
+    proc, url = start_local_triton(["flashsr_x2"], log_dir, instances=instances)
     try:
         run_clients(loop, clients, warmup)
         report = run_clients(loop, clients, seconds)
     finally:
-        stop_triton(proc)
+        stop_local_triton(proc)
     return {"side": f"triton (serve.triton, {instances} instances, dynamic batching up to 4)", **report}
 
 

@@ -6,13 +6,7 @@ It needs requirements-triton.txt, nvidia-pytriton and `python -m serve.triton --
 """
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -147,22 +141,6 @@ def test_bindings_and_glue_give_the_pipelines_results(rng):
 
 # ----------------------------------------------------------------------------- a real server
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-
-
 @pytest.fixture(scope="module")
 def triton_server(tmp_path_factory):
     pytest.importorskip("pytriton", reason="nvidia-pytriton is not installed (see requirements-triton.txt)")
@@ -173,34 +151,17 @@ def triton_server(tmp_path_factory):
         check_stub()
     except RuntimeError as exc:
         pytest.skip(str(exc))
+    from serve.triton_local import start_local_triton, stop_local_triton
+
     log_dir = tmp_path_factory.mktemp("triton")
-    ports = [free_port() for _ in range(3)]
-    command = [sys.executable, "-m", "serve.triton", "--models", "flashsr_x2,colorize_lab", "--instances", "2",
-               "--max-input-pixels", "4096", "--http-port", str(ports[0]), "--grpc-port", str(ports[1]),
-               "--metrics-port", str(ports[2]), "--log-file", str(log_dir / "tritonserver.log")]
-    out = open(log_dir / "serve.log", "w")
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    client = http.InferenceServerClient(f"127.0.0.1:{ports[0]}", concurrency=4)
+    proc, url = start_local_triton(["flashsr_x2", "colorize_lab"], log_dir, instances=2,
+                                   extra=["--max-input-pixels", "4096"], env={"OMP_NUM_THREADS": "1"})
+    client = http.InferenceServerClient(url, concurrency=4)
     try:
-        deadline = time.time() + 180
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"serve.triton exited ({proc.returncode}):\n"
-                                     + (log_dir / "serve.log").read_text()[-3000:])
-            try:
-                if client.is_model_ready("flashsr_x2") and client.is_model_ready("colorize_lab"):
-                    break
-            except Exception:  # noqa: BLE001 - not listening yet
-                pass
-            if time.time() > deadline:
-                raise AssertionError("serve.triton was not ready in 180 s:\n" + (log_dir / "serve.log").read_text()[-3000:])
-            time.sleep(0.5)
         yield client, proc
     finally:
         client.close()
-        stop(proc)
-        out.close()
+        stop_local_triton(proc)
 
 
 def infer_input(http, name, array, dtype):
