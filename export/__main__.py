@@ -1,6 +1,8 @@
 """`python -m export {onnx,trt,triton}`: deployable artifacts from the registered checkpoints.
 
-  onnx    weights/onnx/NAME.onnx (+ NAME_mc.onnx), checked against PyTorch on ONNX Runtime
+  onnx    weights/onnx/NAME.onnx (+ NAME_mc.onnx), checked against PyTorch on ONNX Runtime. `--all` (re)builds
+          every shipped model's missing or stale export (these are committed); `--check` only says which are
+          stale, exit 1 if any (torch not needed)
   trt     a TensorRT engine for this GPU, cached under weights/trt by GPU/TRT/ONNX/precision/profile
   triton  a Triton model repository (ONNX Runtime and TensorRT backends)
   int8    weights/onnx/NAME.int8.onnx (static QDQ, calibrated on training crops) + its measured PSNR change
@@ -16,13 +18,11 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 from models import REGISTRY
-from serve.trt_runtime import TensorRTMissing, import_tensorrt
 
 from .artifacts import ExportError, read_json
-from .onnx_export import MIN_OPSET, export_onnx, read_onnx_record, variant_name
-from .parity import format_table
-from .tensorrt_build import Profile, build_engine, engine_sidecar, parse_batch, parse_hw
-from .triton import write_triton_repo
+from .onnx_files import MIN_OPSET, REGENERATE, current_reason, read_onnx_record, shipped_problems, shipped_variants
+
+# torch-based modules are imported by the commands that need them: `onnx --check` runs without torch
 
 WEIGHTS_HELP = "checkpoint to export instead of weights/NAME.safetensors"
 
@@ -38,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--model", help="registered model name, e.g. flashsr_x2")
     target.add_argument("--all", action="store_true", help="every registered model that has weights "
-                                                           "(plus the MC variant where the model has dropout)")
+                                                           "(plus the MC variant where the model has dropout); "
+                                                           "current exports are kept unless --force")
+    target.add_argument("--check", action="store_true", help="export nothing: exit 1 naming every shipped "
+                                                             "export that is missing or stale")
+    p.add_argument("--force", action="store_true", help="with --all: re-export current ones too")
     p.add_argument("--weights", type=Path, help=WEIGHTS_HELP)
     p.add_argument("--out-dir", type=Path, help="default: weights/onnx")
     p.add_argument("--opset", type=int, default=MIN_OPSET)
@@ -98,9 +102,28 @@ def _onnx_jobs(args) -> List[Tuple[str, bool]]:
     return jobs
 
 
+def check_shipped() -> None:
+    """`onnx --check`: every shipped export current, or ExportError naming the stale ones."""
+    problems = shipped_problems()
+    if problems:
+        raise ExportError(f"{len(problems)} shipped ONNX export(s) missing or stale (run `{REGENERATE}`): "
+                          + "; ".join(problems))
+    print(f"all {len(shipped_variants())} shipped ONNX exports are current")
+
+
 def cmd_onnx(args) -> None:
+    if args.check:
+        return check_shipped()
+    from .onnx_export import export_onnx, variant_name
+    from .parity import format_table
+
     rows, effects = [], []
     for name, mc in _onnx_jobs(args):
+        if args.all and not args.force:
+            out, reason = current_reason(name, REGISTRY[name].weights_path, args.out_dir, mc=mc)
+            if reason is None:
+                print(f"current {out}")
+                continue
         path = export_onnx(name, args.weights, args.out_dir, args.opset, check=not args.no_check, mc=mc)
         print(f"wrote {path}")
         record = read_onnx_record(path) or {}
@@ -115,6 +138,10 @@ def cmd_onnx(args) -> None:
 
 
 def cmd_trt(args) -> None:
+    from serve.trt_runtime import import_tensorrt
+
+    from .tensorrt_build import Profile, build_engine, engine_sidecar, parse_batch, parse_hw
+
     import_tensorrt()  # first, so a machine without TensorRT learns it before any export work
     profile = Profile(parse_batch(args.batch), parse_hw(args.min, "--min"), parse_hw(args.opt, "--opt"),
                       parse_hw(args.max, "--max"))
@@ -131,6 +158,8 @@ def cmd_trt(args) -> None:
 
 
 def cmd_triton(args) -> None:
+    from .triton import write_triton_repo
+
     for path in write_triton_repo(args.model, args.repo, weights_path=args.weights, onnx_file=args.onnx,
                                   engine_file=args.engine, mc=args.mc, max_batch_size=args.max_batch_size):
         print(f"wrote {path}")
@@ -165,6 +194,10 @@ COMMANDS = {"onnx": cmd_onnx, "trt": cmd_trt, "triton": cmd_triton, "int8": cmd_
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        from serve.trt_runtime import TensorRTMissing
+    except ImportError:  # no torch, so no TensorRT runtime that could raise it
+        TensorRTMissing = ()  # noqa: N806 - an empty except clause
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s")
     try:
         COMMANDS[args.command](args)

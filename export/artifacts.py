@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
-from torch import nn
+if TYPE_CHECKING:  # export/onnx_files.py reads sidecars through this module without torch
+    from torch import nn
 
 from models import CheckpointError, ModelSpec, get_spec, load_model
 from models.checkpoint import file_sha256

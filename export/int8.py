@@ -29,25 +29,14 @@ from models.registry import DEFAULT_STRENGTH
 
 from .artifacts import ExportError, file_sha256, read_json, resolve_spec, utc_now, write_json
 from .onnx_export import META_PREFIX, ensure_onnx, onnx_path
+from .onnx_files import low_precision_path, record_path
 
 log = logging.getLogger(__name__)
 
 MAX_LOSS_DB = 0.1
 CALIBRATION_IMAGES, HELD_OUT_IMAGES, LR_CROP, MC_SAMPLES = 64, 24, 64, 8
 Runner = Callable[[Dict[str, np.ndarray]], np.ndarray]
-
-
-def low_precision_path(fp32_onnx: Path, precision: str) -> Path:
-    """NAME.int8.onnx beside NAME.onnx; for bf16 (a compile hint, no file) the record NAME.bf16.json."""
-    fp32_onnx = Path(fp32_onnx)
-    suffix = ".int8.onnx" if precision == "int8" else f".{precision}.json"
-    return fp32_onnx.with_name(fp32_onnx.stem + suffix)
-
-
-def record_path(fp32_onnx: Path, precision: str) -> Path:
-    """The JSON record of a precision: NAME.int8.onnx.json (the QDQ file's sidecar) or NAME.bf16.json."""
-    path = low_precision_path(fp32_onnx, precision)
-    return path.with_name(path.name + ".json") if precision == "int8" else path
+__all__ = ["quantize_model", "read_int8_record", "low_precision_path", "record_path", "MAX_LOSS_DB"]
 
 
 def split_training_images(seed: int = 0, calibration: int = CALIBRATION_IMAGES, held_out: int = HELD_OUT_IMAGES,

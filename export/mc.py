@@ -17,13 +17,13 @@ from models.io import ModelIO, mc_contract
 from models.mc_dropout import MCDropoutWrapper
 
 from .artifacts import ExportError
+from .onnx_files import MC_GRAPH  # noqa: F401 - re-exported: the name callers know from here
 from .parity import DEFAULT_ATOL, DEFAULT_SIZES, check_parity, max_abs_error, ort_session, run_ort, run_torch
 
 # ops that draw random numbers at run time; none may appear in an MC export
 STOCHASTIC_OPS = frozenset({"Dropout", "Bernoulli", "RandomUniform", "RandomUniformLike", "RandomNormal",
                             "RandomNormalLike", "Multinomial"})
 
-MC_GRAPH = "shared-trunk/1"  # bump when the MC graph layout changes: ensure_onnx re-exports older files
 
 
 def mc_io(spec: ModelSpec, model: nn.Module) -> ModelIO:

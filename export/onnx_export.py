@@ -20,19 +20,21 @@ import onnx
 import torch
 from torch import nn
 
-from common import paths
 from models import ModelSpec
 from models.io import ModelIO
 from models.mc_dropout import MCDropoutWrapper
 from models.registry import positional_module
 
-from .artifacts import ExportError, file_sha256, load_source_model, read_json, resolve_spec, utc_now, write_json
+from .artifacts import ExportError, file_sha256, load_source_model, resolve_spec, utc_now, write_json
 from .mc import MC_GRAPH, check_mc_parity, mc_io, stochastic_nodes
+from .onnx_files import MIN_OPSET, current_reason, onnx_path, onnx_sidecar_path, project_relative, read_onnx_record
+
+__all__ = ["export_onnx", "ensure_onnx", "onnx_path", "onnx_sidecar_path", "read_onnx_record", "check_onnx_for",
+           "read_metadata", "variant_name", "MIN_OPSET"]
 from .parity import DEFAULT_ATOL, check_parity
 
 log = logging.getLogger(__name__)
 
-MIN_OPSET = 17
 HALF_ATOL = 2e-2  # fp16 weights against the fp32 PyTorch model
 META_PREFIX = "stsr."
 _build_lock = threading.Lock()
@@ -51,16 +53,6 @@ class HalfPrecision(nn.Module):
 
 def variant_name(mc: bool = False, half: bool = False) -> str:
     return "_".join(["mc"] * mc + ["fp16"] * half) or "standard"
-
-
-def onnx_path(name: str, out_dir: Optional[Path] = None, *, mc: bool = False, half: bool = False) -> Path:
-    """Where the export of `name` lives: weights/onnx/NAME[_mc][_fp16].onnx by default."""
-    suffix = "".join(["_mc"] * mc + ["_fp16"] * half)
-    return Path(out_dir or paths.WEIGHTS_DIR / "onnx") / f"{name}{suffix}.onnx"
-
-
-def onnx_sidecar_path(path: Path) -> Path:
-    return Path(path).with_name(Path(path).name + ".json")
 
 
 def read_metadata(path: Path) -> Dict[str, str]:
@@ -158,6 +150,8 @@ def export_onnx(name: str, weights_path: Optional[Path] = None, out_dir: Optiona
         record["mask_effect"] = mask_effect
     if mc:
         record["mc_graph"] = MC_GRAPH
+        # what serving draws the masks with (serve.uncertainty), readable without torch
+        record["mc"] = {"mask_channels": int(model.mask_channels), "dropout_p": float(model.dropout_p)}
     write_json(onnx_sidecar_path(out), record)
     log.info("exported %s (%s) -> %s", name, variant, out)
     return out
@@ -179,32 +173,12 @@ def _record(spec: ModelSpec, variant: str, out: Path, source: Path, source_sha: 
     return {
         "model": spec.name, "task": spec.task, "scale": spec.scale, "variant": variant,
         "onnx": out.name, "sha256": file_sha256(out),
-        "source": {"path": str(source), "sha256": source_sha},
+        "source": {"path": project_relative(source), "sha256": source_sha},
         "opset": opset, "exporter": "torch.onnx (TorchScript)", "simplified": simplified,
         **io.describe(),
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
         "parity": parity, "created": utc_now(),
     }
-
-
-def read_onnx_record(path: Path) -> Optional[Dict[str, Any]]:
-    return read_json(onnx_sidecar_path(path))
-
-
-def _stale_reason(out: Path, record: Optional[Dict[str, Any]], name: str, weights_sha: str) -> Optional[str]:
-    if not out.exists():
-        return "no ONNX file yet"
-    if record is None:
-        return "its sidecar is missing or unreadable"
-    if record.get("model") != name:
-        return f"it was exported from '{record.get('model')}'"
-    if record.get("source", {}).get("sha256") != weights_sha:
-        return "the weights changed since it was exported"
-    if record.get("sha256") != file_sha256(out):
-        return "the ONNX file changed since its sidecar was written"
-    if record.get("variant", "").startswith("mc") and record.get("mc_graph") != MC_GRAPH:
-        return f"its MC graph layout is '{record.get('mc_graph')}', not the current '{MC_GRAPH}'"
-    return None
 
 
 def ensure_onnx(name: str, weights_path: Optional[Path] = None, out_dir: Optional[Path] = None, *,
@@ -215,9 +189,8 @@ def ensure_onnx(name: str, weights_path: Optional[Path] = None, out_dir: Optiona
     weights = Path(weights_path) if weights_path else spec.weights_path
     if not weights.exists():
         raise ExportError(f"model '{name}' has no weights at {weights} (train it with train/ first)")
-    out = onnx_path(name, out_dir, mc=mc, half=half)
     with _build_lock:
-        reason = _stale_reason(out, read_onnx_record(out), name, file_sha256(weights))
+        out, reason = current_reason(name, weights, out_dir, mc=mc, half=half)
         if reason is None:
             return out
         log.info("building %s: %s", out, reason)

@@ -15,7 +15,8 @@ def main() -> None:
             print(json.dumps(record))
         else:
             w = record["weights"] or "(no weights)"
-            print(f"{record['name']:<16} {record['task']:<12} x{record['scale']}  {record['params']:>9,} params  {w}")
+            params = f"{record['params']:>9,}" if record["params"] is not None else f"{'?':>9}"
+            print(f"{record['name']:<16} {record['task']:<12} x{record['scale']}  {params} params  {w}")
 
 
 if __name__ == "__main__":

@@ -11,12 +11,11 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import nn
+if TYPE_CHECKING:  # sidecars and hashes need no torch (serving from ONNX); weights do, imported where used
+    import torch
+    from torch import nn
 
 FORMAT = "stsr-checkpoint/1"
 
@@ -40,6 +39,8 @@ def file_sha256(path: Path) -> str:
 def save_checkpoint(weights_path: Path, model: nn.Module, *, arch: str, args: Dict[str, Any],
                     meta: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Write weights + sidecar atomically (tmp file then rename); returns the sidecar dict."""
+    from safetensors.torch import save_file
+
     weights_path = Path(weights_path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -89,6 +90,9 @@ def record_metrics(weights_path: Path, rows, keys) -> None:
 
 
 def read_weights(weights_path: Path) -> Dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     weights_path = Path(weights_path)
     if not weights_path.exists():
         raise CheckpointError(f"{weights_path}: checkpoint not found")

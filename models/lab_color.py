@@ -14,12 +14,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-WHITE_D65 = (0.95047, 1.0, 1.08883)
-RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423),
-              (0.212671, 0.715160, 0.072169),
-              (0.019334, 0.119193, 0.950227))
-_EPS = 0.008856  # (6/29)^3: skimage's threshold between the cube root and the linear segment
-_KAPPA = 7.787
+from common.lab import EPS as _EPS
+from common.lab import KAPPA as _KAPPA
+from common.lab import RGB_TO_XYZ, WHITE_D65  # stated once, shared with serving's numpy conversion
 
 
 def _matrix(rows, like: torch.Tensor, scale_rows=None, scale_cols=None) -> torch.Tensor:

@@ -10,9 +10,9 @@ runs the trunk before the dropout once and only the layers after it K times.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import torch
-from torch import nn
 
 
 def sample_masks(k: int, channels: int, p: float, seed: int) -> np.ndarray:
@@ -23,12 +23,11 @@ def sample_masks(k: int, channels: int, p: float, seed: int) -> np.ndarray:
     return (keep / (1.0 - p)).astype(np.float32)
 
 
-class MCDropoutWrapper(nn.Module):
-    """(lr 1xCxHxW, masks KxM) -> K outputs: an MC model's forward_mc as a module's forward (for export)."""
+def __getattr__(name: str) -> Any:
+    """MCDropoutWrapper (a torch module, models/mc_wrapper.py) on first access: this module must import
+    without torch, since serving draws masks with sample_masks from the shipped ONNX files."""
+    if name == "MCDropoutWrapper":
+        from .mc_wrapper import MCDropoutWrapper
 
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, lr: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_mc(lr, masks)
+        return MCDropoutWrapper
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,43 +7,61 @@ stored in checkpoint sidecars, so a checkpoint always rebuilds the module it was
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 from common.paths import WEIGHTS_DIR
 
 from .checkpoint import CheckpointError, load_checkpoint, load_state_into, read_sidecar
-from .colorize_lab import ColorizeLab
-from .conv_autoencoder import ConvAutoEncoder
-from .convlstm_interp import ConvLSTMInterpolator
-from .esrcnn import ESRCNN
-from .flashsr import FlashSR, StrengthInput
-from .flowinterp import FlowInterp
-from .grey2rgb import Grey2RGBAutoEncoder
 from .io import ModelIO, contract
-from .srgan import SRGANDiscriminator, SRGANGenerator
-from .swift_srgan import SwiftSRGANDiscriminator, SwiftSRGANGenerator
-from .vae_sr import VAESR
 
-ARCHITECTURES: Dict[str, Callable[..., nn.Module]] = {
-    "flashsr": FlashSR,
-    "flowinterp": FlowInterp,
-    "convlstm_interp": ConvLSTMInterpolator,
-    "grey2rgb": Grey2RGBAutoEncoder,
-    "colorize_lab": ColorizeLab,
-    "srgan": SRGANGenerator,
-    "swift_srgan": SwiftSRGANGenerator,
-    "esrcnn": ESRCNN,
-    "conv_autoencoder": ConvAutoEncoder,
-    "vae_sr": VAESR,
-}
+if TYPE_CHECKING:  # torch is only needed to build a module: the registry itself loads without it
+    from torch import nn
+
+
+class LazyArchitectures(Mapping):
+    """name -> constructor, given as "module:Class" and imported on first lookup, so that serving from the
+    shipped ONNX files (torch not installed) can read every spec. Without torch a lookup raises ImportError."""
+
+    def __init__(self, paths: Dict[str, str]):
+        self._paths = dict(paths)
+
+    def __getitem__(self, name: str) -> Callable[..., nn.Module]:
+        module, _, attr = self._paths[name].partition(":")
+        try:
+            return getattr(import_module(module, __package__), attr)
+        except ImportError as exc:
+            raise ImportError(f"architecture '{name}' could not be imported ({exc}); building a model needs "
+                              "PyTorch: pip install -r requirements-torch.txt") from exc
+
+    def __contains__(self, name: object) -> bool:  # Mapping's default would import the module
+        return name in self._paths
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
+ARCHITECTURES = LazyArchitectures({
+    "flashsr": ".flashsr:FlashSR",
+    "flowinterp": ".flowinterp:FlowInterp",
+    "convlstm_interp": ".convlstm_interp:ConvLSTMInterpolator",
+    "grey2rgb": ".grey2rgb:Grey2RGBAutoEncoder",
+    "colorize_lab": ".colorize_lab:ColorizeLab",
+    "srgan": ".srgan:SRGANGenerator",
+    "swift_srgan": ".swift_srgan:SwiftSRGANGenerator",
+    "esrcnn": ".esrcnn:ESRCNN",
+    "conv_autoencoder": ".conv_autoencoder:ConvAutoEncoder",
+    "vae_sr": ".vae_sr:VAESR",
+})
 # the discriminator train/gan.py pits against each GAN generator architecture
-DISCRIMINATORS: Dict[str, Callable[..., nn.Module]] = {
-    "srgan": SRGANDiscriminator,
-    "swift_srgan": SwiftSRGANDiscriminator,
-}
+DISCRIMINATORS = LazyArchitectures({
+    "srgan": ".srgan:SRGANDiscriminator",
+    "swift_srgan": ".swift_srgan:SwiftSRGANDiscriminator",
+})
 
 DEFAULT_STRENGTH = 0.5  # denoise strength of strength models when a caller gives none
 
@@ -102,6 +120,8 @@ class ModelSpec:
 def positional_module(spec: ModelSpec, model: nn.Module) -> nn.Module:
     """The module as exporters and backends call it, inputs in contract order: (lr, strength) for
     strength models (FlashSR's own second positional argument is its dropout masks), else the model."""
+    from .flashsr import StrengthInput
+
     return StrengthInput(model) if spec.strength_input else model
 
 
@@ -219,8 +239,14 @@ def load_model(name: str, weights_path: Optional[Path] = None) -> nn.Module:
 
 def describe(spec: ModelSpec) -> Dict[str, Any]:
     """The `python -m models --json` record for one model."""
-    params = sum(p.numel() for p in spec.build().parameters())
-    weights, metrics = None, None
+    weights, metrics, params = None, None, None
+    try:
+        params = sum(p.numel() for p in spec.build().parameters())
+    except ImportError:  # no torch: the count the checkpoint's sidecar recorded
+        try:
+            params = read_sidecar(spec.weights_path).get("params")
+        except CheckpointError:
+            params = None
     if spec.has_weights():
         weights = str(spec.weights_path.relative_to(WEIGHTS_DIR.parent)) if spec.weights_path.is_relative_to(
             WEIGHTS_DIR.parent) else str(spec.weights_path)
@@ -228,5 +254,5 @@ def describe(spec: ModelSpec) -> Dict[str, Any]:
             metrics = read_sidecar(spec.weights_path).get("metrics")
         except CheckpointError:
             metrics = None
-    return {"name": spec.name, "task": spec.task, "scale": spec.scale, "params": int(params),
-            "weights": weights, "metrics": metrics}
+    return {"name": spec.name, "task": spec.task, "scale": spec.scale,
+            "params": None if params is None else int(params), "weights": weights, "metrics": metrics}

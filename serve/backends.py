@@ -20,7 +20,6 @@ import numpy as np
 from common.paths import PROJECT_ROOT
 from models import get_spec, load_model
 from models.io import mc_contract
-from models.mc_dropout import MCDropoutWrapper
 
 from .contract import (
     BackendUnavailable,
@@ -193,6 +192,8 @@ class TorchBackend(Backend):
 def _mc_module(model_name: str, module):
     """The module wrapped so it takes explicit dropout masks (models.mc_dropout.MCDropoutWrapper);
     Backend.__init__ has already checked the spec declares mc_dropout."""
+    from models.mc_dropout import MCDropoutWrapper
+
     return module if isinstance(module, MCDropoutWrapper) else MCDropoutWrapper(module)
 
 

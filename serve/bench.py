@@ -34,7 +34,7 @@ import numpy as np
 
 from models import CheckpointError, get_spec, save_checkpoint
 
-from .backends import Backend
+from .backends import Backend, module_available
 from .memory import release_free_heap
 from .precision import RUNTIME_OF_KIND, parse_precision, read_record
 from .runtime import RECOVERABLE_ERRORS, get_backend, onnx_path_for
@@ -391,7 +391,7 @@ def main(argv=None) -> int:
         p.error("--runs must be >= 1 and --warmup >= 0")
     if args.weights not in (None, "random") and "," in args.models:
         p.error("--weights PATH applies to one model; use --weights random or STSR_WEIGHTS=DIR for several")
-    if args.threads:
+    if args.threads and module_available("torch"):  # ORT and OpenVINO take `threads` per session
         import torch
 
         torch.set_num_threads(args.threads)

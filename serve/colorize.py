@@ -24,11 +24,10 @@ from typing import Callable, Optional, Union
 
 import cv2
 import numpy as np
-import torch
 
 from common.images import DecodedImage, format_megapixels, read_image
+from common.lab import lab_to_rgb
 from models import get_spec
-from models.lab_color import lab_to_rgb
 
 from .contract import InputError, cli_main
 from .runtime import get_backend
@@ -73,13 +72,12 @@ def _rgb_to_ab(rgb: np.ndarray) -> np.ndarray:
 
 
 def _lab_to_rgb(grey: np.ndarray, ab: np.ndarray, rows: int = 1024) -> np.ndarray:
-    """Exact L + ab -> RGB with the models' own conversion, a band of rows at a time (bounded memory)."""
+    """Exact L + ab -> RGB with the models' own formulas (common.lab, numpy: serving needs no torch),
+    a band of rows at a time (bounded memory)."""
     out = np.empty(grey.shape + (3,), dtype=np.float32)
-    with torch.inference_mode():
-        for top in range(0, grey.shape[0], rows):
-            lab = np.concatenate([grey[top: top + rows, :, None] * 100.0, ab[top: top + rows]], axis=2)
-            t = torch.from_numpy(np.ascontiguousarray(lab.transpose(2, 0, 1)))[None]
-            out[top: top + rows] = lab_to_rgb(t)[0].numpy().transpose(1, 2, 0)
+    for top in range(0, grey.shape[0], rows):
+        lab = np.concatenate([grey[top: top + rows, :, None] * 100.0, ab[top: top + rows]], axis=2)
+        out[top: top + rows] = lab_to_rgb(lab)
     return out
 
 

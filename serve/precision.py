@@ -44,15 +44,15 @@ def parse_precision(value: Optional[str]) -> str:
 
 
 def low_precision_path(fp32_onnx: Path, precision: str) -> Path:
-    """NAME.int8.onnx beside NAME.onnx (the QDQ model); for bf16 the record NAME.bf16.json (export.int8 names them)."""
-    from export.int8 import low_precision_path as path_for
+    """NAME.int8.onnx beside NAME.onnx (the QDQ model); for bf16 the record NAME.bf16.json (export.onnx_files)."""
+    from export.onnx_files import low_precision_path as path_for
 
     return path_for(fp32_onnx, precision)
 
 
 def record_path(fp32_onnx: Path, precision: str) -> Path:
     """The JSON record of a precision: NAME.int8.onnx.json (the QDQ file's sidecar) or NAME.bf16.json."""
-    from export.int8 import record_path as path_for
+    from export.onnx_files import record_path as path_for
 
     return path_for(fp32_onnx, precision)
 

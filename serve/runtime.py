@@ -72,23 +72,37 @@ def resolve_kind(kind: str) -> str:
 def onnx_path_for(model_name: str, weights_path: Optional[Union[str, Path]] = None, mc: bool = False) -> Path:
     """The model's ONNX file, exported by export/ once and again only when the weights change.
 
-    Shipped weights export to weights/onnx/; any other checkpoint (benchmarks, tests) to the serve
-    cache, one folder per checkpoint checksum, so it never overwrites the shipped model's file.
-    mc=True: the Monte-Carlo dropout variant NAME_mc.onnx.
+    Shipped weights use the committed export in weights/onnx/ when its sidecar names the current weights'
+    SHA-256 (no torch needed); a missing or stale one is re-exported there, which needs torch. Any other
+    checkpoint (benchmarks, tests) exports to the serve cache, one folder per checkpoint checksum, so it never
+    overwrites the shipped model's file. mc=True: the Monte-Carlo dropout variant NAME_mc.onnx.
     """
-    try:
-        from export.artifacts import ExportError
-        from export.onnx_export import ensure_onnx
-    except ImportError as exc:
-        raise BackendUnavailable(f"ONNX export is unavailable ({exc}); pass onnx_path=...") from None
+    from export.onnx_files import REGENERATE, current_reason
+
     weights = Path(weights_path) if weights_path else get_spec(model_name).weights_path
     if not weights.exists():
         raise CheckpointError(f"model '{model_name}' has no weights at {weights} (train it with train/ first)")
     out_dir = None if weights_path is None else cache_dir() / "onnx" / file_sha256(weights)[:16]
+    out, reason = current_reason(model_name, weights, out_dir, mc=mc)
+    if reason is None:
+        return out
+    try:
+        from export.artifacts import ExportError
+        from export.onnx_export import ensure_onnx
+    except ImportError as exc:
+        raise BackendUnavailable(f"{out.name} cannot be used ({reason}) and exporting it needs PyTorch ({exc}): "
+                                 f"run `{REGENERATE}` where torch is installed") from None
     try:
         return Path(ensure_onnx(model_name, weights, out_dir, mc=mc))
     except ExportError as exc:
         raise ServeError(f"could not export '{model_name}' to ONNX: {exc}") from None
+
+
+def export_record(model_name: str, weights_path: Optional[Union[str, Path]] = None, mc: bool = False) -> Dict:
+    """The sidecar of the model's current ONNX export (what it was made from, its MC dropout parameters)."""
+    from export.onnx_files import read_onnx_record
+
+    return read_onnx_record(onnx_path_for(model_name, weights_path, mc)) or {}
 
 
 def engine_path_for(model_name: str, weights_path: Optional[Union[str, Path]] = None, fp16: bool = False,
@@ -125,6 +139,9 @@ def create_backend(model_name: str, kind: str, *, weights_path: Optional[str] = 
     unsupported = check_supported(kind, precision)
     if unsupported:
         raise BackendUnavailable(unsupported)
+    if kind.startswith("torch") and not module_available("torch"):
+        raise BackendUnavailable("PyTorch is not installed (pip install -r requirements-torch.txt); "
+                                 "the onnx and openvino backends serve the shipped ONNX files without it")
     if kind == "torch-cpu":
         return TorchBackend(model_name, device="cpu", weights_path=weights_path, mc=mc)
     if kind == "torch-cuda":

@@ -80,9 +80,20 @@ def centre_crop(rgb: np.ndarray, patch: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _dropout_params(model_name: str, weights: str, stamp: int) -> Tuple[int, float]:
-    """(mask width, dropout p) of the checkpoint; `stamp` (mtime) makes a replaced file load again."""
-    model = load_model(model_name, Path(weights))  # an mc_dropout spec's model (callers check the spec)
+def _dropout_params(model_name: str, weights: str, stamp: int, shipped: bool) -> Tuple[int, float]:
+    """(mask width, dropout p) of the checkpoint; `stamp` (mtime) makes a replaced file load again.
+    Without torch they come from the MC export's sidecar (the shipped weights/onnx/NAME_mc.onnx.json)."""
+    try:
+        model = load_model(model_name, Path(weights))  # an mc_dropout spec's model (callers check the spec)
+    except ImportError as exc:
+        from .runtime import export_record
+
+        record = export_record(model_name, None if shipped else weights, mc=True)
+        if "mc" not in record:
+            raise CheckpointError(f"{model_name}: its MC export records no dropout parameters and torch is not "
+                                  "installed to read them from the model (re-export with `python -m export onnx`)"
+                                  ) from exc
+        return int(record["mc"]["mask_channels"]), float(record["mc"]["dropout_p"])
     return int(model.mask_channels), float(model.dropout_p)
 
 
@@ -90,7 +101,7 @@ def dropout_params(model_name: str, weights_path=None) -> Tuple[int, float]:
     path = Path(weights_path) if weights_path else get_spec(model_name).weights_path
     if not path.exists():
         raise CheckpointError(f"model '{model_name}' has no weights at {path} (train it with train/ first)")
-    return _dropout_params(model_name, str(path), path.stat().st_mtime_ns)
+    return _dropout_params(model_name, str(path), path.stat().st_mtime_ns, weights_path is None)
 
 
 class _Moments:

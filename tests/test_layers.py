@@ -19,8 +19,8 @@ LAYER = {"common": 0, "models": 1, "train": 2, "export": 2, "serve": 2, "evaluat
 # (importing module, imported module prefix) -> why this sideways import is allowed
 SIDEWAYS = {
     ("serve.runtime", "export."): "export on first use: ONNX files and TensorRT engines are built when first needed",
-    ("serve.precision", "export.int8"): "int8/bf16 file and record names are defined once, by the exporter that "
-                                        "writes them; serve reads them to choose a precision",
+    ("serve.precision", "export.onnx_files"): "int8/bf16 file and record names are defined once, beside the "
+                                              "exporter that writes them; serve reads them to choose a precision",
     ("export.tensorrt_build", "serve."): "a new engine is checked with the runtime that will serve it",
     ("export.__main__", "serve.trt_runtime"): "`python -m export trt` asks the runtime whether TensorRT is here",
     ("evaluate.", "serve."): "evaluation measures the serving pipelines (the uncertainty map)",

@@ -7,7 +7,7 @@ from typing import List, Sequence
 import gradio as gr
 
 from .cancel import cancel_on, stop_button
-from .common import LONG_JOBS, limits, models_for, user_errors, workdir
+from .common import LONG_JOBS, limits, models_for, torch_available, user_errors, workdir
 from .inputs import some_of, whole_number
 
 FLAGSHIP = "flashsr_x4"
@@ -19,6 +19,11 @@ MAX_RUNS = 20
 # Tiles bound the memory of one pass: SRGAN-type models hold 64-channel features at the OUTPUT size, which
 # for one untiled 720p pass at x4 is ~4 GB a tensor (a server running the adversarial mix was OOM-killed).
 BENCH_TILE = 256
+
+
+def shown_backends() -> List[str]:
+    """BACKENDS less the PyTorch ones when torch is not installed (the API still takes them: skipped, with why)."""
+    return BACKENDS if torch_available() else [b for b in BACKENDS if not b.startswith("torch")]
 
 
 def _pixels(size: str) -> int:
@@ -84,7 +89,8 @@ def build() -> None:
     with gr.Row():
         chosen_models = gr.CheckboxGroup(models, value=[FLAGSHIP] if FLAGSHIP in models else models[:1],
                                          label="Models")
-        backends = gr.CheckboxGroup(BACKENDS, value=["onnx", "torch"] + (["trt"] if lim.gpu else []),
+        backends = gr.CheckboxGroup(shown_backends(), value=["onnx"] + (["torch"] if torch_available() else [])
+                                    + (["trt"] if lim.gpu else []),
                                     label="Backends")
         precisions = gr.CheckboxGroup(PRECISIONS, value=["exact fp32"], label="Precisions")
         sizes = gr.CheckboxGroup(SIZES, value=["128", "256"], label="Input sizes")

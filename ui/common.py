@@ -169,12 +169,19 @@ def models_for(task: str, *, trained_only: bool = True) -> List[ModelSpec]:
     return [s for s in REGISTRY.values() if s.task == task and (s.has_weights() or not trained_only)]
 
 
-def backend_choices() -> List[str]:
-    """auto / onnx / torch, plus openvino and trt where installed (the list shown in every tab)."""
+def torch_available() -> bool:
+    """PyTorch is installed: a lean Space (requirements.txt only) serves the shipped ONNX files without it."""
     from serve.backends import module_available
 
-    return (["auto", "onnx"] + (["openvino"] if module_available("openvino") else []) + ["torch"]
-            + (["trt"] if module_available("tensorrt") else []))
+    return module_available("torch")
+
+
+def backend_choices() -> List[str]:
+    """auto / onnx, plus openvino, torch and trt where installed (the list shown in every tab)."""
+    from serve.backends import module_available
+
+    return (["auto", "onnx"] + (["openvino"] if module_available("openvino") else [])
+            + (["torch"] if torch_available() else []) + (["trt"] if module_available("tensorrt") else []))
 
 
 def precision_choices() -> List[str]:

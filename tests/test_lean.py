@@ -1,0 +1,103 @@
+"""The lean Space: the fp32 ONNX exports of the shipped models are committed and current, and the app and
+the serve CLIs run with torch absent (a subprocess in which every `import torch` raises ImportError)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from common.paths import PROJECT_ROOT
+from export.onnx_files import REGENERATE, current_reason, read_onnx_record, shipped_problems, shipped_variants
+from models import REGISTRY
+
+BLOCKER = textwrap.dedent('''
+    import sys
+
+    class _NoTorch:
+        """Every import of torch (and what needs it) fails, as on a Space without it installed."""
+
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("torch", "torchvision", "pytorch_msssim"):
+                raise ImportError(f"No module named {name!r} (blocked by tests/test_lean.py)")
+            return None
+
+    sys.meta_path.insert(0, _NoTorch())
+''')
+
+
+def test_every_shipped_export_is_current():
+    """CI's check that weights/onnx matches weights/: each sidecar's source SHA-256 is the safetensors' own."""
+    problems = shipped_problems()
+    assert not problems, f"stale or missing shipped ONNX exports; run `{REGENERATE}` and commit:\n" + "\n".join(
+        problems)
+
+
+def test_shipped_sidecars_say_what_serving_needs():
+    assert {name for name, _ in shipped_variants()} == {n for n, s in REGISTRY.items() if s.has_weights()}
+    for name, mc in shipped_variants():
+        out, _ = current_reason(name, REGISTRY[name].weights_path, mc=mc)
+        record = read_onnx_record(out)
+        assert record["source"]["path"] == f"weights/{name}.safetensors"  # no machine-specific folder
+        assert record["variant"] == ("mc" if mc else "standard") and record["parity"] is not None
+        if mc:  # the uncertainty map draws its masks from these when torch is absent
+            assert record["mc"]["mask_channels"] > 0 and 0 < record["mc"]["dropout_p"] < 1
+
+
+def test_a_changed_checkpoint_makes_its_export_stale(tmp_path):
+    name = "esrcnn_x2"
+    shipped, _ = current_reason(name, REGISTRY[name].weights_path)
+    for path in (shipped, shipped.with_name(shipped.name + ".json")):
+        shutil.copy(path, tmp_path / path.name)
+    weights = tmp_path / f"{name}.safetensors"
+    weights.write_bytes(REGISTRY[name].weights_path.read_bytes())
+    assert current_reason(name, weights, tmp_path)[1] is None
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    assert current_reason(name, weights, tmp_path)[1] == "the weights changed since it was exported"
+    (tmp_path / shipped.name).write_bytes(b"junk")
+    weights.write_bytes(REGISTRY[name].weights_path.read_bytes())
+    assert current_reason(name, weights, tmp_path)[1] == "the ONNX file changed since its sidecar was written"
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (PROJECT_ROOT / ".git").exists(), reason="not a git checkout")
+def test_only_the_fp32_exports_are_committed():
+    names = ["flashsr_x2.onnx", "flashsr_x2.onnx.json", "flashsr_x2_mc.onnx", "flashsr_x2_mc.onnx.json",
+             "flashsr_x2.int8.onnx", "flashsr_x2.int8.onnx.json", "flashsr_x2.bf16.json", "flashsr_x2_fp16.onnx"]
+    ignored = subprocess.run(["git", "check-ignore", *[f"weights/onnx/{n}" for n in names]], cwd=PROJECT_ROOT,
+                             capture_output=True, text=True).stdout.split()
+    assert sorted(Path(p).name for p in ignored) == sorted(names[4:])
+
+
+def _without_torch(tmp_path: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(PROJECT_ROOT)]),
+           "GRADIO_ANALYTICS_ENABLED": "False", "STSR_CACHE": str(tmp_path / "cache")}
+    return subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_the_blocker_blocks(tmp_path):
+    run = _without_torch(tmp_path, "-c", "import torch")
+    assert run.returncode == 1 and "blocked by tests/test_lean.py" in run.stderr
+    run = _without_torch(tmp_path, "-m", "export", "onnx", "--check")
+    assert run.returncode == 0, run.stderr
+    assert f"all {len(shipped_variants())} shipped ONNX exports are current" in run.stdout
+
+
+@pytest.mark.slow  # starts the app and runs every endpoint once (~1 min on 2 cores)
+def test_app_and_clis_run_without_torch(tmp_path):
+    run = _without_torch(tmp_path, str(PROJECT_ROOT / "tests" / "lean_app_driver.py"))
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert "torch" not in report["backend_choices"] and "onnx" in report["backend_choices"]
+    got = report["endpoints"]
+    assert "using onnx-cpu" in got["upscale"] and "2 " in got["upscale_batch"]
+    assert got["uncertainty"] == 4 and got["interpolate"] == 1 and got["video"] == 4
+    assert isinstance(got["benchmark"]["onnx"], float) and "PyTorch is not installed" in got["benchmark"]["torch"]
+    assert report["clis"] == {"serve.sr": 0, "serve.colorize": 0, "serve.uncertainty": 0, "serve.interpolate": 0}
+    assert report["torch_loaded"] == []
