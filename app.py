@@ -5,7 +5,8 @@
 Tabs: super-resolution, colorization, uncertainty map, frame interpolation / video, benchmark.
 Every tab is also an API endpoint (see README "API"): /upscale, /colorize, /uncertainty,
 /interpolate, /video, /benchmark. Start-up builds no model: ONNX sessions are created on first use
-per model and cached (serve.runtime); a missing ONNX file is exported once then, and logged.
+per model and cached (serve.runtime) from the committed ONNX exports in weights/onnx/, so PyTorch is
+optional (requirements.txt leaves it out); with torch installed a missing or stale export is rebuilt then.
 """
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import os
 
 import gradio as gr
 
-from common.paths import WEIGHTS_DIR
+from export.onnx_files import REGENERATE
 from serve.memory import bound_heap
+from serve.runtime import stale_exports
 from ui import bench_tab, colorize_tab, sr_tab, uncertainty_tab, video_tab
-from ui.common import limits, log, models_for
+from ui.common import limits, log, models_for, torch_available
 
 TITLE = "Spatio-temporal super-resolution"
 CSS = """
@@ -61,10 +63,11 @@ def log_startup() -> None:
     lim = limits()
     log.info("device: %s; SR input limit %.0f MP, output %.0f MP", "GPU" if lim.gpu else "CPU",
              lim.sr_input_pixels / 1e6, lim.sr_output_pixels / 1e6)
-    for spec in models_for("sr"):
-        onnx = WEIGHTS_DIR / "onnx" / f"{spec.name}.onnx"
-        log.info("%s: weights %s; ONNX %s", spec.name, spec.weights_path.name,
-                 "present" if onnx.exists() else "missing: it will be exported once, on the first request")
+    log.info("PyTorch %s", "installed: the torch backend and re-exports are available" if torch_available()
+             else "not installed: serving the committed ONNX exports on ONNX Runtime / OpenVINO")
+    for name, reason in stale_exports():
+        log.warning("%s: %s; %s", name, reason, "it will be re-exported on the first request" if torch_available()
+                    else f"its model cannot run until `{REGENERATE}` is run where torch is installed")
     for task in ("colorize", "interpolate"):
         if not models_for(task):
             log.info("no trained %s model: its tab shows 'not available yet'", task)

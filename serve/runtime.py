@@ -98,6 +98,13 @@ def onnx_path_for(model_name: str, weights_path: Optional[Union[str, Path]] = No
         raise ServeError(f"could not export '{model_name}' to ONNX: {exc}") from None
 
 
+def stale_exports() -> List[Tuple[str, str]]:
+    """(file, why) for each shipped ONNX export that is missing or stale (app start-up logs them)."""
+    from export.onnx_files import shipped_problems
+
+    return [tuple(line.split(": ", 1)) for line in shipped_problems()]
+
+
 def export_record(model_name: str, weights_path: Optional[Union[str, Path]] = None, mc: bool = False) -> Dict:
     """The sidecar of the model's current ONNX export (what it was made from, its MC dropout parameters)."""
     from export.onnx_files import read_onnx_record

@@ -207,8 +207,8 @@ def checked_backend(value: Any) -> str:
     """The backend argument: a choice of the tabs' dropdown or one of serve's specific kinds; None -> auto."""
     from serve.runtime import KINDS
 
-    choices = backend_choices()
-    return one_of(value, "backend", choices + [k for k in KINDS if k not in choices], default="auto")
+    choices = backend_choices() + ["torch"]  # without torch installed, serve says so in a sentence
+    return one_of(value, "backend", list(dict.fromkeys(choices + list(KINDS))), default="auto")
 
 
 def describe_backend(info: dict, requested: str) -> str:
