@@ -90,8 +90,8 @@ def onnx_path_for(model_name: str, weights_path: Optional[Union[str, Path]] = No
         from export.artifacts import ExportError
         from export.onnx_export import ensure_onnx
     except ImportError as exc:
-        raise BackendUnavailable(f"{out.name} cannot be used ({reason}) and exporting it needs PyTorch ({exc}): "
-                                 f"run `{REGENERATE}` where torch is installed") from None
+        raise BackendUnavailable(f"{out.name} cannot be used ({reason}) and ONNX export is unavailable here "
+                                 f"({exc}): run `{REGENERATE}` where torch is installed") from None
     try:
         return Path(ensure_onnx(model_name, weights, out_dir, mc=mc))
     except ExportError as exc:
