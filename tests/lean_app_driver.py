@@ -58,7 +58,7 @@ def endpoints(client, tmp: Path) -> dict:
 
 
 def clis(tmp: Path) -> dict:
-    from serve import colorize, interpolate, sr, uncertainty
+    from serve import colorize, interpolate, sr, uncertainty, video
 
     src = str(EXAMPLES / "sr_car_lr.png")
     return {
@@ -67,6 +67,7 @@ def clis(tmp: Path) -> dict:
         "serve.uncertainty": uncertainty.main([src, "--passes", "2", "--out", str(tmp / "u")]),
         "serve.interpolate": interpolate.main([str(EXAMPLES / "frame_00010.jpg"), str(EXAMPLES / "frame_00011.jpg"),
                                                "--out", str(tmp / "mid.png")]),
+        "serve.video": video.main([str(tmp / "pan.webm"), "--sr", "flashsr_x2", "--out", str(tmp / "v.mp4")]),
     }
 
 

@@ -99,5 +99,6 @@ def test_app_and_clis_run_without_torch(tmp_path):
     assert "using onnx-cpu" in got["upscale"] and "2 " in got["upscale_batch"]
     assert got["uncertainty"] == 4 and got["interpolate"] == 1 and got["video"] == 4
     assert isinstance(got["benchmark"]["onnx"], float) and "PyTorch is not installed" in got["benchmark"]["torch"]
-    assert report["clis"] == {"serve.sr": 0, "serve.colorize": 0, "serve.uncertainty": 0, "serve.interpolate": 0}
+    assert report["clis"] == {"serve.sr": 0, "serve.colorize": 0, "serve.uncertainty": 0, "serve.interpolate": 0,
+                              "serve.video": 0}
     assert report["torch_loaded"] == []
