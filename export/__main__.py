@@ -207,6 +207,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ExportError, OSError) as exc:  # bad input or an unwritable folder: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except ImportError as exc:  # every command but `onnx --check` builds from the torch model
+        print(f"error: `python -m export {args.command}` needs PyTorch ({exc}); pip install -r "
+              "requirements-torch.txt (`python -m export onnx --check` runs without it)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -89,6 +89,16 @@ def test_the_blocker_blocks(tmp_path):
     assert f"all {len(shipped_variants())} shipped ONNX exports are current" in run.stdout
 
 
+def test_torch_only_commands_say_they_need_torch(tmp_path):
+    run = _without_torch(tmp_path, "-m", "export", "onnx", "--model", "flashsr_x2", "--out-dir", str(tmp_path))
+    assert run.returncode == 1 and "needs PyTorch" in run.stderr and "Traceback" not in run.stderr
+    run = _without_torch(tmp_path, "-c", "import train.sr")
+    assert run.returncode == 1 and "train/ needs PyTorch" in run.stderr
+    run = _without_torch(tmp_path, "-m", "serve.sr", "examples/sr_car_lr.png", "--backend", "torch", "--out",
+                         str(tmp_path / "x.png"))
+    assert run.returncode == 2 and "PyTorch is not installed" in run.stderr
+
+
 @pytest.mark.slow  # starts the app and runs every endpoint once (~1 min on 2 cores)
 def test_app_and_clis_run_without_torch(tmp_path):
     run = _without_torch(tmp_path, str(PROJECT_ROOT / "tests" / "lean_app_driver.py"))
