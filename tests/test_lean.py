@@ -112,3 +112,17 @@ def test_app_and_clis_run_without_torch(tmp_path):
     assert report["clis"] == {"serve.sr": 0, "serve.colorize": 0, "serve.uncertainty": 0, "serve.interpolate": 0,
                               "serve.video": 0}
     assert report["torch_loaded"] == []
+
+
+def test_serving_colour_conversion_matches_the_models_torch_one():
+    """serve.colorize recombines L and chroma in numpy (common.lab); it must equal the graphs' torch formulas."""
+    import numpy as np
+    torch = pytest.importorskip("torch")
+    from common.lab import lab_to_rgb
+    from models.lab_color import lab_to_rgb as torch_lab_to_rgb
+
+    rng = np.random.default_rng(0)
+    lab = np.stack([rng.uniform(0, 100, (32, 48)), rng.uniform(-110, 110, (32, 48)),
+                    rng.uniform(-110, 110, (32, 48))], axis=-1).astype(np.float32)
+    want = torch_lab_to_rgb(torch.from_numpy(lab.transpose(2, 0, 1))[None])[0].numpy().transpose(1, 2, 0)
+    assert np.abs(lab_to_rgb(lab) - want).max() < 1e-4
