@@ -45,6 +45,7 @@ class LazyArchitectures(Mapping):
         return len(self._paths)
 
 
+# a new architecture is one entry "arch": ".module:Class" (imported on first use, so the registry needs no torch)
 ARCHITECTURES = LazyArchitectures({
     "flashsr": ".flashsr:FlashSR",
     "flowinterp": ".flowinterp:FlowInterp",
