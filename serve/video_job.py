@@ -286,6 +286,11 @@ def _sr_stage(sr_model: str, backend: str, options: dict):
 
     from .sr import upscale
 
+    if get_spec(sr_model).task == "vsr":  # multi-frame: stateful, restarts at cuts and segments (serve.vsr)
+        from .vsr import VideoUpscaler
+
+        upscaler = VideoUpscaler(sr_model, backend, precision=options.get("precision", "fp32"))
+        return upscaler, {"backend": upscaler.describe()}
     if get_spec(sr_model).task != "sr":
         raise InputError(f"'{sr_model}' is not a super-resolution model")
     info: Dict[str, Any] = {}
@@ -353,6 +358,7 @@ def _encode_segments(frames, count: int, segment_frames: int, work: WorkFolder, 
                         progress(done, count)
                 continue
             if writer is None:
+                getattr(upscale, "reset", lambda: None)()  # a segment never depends on the one before
                 partial = work.partial(k)
                 writer = VideoWriter(partial, seg_settings, fps_out, *size)
             if pending and (b is None or pending[0][1] is not a or pending[0][2] is not b):
