@@ -9,7 +9,7 @@ There is no tiling (the hidden state spans the frame), hence a frame-size cap of
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -100,3 +100,12 @@ def upscale_clip(frames: Sequence[np.ndarray], model_name: str = "vsr_x4", backe
                          f"frame 0 is {first[1]}x{first[0]}: every frame of a clip must have one size")
     upscaler = VideoUpscaler(model_name, backend, **options)
     return [upscaler(f) for f in frames]
+
+
+def upscaled_anchors(anchors: Iterator, upscale: VideoUpscaler) -> Iterator:
+    """serve.video_job's source frames (its Anchors) replaced by their video-SR output, in order: SR first,
+    then interpolation at HR (the order scripts/vsr_spacetime.py measured better). Every source frame is
+    run, also the ones a resumed job skips, so the propagation and the output are the same either way."""
+    for anchor in anchors:
+        anchor.rgb, anchor._float = upscale(anchor.rgb), None
+        yield anchor

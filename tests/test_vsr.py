@@ -120,7 +120,7 @@ def test_upscaler_restarts_at_a_scene_cut(tiny_backend):
     from serve.vsr import VideoUpscaler, upscale_clip
 
     shot_a = _frames(3, 0)
-    shot_b = [255 - f for f in _frames(3, 1)]  # inverted: another shot by the cut detector's measure
+    shot_b = [f // 4 for f in _frames(3, 1)]  # another, dark scene: a cut by the detector's measure
     upscaler = VideoUpscaler("vsr_x4", "torch-cpu")
     out = [upscaler(f) for f in shot_a + shot_b]
     assert upscaler.cuts == [3]
@@ -167,3 +167,25 @@ def test_limits_and_bad_frames_are_refused(tiny_backend):
         VideoUpscaler("vsr_x4", "torch-cpu")(np.zeros((8, 8), np.uint8))
     with pytest.raises(InputError, match="not a multi-frame"):
         VideoUpscaler("flashsr_x4", "torch-cpu")
+
+
+@pytest.mark.parametrize("factor", [1, 2])
+def test_video_job_with_video_sr(tmp_path, tiny_backend, monkeypatch, factor):
+    """serve.video_job runs the multi-frame model alone (x1) and SR-first with interpolation (x2), and
+    reports the cut it restarted at."""
+    import serve.vsr
+    from serve.video_io import make_test_clip, read_frames
+    from serve.video_job import process_video
+
+    made = []
+    original = serve.vsr.VideoUpscaler
+    serve_upscaler = lambda *a, **k: made.append(original(*a, **k)) or made[-1]  # noqa: E731
+    src = tmp_path / "in.mp4"
+    make_test_clip(src, _frames(3, 6, h=32, w=48) + [f // 4 for f in _frames(3, 7, h=32, w=48)])
+    monkeypatch.setattr(serve.vsr, "VideoUpscaler", serve_upscaler)
+    info = process_video(src, tmp_path / "out.mp4", sr_model="vsr_x4", fps_factor=factor,
+                         interp_model="flowinterp", backend="torch-cpu")
+    assert info["sr_model"] == "vsr_x4" and info["frames_out"] == 6 * factor
+    frames = list(read_frames(tmp_path / "out.mp4"))
+    assert len(frames) == 6 * factor and frames[0].shape == (128, 192, 3)
+    assert made and made[0].frames == 6 and made[0].cuts == [3]
