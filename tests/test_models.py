@@ -71,4 +71,4 @@ def test_models_cli_json():
     assert {r["name"] for r in records} == set(REGISTRY)
     for r in records:
         assert set(r) == {"name", "task", "scale", "params", "weights", "metrics"}
-        assert r["task"] in ("sr", "colorize", "interpolate") and r["params"] > 0
+        assert r["task"] in ("sr", "colorize", "interpolate", "vsr") and r["params"] > 0

@@ -189,3 +189,25 @@ def test_video_job_with_video_sr(tmp_path, tiny_backend, monkeypatch, factor):
     frames = list(read_frames(tmp_path / "out.mp4"))
     assert len(frames) == 6 * factor and frames[0].shape == (128, 192, 3)
     assert made and made[0].frames == 6 and made[0].cuts == [3]
+
+
+def test_evaluate_cli_needs_a_model_except_for_vsr():
+    from evaluate.cli import parse_args
+
+    assert parse_args(["--task", "vsr"]).model is None
+    with pytest.raises(SystemExit):
+        parse_args(["--task", "sr"])
+
+
+def test_temporal_consistency_figure():
+    """1.0 for the truth itself, above 1 for an output that flickers, below for a frozen one."""
+    from evaluate.vsr import flicker, truth_flows
+
+    frames = [f.astype(np.float32) / 255 for f in _frames(4, 8, h=40, w=56)]
+    flows = truth_flows(frames)
+    truth = flicker(frames, flows, 4)
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(f + rng.normal(0, 0.03, f.shape), 0, 1) for f in frames]
+    assert flicker(noisy, flows, 4) / truth > 1.5
+    frozen = [frames[0]] * 4
+    assert flicker(frozen, [np.zeros_like(f) for f in flows], 4) == 0.0
