@@ -211,3 +211,26 @@ def test_temporal_consistency_figure():
     assert flicker(noisy, flows, 4) / truth > 1.5
     frozen = [frames[0]] * 4
     assert flicker(frozen, [np.zeros_like(f) for f in flows], 4) == 0.0
+
+
+def test_trainer_runs_resumes_and_publishes(tmp_path):
+    """A few bf16-or-fp32 steps on synthetic motion, then a resume that continues from the saved step."""
+    from PIL import Image
+
+    from train.vsr import main
+
+    data = tmp_path / "images"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray((rng.random((48, 48, 3)) * 255).astype(np.uint8)).save(data / f"{i}.png")
+    run = tmp_path / "run"
+    common = ["--data", str(data), "--video-dir", "none", "--val-count", "0", "--patch", "16", "--frames", "2",
+              "--batch-size", "1", "--run-dir", str(run), "--save-every", "1", "--val-every", "1",
+              "--precision", "fp32"]
+    assert main(common + ["--iters", "2"]) == 0
+    assert main(common + ["--iters", "3"]) == 0
+    steps = [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == ["1", "2", "3"]
+    state = torch.load(run / "state.pt", weights_only=False)
+    assert state["step"] == 3 and (run / "model.safetensors").exists()
