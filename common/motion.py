@@ -133,3 +133,31 @@ def heldout_triplets(images: Sequence[np.ndarray], size: int = 256, seed: int = 
     """Fixed evaluation triplets (one per image, t=0.5 unless given) for the synthetic benchmark set."""
     cfg = MotionConfig(size=size, max_shift=16.0, patch_shift=16.0, t_mode=t)
     return [make_triplet(img, np.random.default_rng([seed, i]), cfg) for i, img in enumerate(images)]
+
+
+def make_sequence(image: np.ndarray, rng: np.random.Generator, cfg: MotionConfig, frames: int,
+                  patch_source: np.ndarray = None) -> List[np.ndarray]:
+    """`frames` float32 HxWx3 frames along one smooth camera path (cfg's motion spans the whole clip)
+    with moving patches: the synthetic half of video-SR training (train/vsr_data.py)."""
+    size = cfg.size
+    margin = int(math.ceil(cfg.max_shift / 2 + size * (cfg.max_zoom + math.radians(cfg.max_rotate)) / 2)) + 4
+    src_side = size + 2 * margin
+    h, w = image.shape[:2]
+    if min(h, w) < src_side:
+        f = src_side / min(h, w) + 1e-3
+        image = cv2.resize(image, (int(math.ceil(w * f)), int(math.ceil(h * f))), interpolation=cv2.INTER_CUBIC)
+        h, w = image.shape[:2]
+    y, x = int(rng.integers(0, h - src_side + 1)), int(rng.integers(0, w - src_side + 1))
+    src = np.ascontiguousarray(image[y: y + src_side, x: x + src_side])
+    cam = _camera(rng, cfg)
+    center = (src_side / 2.0, src_side / 2.0)
+    offset = np.array([[1, 0, -margin], [0, 1, -margin], [0, 0, 1]], dtype=np.float64)
+    patches = _patches(rng, cfg, patch_source if patch_source is not None else src)
+    out = []
+    for tau in np.linspace(0.0, 1.0, frames):
+        frame = cv2.warpPerspective(src, offset @ _homography(cam, float(tau), center), (size, size),
+                                    flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        for patch, alpha, pos, vel in patches:
+            _paste(frame, patch, alpha, pos + vel * tau)
+        out.append(np.clip(frame, 0.0, 1.0).astype(np.float32))
+    return out

@@ -3,6 +3,8 @@
 --task sr           Y-PSNR / SSIM / GMSD / MS-SSIM / detail ratio (evaluate/sr.py); baseline `bicubic`
 --task colorize     RGB PSNR / SSIM / colourfulness (evaluate/colorize.py); baseline `grey`
 --task interpolate  RGB PSNR / SSIM at t = 0.5 (evaluate/interpolate.py); baseline `blend`
+--task vsr          video SR: Y-PSNR / SSIM centre frame and all frames, temporal consistency, CPU ms per
+                    frame (evaluate/vsr.py); rows bicubic, per-frame flashsr_x4 and the video models
 --task uncertainty  how well the uncertainty map (serve.uncertainty; --estimator mc|tta, --passes K)
                     predicts the real error (evaluate/uncertainty.py)
 
@@ -18,17 +20,18 @@ from pathlib import Path
 
 import torch
 
-from . import colorize, interpolate, sr, uncertainty
+from . import colorize, interpolate, sr, uncertainty, vsr
 from .common import print_json, run_jobs
 
-TASKS = {"sr": sr, "colorize": colorize, "interpolate": interpolate, "uncertainty": uncertainty}
+TASKS = {"sr": sr, "colorize": colorize, "interpolate": interpolate, "uncertainty": uncertainty, "vsr": vsr}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=list(TASKS), default="sr")
-    p.add_argument("--model", required=True, help="comma list of registered names, the task's baseline, or 'all'")
+    p.add_argument("--model", default=None, help="comma list of registered names, the task's baseline, or 'all' "
+                   "(required except for --task vsr, whose default is all)")
     p.add_argument("--sets", default=None, help="benchmark folders under $STSR_DATA/benchmark (default: the "
                    f"task's: sr/colorize/uncertainty {sr.DEFAULT_SETS}, interpolate {interpolate.DEFAULT_SETS})")
     p.add_argument("--scale", type=int, default=None, help="scale for 'bicubic' (default: 2 and 4 with 'all')")
@@ -55,7 +58,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     unc.add_argument("--chunk", type=int, default=8, help="passes per backend call")
     unc.add_argument("--backend", default="auto", help="serve backend kind (auto, onnx-cpu, torch-cpu, ...)")
     unc.add_argument("--seed", type=int, default=0, help="seed of the dropout masks")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.model is None and args.task != "vsr":
+        p.error("the following arguments are required: --model")
+    return args
 
 
 def main(argv=None) -> int:
@@ -67,7 +73,8 @@ def main(argv=None) -> int:
     sets = {name: task.load_one_set(name, args.limit) for name in set_names}
     with torch.no_grad():  # a context, not set_grad_enabled: main() also runs inside other programs (tests)
         rows = run_jobs(jobs, lambda job: task.evaluate_job(job, sets, args), args,
-                        baselines=(getattr(task, "BASELINE", ""),), metrics=task.METRICS, line=task.line,
+                        baselines=getattr(task, "BASELINES", (getattr(task, "BASELINE", ""),)),
+                        metrics=task.METRICS, line=task.line,
                         always_log=task is uncertainty)
     if args.json:
         print_json(rows)

@@ -163,7 +163,12 @@ def _parity(path: Path, reference: nn.Module, spec: ModelSpec, mc: bool, half: b
     if mc:
         errors, effect = check_mc_parity(path, reference, spec, atol=atol)
         return {"atol": atol, "max_abs_error": errors}, effect
-    return {"atol": atol, "max_abs_error": check_parity(path, reference, spec, atol=atol)}, None
+    errors = check_parity(path, reference, spec, atol=atol)
+    if spec.recurrent_hidden and not half:  # a video SR step: also stream a clip through the recurrence
+        from .vsr_parity import check_clip_parity
+
+        errors.update(check_clip_parity(path, reference.model, atol=atol))
+    return {"atol": atol, "max_abs_error": errors}, None
 
 
 def _record(spec: ModelSpec, variant: str, out: Path, source: Path, source_sha: str, opset: int, io: ModelIO,

@@ -27,6 +27,8 @@ DIM_SYMBOLS = {"batch": 0, "samples": 0, "height": 1, "width": 2}
 
 # tensor names used across export, serve and evaluate
 FRAME0, FRAME1, TIMESTEP, FRAME_OUT = "frame0", "frame1", "t", "frame"
+# one time step of a recurrent video SR model (models/vsr.py): (lr, prev_lr, hidden) -> (sr, hidden_out)
+LR, PREV_LR, HIDDEN, SR, HIDDEN_OUT = "lr", "prev_lr", "hidden", "sr", "hidden_out"
 MASKS_INPUT = "masks"  # the Monte-Carlo dropout variant's extra input (models/mc_dropout.py)
 IMAGE_NAMES = {"sr": ("lr", "sr"), "colorize": ("grey", "rgb")}  # (input, output) per single-image task
 
@@ -141,6 +143,11 @@ def scalar(name: str) -> TensorSpec:
 
 def contract(spec) -> ModelIO:
     """The ModelIO of a ModelSpec (models/registry.py); what the spec declares decides every tensor."""
+    if spec.recurrent_hidden:  # video SR step: the hidden features are LR-sized, unbounded floats
+        hidden = TensorSpec(HIDDEN, ("batch", spec.recurrent_hidden, "height", "width"), value_range=None)
+        inputs = (image(LR, spec.in_channels), image(PREV_LR, spec.in_channels), hidden)
+        outputs = (image(SR, spec.out_channels, scale=spec.scale), replace(hidden, name=HIDDEN_OUT))
+        return ModelIO(inputs, outputs, pad_multiple=spec.pad_multiple, min_size=spec.min_size)
     if spec.timestep_input:  # frame interpolation: two frames and t in (0, 1) -> the frame at t
         frames = (image(FRAME0, spec.in_channels), image(FRAME1, spec.in_channels))
         inputs = frames + (TensorSpec(TIMESTEP, ("batch", 1, 1, 1), layout="N111", sampler=_timestep_sampler),)

@@ -57,6 +57,7 @@ ARCHITECTURES = LazyArchitectures({
     "esrcnn": ".esrcnn:ESRCNN",
     "conv_autoencoder": ".conv_autoencoder:ConvAutoEncoder",
     "vae_sr": ".vae_sr:VAESR",
+    "vsr": ".vsr:VideoFlashSR",
 })
 # the discriminator train/gan.py pits against each GAN generator architecture
 DISCRIMINATORS = LazyArchitectures({
@@ -84,6 +85,7 @@ class ModelSpec:
     min_size: int = 1  # smallest input side
     mc_dropout: bool = False  # explicit dropout masks: mask_channels, dropout_p, forward_mc (models/mc_dropout.py)
     timestep_input: bool = False  # frame interpolation: (frame0, frame1, t) -> frame at t
+    recurrent_hidden: int = 0  # video SR step model: channels of the hidden features carried between frames
     scalar_inputs: Tuple[str, ...] = ()  # extra per-image controls in [0, 1], shape [N, 1], after the images
     min_patch: int = 8  # smallest LR training patch that covers the receptive field / downsampling
     adversarial: bool = False  # weights come from GAN training (train/gan.py); PSNR under-rates it
@@ -123,6 +125,10 @@ def positional_module(spec: ModelSpec, model: nn.Module) -> nn.Module:
     strength models (FlashSR's own second positional argument is its dropout masks), else the model."""
     from .flashsr import StrengthInput
 
+    if spec.recurrent_hidden:
+        from .vsr import VSRStep
+
+        return VSRStep(model)
     return StrengthInput(model) if spec.strength_input else model
 
 
@@ -181,6 +187,11 @@ _SPECS += [
               description="Seed 000 ConvLSTM baseline: the seed's ConvLSTM cells at 1/2 resolution; shipped weights "
                           "use the seed's residual-on-the-blend head (predict='residual'), the default "
                           "build a flow + mask head"),
+]
+_SPECS += [
+    ModelSpec("vsr_x4", "vsr", "vsr", 4, {"scale": 4}, recurrent_hidden=64, min_patch=16, min_size=2,
+              description="Video SR x4 (multi-frame, causal): FlashSR x4 plus LR flow (flowinterp's blocks), "
+                          "backward-warped hidden features fused into the trunk; exported as one time step"),
 ]
 REGISTRY: Dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 

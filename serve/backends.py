@@ -146,7 +146,7 @@ class TorchBackend(Backend):
         module = module if module is not None else load_model(model_name, weights_path)
         if mc:
             module = _mc_module(model_name, module)
-        elif self.spec.strength_input:
+        elif self.spec.strength_input or self.spec.recurrent_hidden:  # (lr, strength) / one video SR step
             from models.registry import positional_module
 
             module = positional_module(self.spec, module)

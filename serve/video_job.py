@@ -10,6 +10,10 @@ call. A scene cut between a and b repeats a instead of morphing. Without an inte
 (SR only), the nearest frame is taken. The output holds ceil(duration x fps_out) frames, so the
 duration is kept: 24 frames at 24 fps -> 60 frames at 60 fps.
 
+A video SR model (serve.vsr, multi-frame) carries features from frame to frame: alone it upscales the
+emitted frames in order, restarting at each segment; with interpolation it upscales the source frames
+and the in-between frames are interpolated at the output size (the better order, scripts/vsr_spacetime.py).
+
 Duplicate frames (a frame repeating the previous one, e.g. animation "on twos" or a VFR->CFR
 conversion's fillers): `dedup="skip"` (default) copies instead of interpolating across them;
 `"replace"` drops runs of up to DUP_MAX_RUN repeats, so the gap is filled with interpolated frames
@@ -46,6 +50,7 @@ from .interp_core import interp_backend, interpolate_arrays, is_scene_cut, thumb
 from .video_encode import DEFAULT_ENCODER, DEFAULT_PIX_FMT, VideoWriter, choose_encoder
 from .video_io import VideoInfo, probe, read_frames, snap_rate
 from .video_streams import assemble, plan_streams
+from .vsr import upscaled_anchors
 
 PathLike = Union[str, os.PathLike]
 MIN_FPS, MAX_FPS = 1, 240
@@ -257,6 +262,8 @@ def process_video(in_path: PathLike, out_path: PathLike, *, fps_factor: int = 1,
         anchors = _watch(_anchors(in_path, info, detect=interpolate), stats)
         if interpolate and dedup == "replace":
             anchors = _drop_repeats(anchors, dropped)
+        if interpolate and hasattr(upscale, "reset"):  # video SR: upscale the source frames, interpolate at HR
+            anchors, upscale = upscaled_anchors(anchors, upscale), None
         frames = schedule(anchors, count, fps_out, interpolate)
         _encode_segments(frames, count, segment_frames, work, set(reused), settings, fps_out, (width, height),
                          runner, upscale, stats, progress)
@@ -286,6 +293,11 @@ def _sr_stage(sr_model: str, backend: str, options: dict):
 
     from .sr import upscale
 
+    if get_spec(sr_model).task == "vsr":  # multi-frame: stateful, restarts at cuts and segments (serve.vsr)
+        from .vsr import VideoUpscaler
+
+        upscaler = VideoUpscaler(sr_model, backend, precision=options.get("precision", "fp32"))
+        return upscaler, {"backend": upscaler.describe()}
     if get_spec(sr_model).task != "sr":
         raise InputError(f"'{sr_model}' is not a super-resolution model")
     info: Dict[str, Any] = {}
@@ -353,6 +365,7 @@ def _encode_segments(frames, count: int, segment_frames: int, work: WorkFolder, 
                         progress(done, count)
                 continue
             if writer is None:
+                getattr(upscale, "reset", lambda: None)()  # a segment never depends on the one before
                 partial = work.partial(k)
                 writer = VideoWriter(partial, seg_settings, fps_out, *size)
             if pending and (b is None or pending[0][1] is not a or pending[0][2] is not b):

@@ -17,7 +17,7 @@ def test_every_model_builds_and_maps_shapes(name):
     x = torch.rand(2, spec.in_channels, 11, 17)
     args = (x, x.flip(-1), torch.full((2, 1, 1, 1), 0.5)) if spec.task == "interpolate" else (x,)  # frames + t
     with torch.no_grad():
-        y = model(*args)
+        y = model(x[:, None])[:, 0] if spec.task == "vsr" else model(*args)  # video SR: a one-frame clip
     assert y.shape == (2, spec.out_channels, 11 * spec.scale, 17 * spec.scale)
     assert torch.isfinite(y).all()
 
@@ -71,4 +71,4 @@ def test_models_cli_json():
     assert {r["name"] for r in records} == set(REGISTRY)
     for r in records:
         assert set(r) == {"name", "task", "scale", "params", "weights", "metrics"}
-        assert r["task"] in ("sr", "colorize", "interpolate") and r["params"] > 0
+        assert r["task"] in ("sr", "colorize", "interpolate", "vsr") and r["params"] > 0

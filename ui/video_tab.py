@@ -54,6 +54,11 @@ def interpolation_models() -> List[str]:
     return [s.name for s in models_for("interpolate")]
 
 
+def vsr_choices() -> List[tuple]:
+    """(label, name) of the trained multi-frame models, offered beside the per-frame ones."""
+    return [(f"Video SR (multi-frame) x{s.scale}: {s.name}", s.name) for s in models_for("vsr")]
+
+
 def _encoders() -> List[str]:
     from serve.video_encode import available_encoders
 
@@ -133,7 +138,8 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
     Args:
         video: the video file (MP4, WebM, MOV, MKV ...; short clips on the public Space).
         fps_factor: 1 (keep the frame rate), 2 or 4.
-        sr_model: an SR model name such as "flashsr_x2" to upscale every frame, or "none".
+        sr_model: an SR model name such as "flashsr_x2" to upscale every frame on its own, a video SR model
+            such as "vsr_x4" (multi-frame: uses the previous frames, restarts at scene cuts), or "none".
         backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
         interp_model: interpolation model name; empty for the default ("flowinterp").
         target_fps: an output frame rate from 1 to 240 (e.g. 60 for 24 -> 60, 59.94 allowed); 0 uses fps_factor.
@@ -154,7 +160,8 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
     from serve.video_job import process_video as run_job
 
     factor = _factor(fps_factor, "fps_factor")
-    sr_model = one_of(sr_model, "sr_model", [NO_SR] + [s.name for s in models_for("sr")], default=NO_SR)
+    sr_model = one_of(sr_model, "sr_model", [NO_SR] + [s.name for s in models_for("sr") + models_for("vsr")],
+                      default=NO_SR)
     backend = checked_backend(backend)
     target = real_number(0 if target_fps in (None, "") else target_fps, "target_fps", 0, 240) or None
     if target is not None and target < 1:
@@ -180,6 +187,12 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
     info = probe(path, max_seconds=lim.video_seconds, max_frames=lim.video_frames, max_frame_pixels=lim.sr_input_pixels)
     fps_out = output_rate(info, factor, target)
     frames_out = output_count(info, fps_out)
+    if sr_model != NO_SR and get_spec(sr_model).recurrent_hidden:
+        from serve.vsr import MAX_FRAME_PIXELS
+
+        if info.width * info.height > MAX_FRAME_PIXELS:
+            raise gr.Error(f"{name}: {info.width}x{info.height} frames are over the multi-frame model's limit of "
+                           f"{MAX_FRAME_PIXELS / 1e6:.2f} MP (it does not tile); choose a per-frame SR model.")
     if sr_model != NO_SR:
         work = frames_out * info.width * info.height
         if work > lim.video_sr_pixels:
@@ -257,8 +270,9 @@ def build() -> None:
             with gr.Row():
                 fps = gr.Radio(fps_choices, value="1",
                                label="Frame rate" + ("" if interp else " (2× and 4× are not available yet)"))
-                sr = gr.Dropdown([NO_SR] + sr_names, value=sr_names[0] if sr_names else NO_SR,
-                                 label="Super-resolve frames with")
+                sr = gr.Dropdown([NO_SR] + sr_names + vsr_choices(), value=sr_names[0] if sr_names else NO_SR,
+                                 label="Super-resolve frames with",
+                                 info="per-frame SR, or Video SR (multi-frame): uses the previous frames")
                 backend_v = gr.Dropdown(backend_choices(), value="auto", label="Backend")
                 precision_v = precision_select()
             with gr.Accordion("Frame rate and encoding options", open=False):

@@ -1,0 +1,222 @@
+"""Video SR benchmark: `python -m evaluate --task vsr --sets Vimeo7,CDFI`.
+
+Sets: 'Vimeo7' = the 16 Vimeo-90K septuplets in vsr/vimeo_septuplet (7 frames of 448x256 each), 'CDFI' =
+the 52-frame 854x480 sequence in vfi/sequences/cdfi_854x480 (one clip). HR mod-cropped to the scale, LR
+by PIL bicubic per frame (the image protocol). Rows: `bicubic`, per-frame `flashsr_xS` and the video
+models (default: all trained ones). Y-PSNR / SSIM (BT.601, `scale` px border crop) on the centre frame
+(Vimeo7: im4; CDFI: frame 26) and averaged over all frames.
+
+Temporal consistency `tc`: the mean absolute Y difference between consecutive output frames after
+warping frame t+1 back onto frame t along flow computed on the ground truth (OpenCV Farneback), divided
+by the same figure for the ground truth itself: 1.0 is as stable as the truth, above it flickers more.
+`cpu_ms_frame`: the fastest of 10 timed runs (ms) of one output frame at the Vimeo LR size
+(112x64 -> 448x256), ONNX Runtime CPU, 1 thread (the video model: one step graph); the minimum, not
+the median, because the CPU may be shared (other load only ever adds time); compare rows of one run only.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import cv2
+import numpy as np
+import torch
+
+from common.images import ImageLoadError, list_images, read_image
+from common.metrics import psnr_y, quantize, rgb_to_y, ssim_y
+from common.paths import data_root
+from common.resize import bicubic_downscale, bicubic_upscale, mod_crop
+from models import REGISTRY, get_spec, load_model
+from models.checkpoint import CheckpointError
+from models.registry import positional_module
+
+from .common import by_model_and_set, markdown_table, mean, model_runner
+
+BASELINE = "bicubic"
+BASELINES = (BASELINE, "flashsr_x2", "flashsr_x4")  # rows whose sidecars --update-sidecar leaves alone
+DEFAULT_SETS = "Vimeo7,CDFI"
+METRICS = ("psnr_y_centre", "ssim_y_centre", "psnr_y", "ssim_y", "tc")
+CLIP_SETS = {"Vimeo7": "vsr/vimeo_septuplet", "CDFI": "vfi/sequences/cdfi_854x480"}
+SPEED_HW, SPEED_RUNS = (64, 112), 10
+
+
+def load_clips(name: str, limit: int = 0) -> List[List[np.ndarray]]:
+    """[[HR frame, ...], ...]: Vimeo7's septuplets (SEQ/CLIP/im1..7.png) or the CDFI sequence as one clip."""
+    if name not in CLIP_SETS:
+        raise SystemExit(f"error: unknown video set '{name}'; use {', '.join(CLIP_SETS)}")
+    root = data_root() / CLIP_SETS[name]
+    if not root.is_dir():
+        raise SystemExit(f"error: video set '{name}' not found at {root} (set STSR_DATA)")
+    folders = sorted(c for s in root.iterdir() if s.is_dir() for c in s.iterdir() if c.is_dir()) \
+        if name == "Vimeo7" else [root]
+    clips = []
+    for folder in folders[: limit or None]:
+        try:
+            clips.append([read_image(p).rgb for p in list_images(folder)])
+        except ImageLoadError as exc:
+            print(f"warning: skipping {folder.name}: {exc}", file=sys.stderr)
+    if not clips:
+        raise SystemExit(f"error: no readable clips under {root}")
+    return clips
+
+
+load_one_set = load_clips
+
+
+def plan(args) -> List[str]:
+    """bicubic, per-frame flashsr_xS and the video models (--model: a comma list of any of them, or all)."""
+    if args.model in (None, "", "all"):
+        vsr = [s.name for s in REGISTRY.values() if s.task == "vsr" and s.has_weights()]
+        if not vsr:
+            print("warning: no video SR model has weights yet", file=sys.stderr)
+        scale = args.scale or 4
+        return [BASELINE, f"flashsr_x{scale}"] + [n for n in vsr if get_spec(n).scale == scale]
+    names = [n.strip() for n in args.model.split(",") if n.strip()]
+    for name in names:
+        if name != BASELINE and (name not in REGISTRY or REGISTRY[name].task not in ("sr", "vsr")):
+            raise SystemExit(f"error: '{name}' is not a registered SR or video SR model")
+    return names
+
+
+def clip_upscaler(name: str, scale: int, weights: Optional[Path], device: str):
+    """f([LR frame, ...]) -> [SR frame, ...] (HxWx3 float in [0, 1])."""
+    if name == BASELINE:
+        return lambda frames: [bicubic_upscale(f, scale) for f in frames]
+    if not get_spec(name).recurrent_hidden:
+        runner = model_runner(name, None, device)
+        return lambda frames: [runner(f) for f in frames]
+    try:
+        model = load_model(name, weights).to(device)
+    except CheckpointError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+    @torch.inference_mode()
+    def run(frames):
+        out, prev, hidden = [], None, None
+        for f in frames:
+            x = torch.from_numpy(np.ascontiguousarray(f.transpose(2, 0, 1)))[None].to(device)
+            if prev is None:
+                prev, hidden = x, model.start_hidden(x)
+            sr, hidden = model.step(x, prev, hidden)
+            prev = x
+            out.append(sr[0].clamp(0, 1).cpu().numpy().transpose(1, 2, 0))
+        return out
+
+    return run
+
+
+def flicker(frames: List[np.ndarray], flows: List[np.ndarray], crop: int) -> float:
+    """Mean |Y_t - warp(Y_t+1)| over consecutive pairs, warped along the given (ground-truth) flows."""
+    diffs = []
+    for a, b, flow in zip(frames, frames[1:], flows):
+        ya, yb = rgb_to_y(quantize(a)).astype(np.float32), rgb_to_y(quantize(b)).astype(np.float32)
+        h, w = ya.shape
+        grid = np.stack(np.meshgrid(np.arange(w), np.arange(h)), -1).astype(np.float32) + flow
+        warped = cv2.remap(yb, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        inside = (grid[..., 0] >= 0) & (grid[..., 0] <= w - 1) & (grid[..., 1] >= 0) & (grid[..., 1] <= h - 1)
+        inside[:crop], inside[-crop:], inside[:, :crop], inside[:, -crop:] = False, False, False, False
+        diffs.append(float(np.abs(ya - warped)[inside].mean()))
+    return float(np.mean(diffs))
+
+
+def truth_flows(hr: List[np.ndarray]) -> List[np.ndarray]:
+    """Farneback flow t -> t+1 on the ground truth's grey frames (sampling frame t+1 at x + flow gives t)."""
+    grey = [cv2.cvtColor(np.clip(np.rint(f * 255), 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) for f in hr]
+    return [cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 15, 3, 5, 1.2, 0) for a, b in zip(grey, grey[1:])]
+
+
+def evaluate_video(name: str, scale: int, sets: Dict[str, list], weights=None, device="cpu") -> List[dict]:
+    upscale = clip_upscaler(name, scale, weights if get_spec_or_none(name, "vsr") else None, device)
+    rows = []
+    for set_name, clips in sets.items():
+        scores: Dict[str, list] = {k: [] for k in METRICS}
+        seconds, frames = 0.0, 0
+        for clip in clips:
+            hr = [mod_crop(f, scale) for f in clip]
+            start = time.perf_counter()
+            sr = upscale([bicubic_downscale(f, scale) for f in hr])
+            seconds += time.perf_counter() - start
+            frames += len(hr)
+            centre = len(hr) // 2
+            scores["psnr_y_centre"].append(psnr_y(sr[centre], hr[centre], crop=scale))
+            scores["ssim_y_centre"].append(ssim_y(sr[centre], hr[centre], crop=scale))
+            scores["psnr_y"] += [psnr_y(s, h, crop=scale) for s, h in zip(sr, hr)]
+            scores["ssim_y"] += [ssim_y(s, h, crop=scale) for s, h in zip(sr, hr)]
+            flows = truth_flows(hr)
+            scores["tc"].append(flicker(sr, flows, scale) / max(flicker(hr, flows, scale), 1e-6))
+        rows.append({"model": name, "set": set_name, "scale": scale, "psnr_y_centre": mean(scores["psnr_y_centre"], 4),
+                     "ssim_y_centre": mean(scores["ssim_y_centre"], 5), "psnr_y": mean(scores["psnr_y"], 4),
+                     "ssim_y": mean(scores["ssim_y"], 5), "tc": mean(scores["tc"], 4), "clips": len(clips),
+                     "frames": frames, "seconds": round(seconds, 2)})
+    if name != BASELINE and rows:
+        ms, runtime = cpu_ms_per_frame(name, weights if get_spec_or_none(name, "vsr") else None)
+        for r in rows:
+            r.update(cpu_ms_frame=ms, runtime=runtime)
+    return rows
+
+
+def get_spec_or_none(name: str, task: str):
+    spec = REGISTRY.get(name)
+    return spec if spec is not None and spec.task == task else None
+
+
+def cpu_ms_per_frame(name: str, weights=None, hw=SPEED_HW, runs: int = SPEED_RUNS) -> tuple:
+    """(fastest ms of one frame at LR `hw`, runtime): ONNX Runtime CPU, 1 thread, on a temporary export."""
+    spec = get_spec(name)
+    module = positional_module(spec, load_model(name, weights)).eval()
+    feeds = spec.io.random_inputs(1, *hw)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        args = [torch.from_numpy(feeds[n]) for n in spec.io.input_names]
+        with torch.inference_mode():
+            return _min_ms(lambda: module(*args), runs), "torch"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        torch.onnx.export(module, tuple(torch.from_numpy(feeds[n]) for n in spec.io.input_names), str(path),
+                          dynamo=False, input_names=list(spec.io.input_names),
+                          output_names=list(spec.io.output_names), opset_version=17)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    return _min_ms(lambda: session.run(None, feeds), runs), "onnxruntime"
+
+
+def _min_ms(call, runs: int) -> float:
+    call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return round(1000 * float(np.min(times)), 1)
+
+
+def evaluate_job(name, sets, args) -> List[dict]:
+    scale = get_spec(name).scale if name != BASELINE else (args.scale or 4)
+    return evaluate_video(name, scale, sets, args.weights, args.device)
+
+
+def line(r: dict) -> str:
+    speed = f", {r['cpu_ms_frame']:.1f} ms/frame ({r['runtime']})" if "cpu_ms_frame" in r else ""
+    return (f"{r['model']:<12} {r['set']:<7} centre Y-PSNR {r['psnr_y_centre']:.3f} dB SSIM {r['ssim_y_centre']:.4f}"
+            f" | all {r['psnr_y']:.3f} / {r['ssim_y']:.4f} | TC {r['tc']:.3f} ({r['frames']} frames, "
+            f"{r['seconds']:.1f} s{speed})")
+
+
+def table(rows: List[dict], sets: List[str], args=None) -> str:
+    """Centre and all-frame Y-PSNR / SSIM and TC per set, then ORT CPU ms per frame."""
+    head = ["model"] + [f"{s} {what}" for s in sets for what in ("centre", "all frames", "TC")] + ["ms / frame"]
+    body = []
+    for (model,), per_set in by_model_and_set(rows).items():
+        cells = []
+        for s in sets:
+            r = per_set.get(s)
+            cells += [f"{r['psnr_y_centre']:.2f} / {r['ssim_y_centre']:.4f}", f"{r['psnr_y']:.2f} / {r['ssim_y']:.4f}",
+                      f"{r['tc']:.3f}"] if r else ["-", "-", "-"]
+        first = next(iter(per_set.values()))
+        body.append([model, *cells, f"{first['cpu_ms_frame']:.0f}" if "cpu_ms_frame" in first else "-"])
+    return markdown_table(head, body)

@@ -1,0 +1,114 @@
+"""VideoFlashSR: causal recurrent video super-resolution that starts out as per-frame FlashSR.
+
+Why this shape: a CPU training budget of about an hour cannot teach a video model from scratch, so the
+model is FlashSR (models/flashsr.py, warm-started from its shipped weights) plus a propagation branch
+whose last layer is zero: at initialisation every frame comes out exactly as flashsr_x4 makes it, and
+training can only add what the previous frames know.
+
+One time step (the unit ONNX exports and runtimes stream): (current LR frame, previous LR frame,
+hidden LR features) -> (SR frame, new hidden). The flow current -> previous comes from the IFBlocks of
+FlowInterp (warm-started from `flowinterp`, asked for the flow at t=0 on the LR frames upscaled x2,
+where they were trained on motion of that size); the hidden features (FlashSR's trunk output of the
+previous frame) are backward-warped along it and fused into the head features by a small conv whose
+1x1 output layer starts at zero. The fusion also sees the warping error of the LR frame, so it can
+learn to ignore features where the flow is wrong (occlusions). The first frame of a clip, and the first
+after a scene cut, is the step with prev = current and hidden = zeros (`start_hidden`).
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .flashsr import FlashSR
+from .flowinterp import PAD_MULTIPLE, FlowInterp, backward_warp
+from .frame_padding import pad_tensor_to_multiple
+
+FLOW_UPSCALE = 2  # the flow net sees LR frames x2: LR motion is a few pixels, the blocks' pyramid wants more
+
+
+class VideoFlashSR(nn.Module):
+    """step(lr, prev_lr, hidden) -> (sr, hidden); forward(clip (N,T,3,H,W)) -> SR clip, for training."""
+
+    def __init__(self, scale: int = 4, channels: int = 64, blocks: int = 9, flow_channels=(64, 48, 32),
+                 fuse_channels: int = 64):
+        super().__init__()
+        self.scale = scale
+        self.channels = channels
+        self.sr = FlashSR(scale=scale, channels=channels, blocks=blocks, dropout=0.0)
+        self.flow = FlowInterp(channels=tuple(flow_channels))
+        del self.flow.refine  # only the flow blocks are used
+        self.fuse = nn.Sequential(nn.Conv2d(2 * channels + 3, fuse_channels, 3, padding=1),
+                                  nn.LeakyReLU(0.1, inplace=True), nn.Conv2d(fuse_channels, channels, 1))
+        nn.init.zeros_(self.fuse[2].weight)
+        nn.init.zeros_(self.fuse[2].bias)
+
+    @property
+    def hidden_channels(self) -> int:
+        return self.channels
+
+    def start_hidden(self, lr: torch.Tensor) -> torch.Tensor:
+        """The hidden state before a clip's first frame (and after a scene cut): zeros."""
+        return lr.new_zeros(lr.shape[0], self.channels, lr.shape[2], lr.shape[3])
+
+    def estimate_flow(self, lr: torch.Tensor, prev_lr: torch.Tensor) -> torch.Tensor:
+        """Flow current -> previous at LR, in LR pixels (N,2,H,W): backward-warping prev along it gives lr."""
+        h, w = lr.shape[2], lr.shape[3]
+        up = [F.interpolate(x, scale_factor=float(FLOW_UPSCALE), mode="bilinear", align_corners=False)
+              for x in (lr, prev_lr)]
+        x0, _, _ = pad_tensor_to_multiple(up[0], PAD_MULTIPLE)
+        x1, _, _ = pad_tensor_to_multiple(up[1], PAD_MULTIPLE)
+        flow, mask = None, None
+        for block, s in zip(self.flow.blocks, self.flow.scales):
+            f = 1.0 / (2 * s)
+            a = F.interpolate(x0, scale_factor=f, mode="bilinear", align_corners=False)
+            b = F.interpolate(x1, scale_factor=f, mode="bilinear", align_corners=False)
+            plane = torch.zeros_like(a[:, :1])  # t = 0: F_t->1 is the flow frame0 -> frame1
+            if flow is None:
+                flow, mask = block(torch.cat([a, b, plane], 1), s)
+            else:
+                small = F.interpolate(flow, scale_factor=f, mode="bilinear", align_corners=False) * f
+                small_mask = F.interpolate(mask, scale_factor=f, mode="bilinear", align_corners=False)
+                wa, wb = backward_warp(a, small[:, :2]), backward_warp(b, small[:, 2:4])
+                d_flow, d_mask = block(torch.cat([a, b, wa, wb, plane, small_mask, small], 1), s)
+                flow, mask = flow + d_flow, mask + d_mask
+        flow = flow[:, 2:4, : h * FLOW_UPSCALE, : w * FLOW_UPSCALE]
+        return F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False) / FLOW_UPSCALE
+
+    def step(self, lr: torch.Tensor, prev_lr: torch.Tensor, hidden: torch.Tensor
+             ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One frame: SR (N,3,sH,sW, not clamped) and the hidden features (N,C,H,W) for the next one."""
+        flow = self.estimate_flow(lr, prev_lr)
+        aligned = backward_warp(hidden, flow)
+        error = lr - backward_warp(prev_lr, flow)
+        feat = self.sr.head(lr)
+        feat = feat + self.fuse(torch.cat([feat, aligned, error], 1))
+        trunk = feat + self.sr.body_tail(self.sr.body(feat))
+        skip = F.interpolate(lr, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        return self.sr.upsample(trunk) + skip, trunk
+
+    def forward(self, clip: torch.Tensor, restart: Optional[List[bool]] = None) -> torch.Tensor:
+        """(N,T,3,H,W) -> (N,T,3,sH,sW), causally; `restart[t]` True starts afresh at frame t (a cut)."""
+        outs = []
+        hidden, prev = self.start_hidden(clip[:, 0]), clip[:, 0]
+        for t in range(clip.shape[1]):
+            lr = clip[:, t]
+            if t > 0 and restart is not None and restart[t]:
+                hidden, prev = self.start_hidden(lr), lr
+            sr, hidden = self.step(lr, prev, hidden)
+            outs.append(sr)
+            prev = lr
+        return torch.stack(outs, 1)
+
+
+class VSRStep(nn.Module):
+    """(lr, prev_lr, hidden) positional -> (sr, hidden): the one-time-step graph that ONNX exports."""
+
+    def __init__(self, model: VideoFlashSR):
+        super().__init__()
+        self.model = model
+
+    def forward(self, lr: torch.Tensor, prev_lr: torch.Tensor, hidden: torch.Tensor):
+        return self.model.step(lr, prev_lr, hidden)

@@ -1,0 +1,236 @@
+"""Video SR (issue #18): the recurrent model, its step export, and the streaming upscaler's edge cases."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from export.onnx_export import MIN_OPSET, _torch_export
+from export.parity import check_parity
+from export.vsr_parity import check_clip_parity, moving_clip
+from models import get_spec
+from models.flashsr import FlashSR
+from models.io import contract
+from models.vsr import VideoFlashSR, VSRStep
+from serve.contract import InputError
+
+
+def tiny(channels=64, seed=0, fused=True) -> VideoFlashSR:
+    """A small, fast video model; `fused` gives the zero-initialised fusion random weights (an untrained
+    model is per-frame FlashSR and would hide propagation bugs)."""
+    torch.manual_seed(seed)
+    model = VideoFlashSR(scale=4, channels=channels, blocks=1, flow_channels=(16, 16, 16), fuse_channels=16)
+    torch.nn.init.normal_(model.sr.upsample[0].weight, std=0.02)
+    if fused:
+        torch.nn.init.normal_(model.fuse[2].weight, std=0.05)
+    return model.eval()
+
+
+def test_shapes():
+    model = tiny(channels=16)
+    clip = torch.rand(2, 3, 3, 11, 17)
+    with torch.no_grad():
+        out = model(clip)
+        sr, hidden = model.step(clip[:, 0], clip[:, 0], model.start_hidden(clip[:, 0]))
+    assert out.shape == (2, 3, 3, 44, 68)
+    assert sr.shape == (2, 3, 44, 68) and hidden.shape == (2, 16, 11, 17)
+
+
+def test_registered_contract():
+    spec = get_spec("vsr_x4")
+    io = spec.io
+    assert io.input_names == ("lr", "prev_lr", "hidden") and io.output_names == ("sr", "hidden_out")
+    assert io.inputs[2].shape == ("batch", 64, "height", "width")
+    assert spec.build().hidden_channels == spec.recurrent_hidden
+
+
+def test_untrained_video_model_is_per_frame_flashsr():
+    """Warm-started and with the zero fusion, every frame is FlashSR's; with the fusion trained it is not."""
+    torch.manual_seed(1)
+    flash = FlashSR(scale=4, channels=16, blocks=2, dropout=0.0)
+    torch.nn.init.normal_(flash.upsample[0].weight, std=0.05)
+    model = VideoFlashSR(scale=4, channels=16, blocks=2, flow_channels=(16, 16, 16), fuse_channels=8)
+    model.sr.load_state_dict(flash.state_dict())
+    model.eval()
+    clip = moving_clip(5, 24, 32)
+    with torch.no_grad():
+        video = model(clip)[0]
+        single = torch.stack([flash.eval()(clip[:, t])[0] for t in range(5)])
+        assert torch.allclose(video, single, atol=1e-6)
+        torch.nn.init.normal_(model.fuse[2].weight, std=0.05)
+        fused = model(clip)[0]
+    assert (fused[1:] - single[1:]).abs().max() > 1e-3  # later frames use the propagated features
+
+
+def test_restart_equals_fresh_start():
+    model = tiny(channels=16)
+    clip = moving_clip(6, 20, 24)
+    with torch.no_grad():
+        restarted = model(clip, restart=[False, False, False, True, False, False])[0]
+        fresh = model(clip[:, 3:])[0]
+        carried = model(clip)[0]
+    assert torch.allclose(restarted[3:], fresh, atol=1e-6)
+    assert (carried[3:] - fresh).abs().max() > 1e-4
+
+
+def _export(tmp_path, model):
+    spec = replace(get_spec("vsr_x4"), recurrent_hidden=model.hidden_channels)
+    path = tmp_path / "step.onnx"
+    _torch_export(VSRStep(model), contract(spec), path, MIN_OPSET)
+    return path, spec
+
+
+def test_step_export_parity_over_a_clip(tmp_path):
+    model = tiny(channels=16)
+    path, spec = _export(tmp_path, model)
+    assert max(check_parity(path, VSRStep(model), spec).values()) <= 1e-4
+    errors = check_clip_parity(path, model)
+    assert len(errors) == 2 and max(errors.values()) <= 1e-4
+
+
+def test_clip_parity_catches_a_wrong_graph(tmp_path):
+    """The clip check must fail when the graph is not the model (an export of other weights)."""
+    path, _ = _export(tmp_path, tiny(channels=16, seed=0))
+    with pytest.raises(Exception, match="differs from PyTorch"):
+        check_clip_parity(path, tiny(channels=16, seed=1))
+
+
+@pytest.fixture
+def tiny_backend(monkeypatch):
+    """serve.vsr on a tiny torch model under the registered name (no shipped weights needed)."""
+    import serve.vsr
+    from serve.backends import TorchBackend
+
+    model = tiny(channels=64)
+    monkeypatch.setattr(serve.vsr, "get_backend",
+                        lambda name, kind="auto", **kw: TorchBackend(name, module=model))
+    return model
+
+
+def _frames(count, seed, h=24, w=32):
+    """`count` frames of one smooth random scene panned by a pixel per frame (a real shot to the cut detector)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    base = cv2.resize((rng.random((6, 6, 3)) * 255).astype(np.uint8), (w + 8, h + 8), interpolation=cv2.INTER_CUBIC)
+    return [np.ascontiguousarray(base[i: i + h, i: i + w]) for i in range(count)]
+
+
+def test_upscaler_restarts_at_a_scene_cut(tiny_backend):
+    from serve.vsr import VideoUpscaler, upscale_clip
+
+    shot_a = _frames(3, 0)
+    shot_b = [f // 4 for f in _frames(3, 1)]  # another, dark scene: a cut by the detector's measure
+    upscaler = VideoUpscaler("vsr_x4", "torch-cpu")
+    out = [upscaler(f) for f in shot_a + shot_b]
+    assert upscaler.cuts == [3]
+    fresh = upscale_clip(shot_b, "vsr_x4", "torch-cpu")
+    for got, want in zip(out[3:], fresh):
+        np.testing.assert_array_equal(got, want)
+    upscaler.reset()
+    assert np.array_equal(upscaler(shot_b[0]), fresh[0])
+
+
+def test_one_frame_clip(tiny_backend):
+    from serve.vsr import upscale_clip
+
+    (frame,) = _frames(1, 2)
+    (out,) = upscale_clip([frame], "vsr_x4", "torch-cpu")
+    assert out.shape == (96, 128, 3) and out.dtype == np.uint8
+    with torch.no_grad():
+        x = torch.from_numpy(frame.transpose(2, 0, 1)[None].astype(np.float32) / 255)
+        want, _ = tiny_backend.step(x, x, tiny_backend.start_hidden(x))
+    want = np.rint(want[0].clamp(0, 1).numpy().transpose(1, 2, 0) * 255)
+    assert np.abs(out.astype(int) - want).max() <= 1
+
+
+def test_changing_frame_size_is_refused_clearly(tiny_backend):
+    from serve.vsr import VideoUpscaler, upscale_clip
+
+    frames = _frames(2, 3) + _frames(1, 4, h=20, w=32)
+    with pytest.raises(InputError, match="frame 2 is 32x20, frame 0 is 32x24"):
+        upscale_clip(frames, "vsr_x4", "torch-cpu")
+    upscaler = VideoUpscaler("vsr_x4", "torch-cpu")
+    upscaler(frames[0])
+    with pytest.raises(InputError, match="frame size changes"):
+        upscaler(frames[2])
+
+
+def test_limits_and_bad_frames_are_refused(tiny_backend):
+    from serve.vsr import VideoUpscaler, upscale_clip
+
+    with pytest.raises(InputError, match="no frames"):
+        upscale_clip([], "vsr_x4", "torch-cpu")
+    with pytest.raises(InputError, match="over the multi-frame model's limit"):
+        VideoUpscaler("vsr_x4", "torch-cpu", max_frame_pixels=500)(_frames(1, 5)[0])
+    with pytest.raises(InputError, match="HxWx3"):
+        VideoUpscaler("vsr_x4", "torch-cpu")(np.zeros((8, 8), np.uint8))
+    with pytest.raises(InputError, match="not a multi-frame"):
+        VideoUpscaler("flashsr_x4", "torch-cpu")
+
+
+@pytest.mark.parametrize("factor", [1, 2])
+def test_video_job_with_video_sr(tmp_path, tiny_backend, monkeypatch, factor):
+    """serve.video_job runs the multi-frame model alone (x1) and SR-first with interpolation (x2), and
+    reports the cut it restarted at."""
+    import serve.vsr
+    from serve.video_io import make_test_clip, read_frames
+    from serve.video_job import process_video
+
+    made = []
+    original = serve.vsr.VideoUpscaler
+    serve_upscaler = lambda *a, **k: made.append(original(*a, **k)) or made[-1]  # noqa: E731
+    src = tmp_path / "in.mp4"
+    make_test_clip(src, _frames(3, 6, h=32, w=48) + [f // 4 for f in _frames(3, 7, h=32, w=48)])
+    monkeypatch.setattr(serve.vsr, "VideoUpscaler", serve_upscaler)
+    info = process_video(src, tmp_path / "out.mp4", sr_model="vsr_x4", fps_factor=factor,
+                         interp_model="flowinterp", backend="torch-cpu")
+    assert info["sr_model"] == "vsr_x4" and info["frames_out"] == 6 * factor
+    frames = list(read_frames(tmp_path / "out.mp4"))
+    assert len(frames) == 6 * factor and frames[0].shape == (128, 192, 3)
+    assert made and made[0].frames == 6 and made[0].cuts == [3]
+
+
+def test_evaluate_cli_needs_a_model_except_for_vsr():
+    from evaluate.cli import parse_args
+
+    assert parse_args(["--task", "vsr"]).model is None
+    with pytest.raises(SystemExit):
+        parse_args(["--task", "sr"])
+
+
+def test_temporal_consistency_figure():
+    """1.0 for the truth itself, above 1 for an output that flickers, below for a frozen one."""
+    from evaluate.vsr import flicker, truth_flows
+
+    frames = [f.astype(np.float32) / 255 for f in _frames(4, 8, h=40, w=56)]
+    flows = truth_flows(frames)
+    truth = flicker(frames, flows, 4)
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(f + rng.normal(0, 0.03, f.shape), 0, 1) for f in frames]
+    assert flicker(noisy, flows, 4) / truth > 1.5
+    frozen = [frames[0]] * 4
+    assert flicker(frozen, [np.zeros_like(f) for f in flows], 4) == 0.0
+
+
+def test_trainer_runs_resumes_and_publishes(tmp_path):
+    """A few bf16-or-fp32 steps on synthetic motion, then a resume that continues from the saved step."""
+    from PIL import Image
+
+    from train.vsr import main
+
+    data = tmp_path / "images"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray((rng.random((48, 48, 3)) * 255).astype(np.uint8)).save(data / f"{i}.png")
+    run = tmp_path / "run"
+    common = ["--data", str(data), "--video-dir", "none", "--val-count", "0", "--patch", "16", "--frames", "2",
+              "--batch-size", "1", "--run-dir", str(run), "--save-every", "1", "--val-every", "1",
+              "--precision", "fp32"]
+    assert main(common + ["--iters", "2"]) == 0
+    assert main(common + ["--iters", "3"]) == 0
+    steps = [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == ["1", "2", "3"]
+    state = torch.load(run / "state.pt", weights_only=False)
+    assert state["step"] == 3 and (run / "model.safetensors").exists()
