@@ -14,6 +14,13 @@ without having to survive the bottleneck. `head`:
     Colorization") decoded by the annealed mean (softmax at `temperature`, then the expected bin
     centre), trained with rebalanced cross-entropy (train/colorize_losses.bin_classification_loss).
 `chroma_gain` scales the decoded ab in both cases (chosen on held-out training images).
+
+Hints also steer the output directly (`propagate_hints`, no weights): the difference between each
+hint and the prediction under it is spread by a pull-push pyramid (normalised averages over cells
+of 1, 2, 4, ... quarter-resolution pixels, each level falling back on the coarser one where it has
+no hint), and added to the prediction. Hinted pixels get their hint's colour, nearby pixels follow,
+a few hints correct the whole image's tint; with no hint the correction is exactly zero. The
+learned paths above refine this during training.
 """
 from __future__ import annotations
 
@@ -30,6 +37,23 @@ from .lab_color import lab_to_rgb, rgb_to_lab
 HEADS = ("regress", "classify")
 BIN_GRID = 10.0  # ab bin spacing in Lab units (Zhang 2016)
 ANNEALED_T = 0.38  # Zhang 2016's annealed-mean temperature
+PYRAMID_LEVELS = 8  # quarter resolution halved 7 times: 1x1 for chroma inputs up to 512 px
+SUPPORT = 0.05  # hinted share of a cell at which its own hints and the coarser estimate weigh equally
+
+
+def propagate_hints(residual: torch.Tensor, mask: torch.Tensor, levels: int = PYRAMID_LEVELS) -> torch.Tensor:
+    """Pull-push fill of sparse (N,C,h,w) `residual` (zero off the hints) given hint `mask` (N,1,h,w):
+    dense (N,C,h,w) that equals the residual where mask is 1 and blends towards coarser averages away
+    from hints. Only AvgPool, Resize and arithmetic (exports to ONNX/TensorRT). No hints -> zeros."""
+    sums, masses = [residual], [mask]
+    for _ in range(levels - 1):
+        sums.append(F.avg_pool2d(sums[-1], 2, ceil_mode=True))
+        masses.append(F.avg_pool2d(masses[-1], 2, ceil_mode=True))
+    estimate = sums[-1] / (masses[-1] + 1e-6)
+    for total, mass in zip(reversed(sums[:-1]), reversed(masses[:-1])):
+        coarse = F.interpolate(estimate, size=total.shape[-2:], mode="bilinear", align_corners=False)
+        estimate = (total + SUPPORT * coarse) / (mass + SUPPORT)
+    return estimate
 
 
 @lru_cache(maxsize=4)
@@ -84,16 +108,22 @@ class ColorizeHint(ColorizeLab):
         probs = torch.softmax(out / self.temperature, dim=1)
         return F.conv2d(probs, self.bins)
 
-    def predict_ab(self, grey: torch.Tensor, hint_ab: torch.Tensor = None, hint_mask: torch.Tensor = None):
-        """(N,1,H,W) L/100 and hints -> (N,2,H,W) a, b in Lab units (before chroma_gain); no hints = automatic."""
+    def predict_ab(self, grey: torch.Tensor, hint_ab: torch.Tensor = None, hint_mask: torch.Tensor = None,
+                   gain: float = 1.0) -> torch.Tensor:
+        """(N,1,H,W) L/100 and hints -> (N,2,H,W) a, b in Lab units: the prediction times `gain`, plus the
+        propagated hint corrections (so hinted colours stay exact at any gain); no hints = automatic."""
         if hint_ab is None:
             hint_ab = grey.new_zeros(grey.shape[0], 2, *grey.shape[2:])
             hint_mask = grey.new_zeros(grey.shape)
-        ab = self.decode(self.logits_or_ab(grey, hint_ab, hint_mask))
+        ab = self.decode(self.logits_or_ab(grey, hint_ab, hint_mask)) * gain
+        size = ab.shape[-2:]
+        mask = F.adaptive_avg_pool2d(hint_mask, size)
+        hinted = F.adaptive_avg_pool2d(hint_ab * hint_mask, size) * AB_RANGE
+        ab = ab + propagate_hints(hinted - ab * mask, mask)
         return F.interpolate(ab, size=grey.shape[-2:], mode="bilinear", align_corners=False)
 
     def forward(self, grey: torch.Tensor, hint_ab: torch.Tensor, hint_mask: torch.Tensor) -> torch.Tensor:
-        ab = self.predict_ab(grey, hint_ab, hint_mask) * self.chroma_gain
+        ab = self.predict_ab(grey, hint_ab, hint_mask, self.chroma_gain)
         return lab_to_rgb(torch.cat([grey * 100.0, ab], dim=1))
 
 

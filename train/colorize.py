@@ -43,7 +43,7 @@ from .loop import (
 LOSSES = sorted(RGB_LOSSES) + ["chroma", "classify"]
 VAL_HINTS = 10  # validation also scores this many truth hints (hint models)
 MIN_COLOURFULNESS = 5.0  # training images below this are (near) grey: they would teach sepia
-GAINS = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2.0)
+GAINS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2.0)
 COLOUR_TARGET = 0.5  # of the truth's colourfulness: the target (README)
 
 
