@@ -97,7 +97,7 @@ class ColorizeHint(ColorizeLab):
         """The head's quarter-resolution output: bin logits (classify) or ab in Lab units (regress)."""
         hints = torch.cat([hint_ab * hint_mask, hint_mask], dim=1)
         x = self.features(torch.cat([grey - 0.5, hints], dim=1))
-        x = x + self.hint_skip(F.adaptive_avg_pool2d(hints, x.shape[-2:]) * 4.0)
+        x = x + self.hint_skip(F.avg_pool2d(hints, 4) * 4.0)  # the features are at exactly 1/4 (pad_multiple)
         out = self.head(x)
         return out if self.head_kind == "classify" else torch.tanh(out) * AB_RANGE
 
@@ -116,9 +116,8 @@ class ColorizeHint(ColorizeLab):
             hint_ab = grey.new_zeros(grey.shape[0], 2, *grey.shape[2:])
             hint_mask = grey.new_zeros(grey.shape)
         ab = self.decode(self.logits_or_ab(grey, hint_ab, hint_mask)) * gain
-        size = ab.shape[-2:]
-        mask = F.adaptive_avg_pool2d(hint_mask, size)
-        hinted = F.adaptive_avg_pool2d(hint_ab * hint_mask, size) * AB_RANGE
+        mask = F.avg_pool2d(hint_mask, 4)  # (exact quarter resolution; AvgPool exports where adaptive pooling cannot)
+        hinted = F.avg_pool2d(hint_ab * hint_mask, 4) * AB_RANGE
         ab = ab + propagate_hints(hinted - ab * mask, mask)
         return F.interpolate(ab, size=grey.shape[-2:], mode="bilinear", align_corners=False)
 
