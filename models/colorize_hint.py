@@ -41,14 +41,21 @@ PYRAMID_LEVELS = 8  # quarter resolution halved 7 times: 1x1 for chroma inputs u
 SUPPORT = 0.05  # hinted share of a cell at which its own hints and the coarser estimate weigh equally
 
 
+def _halve(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """2x2 average with stride 2 over a zero-padded map: ceil(s/2) cells at any size, 1 px included. A
+    depthwise conv, not AvgPool: OpenVINO refuses a 2-px pooling window over a 1-px map."""
+    weight = torch.full((channels, 1, 2, 2), 0.25, dtype=x.dtype, device=x.device)
+    return F.conv2d(F.pad(x, (0, 1, 0, 1)), weight, stride=2, groups=channels)
+
+
 def propagate_hints(residual: torch.Tensor, mask: torch.Tensor, levels: int = PYRAMID_LEVELS) -> torch.Tensor:
-    """Pull-push fill of sparse (N,C,h,w) `residual` (zero off the hints) given hint `mask` (N,1,h,w):
-    dense (N,C,h,w) that equals the residual where mask is 1 and blends towards coarser averages away
+    """Pull-push fill of sparse (N,2,h,w) `residual` (zero off the hints) given hint `mask` (N,1,h,w):
+    dense (N,2,h,w) that equals the residual where mask is 1 and blends towards coarser averages away
     from hints. Only AvgPool, Resize and arithmetic (exports to ONNX/TensorRT). No hints -> zeros."""
     sums, masses = [residual], [mask]
     for _ in range(levels - 1):
-        sums.append(F.avg_pool2d(sums[-1], 2, ceil_mode=True))
-        masses.append(F.avg_pool2d(masses[-1], 2, ceil_mode=True))
+        sums.append(_halve(sums[-1], 2))
+        masses.append(_halve(masses[-1], 1))
     estimate = sums[-1] / (masses[-1] + 1e-6)
     for total, mass in zip(reversed(sums[:-1]), reversed(masses[:-1])):
         coarse = F.interpolate(estimate, size=total.shape[-2:], mode="bilinear", align_corners=False)
@@ -97,7 +104,7 @@ class ColorizeHint(ColorizeLab):
         """The head's quarter-resolution output: bin logits (classify) or ab in Lab units (regress)."""
         hints = torch.cat([hint_ab * hint_mask, hint_mask], dim=1)
         x = self.features(torch.cat([grey - 0.5, hints], dim=1))
-        x = x + self.hint_skip(F.avg_pool2d(hints, 4) * 4.0)  # the features are at exactly 1/4 (pad_multiple)
+        x = x + self.hint_skip(F.avg_pool2d(hints, 4, ceil_mode=True) * 4.0)  # the features' ceil(H/4) x ceil(W/4)
         out = self.head(x)
         return out if self.head_kind == "classify" else torch.tanh(out) * AB_RANGE
 
@@ -116,12 +123,12 @@ class ColorizeHint(ColorizeLab):
             hint_ab = grey.new_zeros(grey.shape[0], 2, *grey.shape[2:])
             hint_mask = grey.new_zeros(grey.shape)
         ab = self.decode(self.logits_or_ab(grey, hint_ab, hint_mask)) * gain
-        mask = F.avg_pool2d(hint_mask, 4)  # (exact quarter resolution; AvgPool exports where adaptive pooling cannot)
-        hinted = F.avg_pool2d(hint_ab * hint_mask, 4) * AB_RANGE
+        mask = F.avg_pool2d(hint_mask, 4, ceil_mode=True)  # quarter resolution (AvgPool exports; adaptive does not)
+        hinted = F.avg_pool2d(hint_ab * hint_mask, 4, ceil_mode=True) * AB_RANGE
         ab = ab + propagate_hints(hinted - ab * mask, mask)
         return F.interpolate(ab, size=grey.shape[-2:], mode="bilinear", align_corners=False)
 
-    def forward(self, grey: torch.Tensor, hint_ab: torch.Tensor, hint_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, grey: torch.Tensor, hint_ab: torch.Tensor = None, hint_mask: torch.Tensor = None) -> torch.Tensor:
         ab = self.predict_ab(grey, hint_ab, hint_mask, self.chroma_gain)
         return lab_to_rgb(torch.cat([grey * 100.0, ab], dim=1))
 

@@ -217,3 +217,16 @@ def test_video_re_anchors_at_a_scene_cut(tiny_hint_weights):
     fresh, _ = colorize_frames(clip[3:], **kw)
     assert info["keyframes"] == [0, 3]
     assert np.allclose(carried[3], fresh[0], atol=1e-5)  # the cut frame is coloured anew, nothing carried over
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_runtimes_take_the_hint_inputs(tiny_hint_weights, backend):
+    pytest.importorskip("openvino" if backend == "openvino" else "onnxruntime")
+    grey = np.tile(np.linspace(0.2, 0.8, 64, dtype=np.float32), (48, 1))
+    hints = [(30, 20, "#2050ff"), (5, 40, [200, 40, 40])]
+    want = _colorize(grey, tiny_hint_weights, hints=hints).image
+    from serve.colorize import colorize
+
+    got = colorize(grey, "colorize_hint_cls", backend, weights_path=str(tiny_hint_weights), hints=hints)
+    assert got.info["hints"] == 2
+    assert np.abs(got.image - want).max() < 2e-3
