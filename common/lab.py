@@ -14,6 +14,7 @@ RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423),
               (0.019334, 0.119193, 0.950227))
 EPS = 0.008856  # (6/29)^3: skimage's threshold between the cube root and the linear segment
 KAPPA = 7.787
+AB_RANGE = 110.0  # |a|, |b| of sRGB colours stay below ~110 (the colorizers' output range)
 
 
 def xyz_to_rgb_matrix() -> np.ndarray:

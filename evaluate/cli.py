@@ -52,6 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     real.add_argument("--precision", default=None,
                       help="run SR through serve.upscale on --backend at fp32, bf16, int8 or auto (default: the "
                            "PyTorch module directly); rows record backend and precision, sidecars are not updated")
+    col = p.add_argument_group("--task colorize")
+    col.add_argument("--hints", default="", help="hint models: also score with this many truth hints, e.g. "
+                     "0,1,5,10,20 (fixed seeds; evaluate/colorize.py)")
     unc = p.add_argument_group("--task uncertainty")
     unc.add_argument("--estimator", choices=["mc", "tta"], default="mc", help="MC dropout or flip/rotation TTA")
     unc.add_argument("--passes", type=int, default=40, help="stochastic passes K (TTA uses at most 8)")

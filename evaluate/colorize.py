@@ -6,6 +6,11 @@ original colour: PSNR and SSIM over RGB (8-bit quantised, scikit-image SSIM with
 settings) and Hasler & Suesstrunk colourfulness of the output (`colorfulness`) and of the truth
 (`colorfulness_gt`). `--model grey` is the baseline: output = the grey input itself (a = b = 0).
 Images that are already grey (two in Set14) have no colour to recover and are skipped (counted).
+
+Hint models (spec.hint_inputs) run in automatic mode (zero hints), and with `--hints 0,1,5,10,20`
+also with that many hints drawn from the truth (models.hints.truth_hints: uniform positions, the
+patch's mean colour, seed = the image's index in its set, so the curve is reproducible); those rows
+are named "MODEL +N hints". `seconds` is the models' own time (hint encoding excluded).
 """
 from __future__ import annotations
 
@@ -13,14 +18,18 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import numpy as np
+
 from common.images import hwc_to_nchw, nchw_to_hwc
 from common.metrics import colorfulness, psnr_rgb, quantize, ssim
+from models import get_spec
+from models.hints import encode_hints, truth_hints
 from models.lab_color import grey_from_rgb, grey_to_rgb
 
 from .common import by_model_and_set, markdown_table, mean, model_runner, read_set, select_models
 
 BASELINE = "grey"
-DEFAULT_SETS = "Set5,Set14,BSD100"
+DEFAULT_SETS = "BSD68,Set14,Kodak24"
 METRICS = ("psnr", "ssim", "colorfulness", "colorfulness_gt")
 
 
@@ -37,23 +46,32 @@ def load_colour_set(name: str, limit: int = 0):
     return images, grey
 
 
+def hint_arrays(rgb: np.ndarray, count: int, seed: int) -> tuple:
+    """(hint_ab HxWx2, hint_mask HxWx1) with `count` truth hints, as model_runner takes images."""
+    hint_ab, mask = encode_hints(truth_hints(rgb, count, seed), *rgb.shape[:2])
+    return hint_ab[0].transpose(1, 2, 0), mask[0].transpose(1, 2, 0)
+
+
 def evaluate_colorize(model_name: str, sets: Dict[str, tuple], weights: Optional[Path] = None,
-                      device: str = "cpu") -> List[dict]:
+                      device: str = "cpu", hints: int = 0) -> List[dict]:
+    uses_hints = model_name != BASELINE and get_spec(model_name).hint_inputs
     colorize = (lambda grey: nchw_to_hwc(grey_to_rgb(hwc_to_nchw(grey)))) if model_name == BASELINE else \
         model_runner(model_name, weights, device)
     rows = []
     for set_name, (images, skipped) in sets.items():
         psnrs, ssims, colour, colour_gt, seconds = [], [], [], [], 0.0
-        for _, rgb in images:
+        for index, (_, rgb) in enumerate(images):
             grey = nchw_to_hwc(grey_from_rgb(hwc_to_nchw(rgb)))
+            feeds = hint_arrays(rgb, hints, index) if uses_hints else ()
             start = time.perf_counter()
-            out = colorize(grey)
+            out = colorize(grey, *feeds)
             seconds += time.perf_counter() - start
             psnrs.append(psnr_rgb(out, rgb))
             ssims.append(ssim(quantize(out), quantize(rgb)))
             colour.append(colorfulness(out))
             colour_gt.append(colorfulness(rgb))
-        rows.append({"model": model_name, "set": set_name, "psnr": mean(psnrs, 4), "ssim": mean(ssims, 5),
+        rows.append({"model": model_name + (f" +{hints} hints" if hints else ""), "set": set_name, "hints": hints,
+                     "psnr": mean(psnrs, 4), "ssim": mean(ssims, 5),
                      "colorfulness": mean(colour, 3), "colorfulness_gt": mean(colour_gt, 3), "images": len(images),
                      "skipped_grey": skipped, "seconds": round(seconds, 3)})
     return rows
@@ -71,11 +89,28 @@ def plan(args) -> List[str]:
 
 
 def evaluate_job(name, sets, args) -> List[dict]:
-    return evaluate_colorize(name, sets, args.weights if name != BASELINE else None, args.device)
+    weights = args.weights if name != BASELINE else None
+    rows = evaluate_colorize(name, sets, weights, args.device)
+    if name != BASELINE and get_spec(name).hint_inputs:
+        for count in hint_counts(args):
+            rows += evaluate_colorize(name, sets, weights, args.device, hints=count)
+    return rows
+
+
+def hint_counts(args) -> List[int]:
+    """--hints "0,1,5,10,20": the hints curve's counts (0 is the automatic row, always there)."""
+    text = getattr(args, "hints", None) or ""
+    try:
+        counts = sorted({int(c) for c in text.split(",") if c.strip()})
+    except ValueError:
+        raise SystemExit(f"error: --hints must be a comma list of whole numbers, got {text!r}") from None
+    if any(c < 0 or c > 256 for c in counts):
+        raise SystemExit("error: --hints counts must be in 0..256")
+    return [c for c in counts if c > 0]
 
 
 def line(r: dict) -> str:
-    return (f"{r['model']:<14} {r['set']:<8} RGB-PSNR {r['psnr']:.3f} dB  SSIM {r['ssim']:.4f}  "
+    return (f"{r['model']:<26} {r['set']:<8} RGB-PSNR {r['psnr']:.3f} dB  SSIM {r['ssim']:.4f}  "
             f"colourfulness {r['colorfulness']:.1f} (truth {r['colorfulness_gt']:.1f}; {r['images']} images)")
 
 

@@ -101,7 +101,8 @@ def run_jobs(jobs: Iterable, evaluate_one: Callable[[object], List[dict]], args,
         result = evaluate_one(job)
         rows += result
         if args.update_sidecar and name not in baselines and not getattr(args, "precision", None):
-            record_metrics(args.weights or get_spec(name).weights_path, result, tuple(metrics))
+            automatic = [r for r in result if not r.get("hints")]  # hint-curve rows stay out of the sidecar
+            record_metrics(args.weights or get_spec(name).weights_path, automatic, tuple(metrics))
         if always_log or not args.json:
             for r in result:
                 print(line(r), file=sys.stderr, flush=True)

@@ -14,7 +14,7 @@ from torch import nn
 
 from models import ModelSpec
 from models.io import ModelIO, mc_contract
-from models.mc_dropout import MCDropoutWrapper
+from models.mc_wrapper import MCDropoutWrapper
 
 from .artifacts import ExportError
 from .onnx_files import MC_GRAPH  # noqa: F401 - re-exported: the name callers know from here

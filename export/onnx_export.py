@@ -22,7 +22,7 @@ from torch import nn
 
 from models import ModelSpec
 from models.io import ModelIO
-from models.mc_dropout import MCDropoutWrapper
+from models.mc_wrapper import MCDropoutWrapper
 from models.registry import positional_module
 
 from .artifacts import ExportError, file_sha256, load_source_model, resolve_spec, utc_now, write_json

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .lab_color import lab_to_rgb
+from common.lab import AB_RANGE
 
-AB_RANGE = 110.0  # |a|, |b| of sRGB colours stay below ~110
+from .lab_color import lab_to_rgb
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -55,7 +55,12 @@ class ColorizeLab(nn.Module):
 
     def predict_ab(self, grey: torch.Tensor) -> torch.Tensor:
         """(N,1,H,W) L/100 -> (N,2,H,W) a, b in Lab units (before chroma_gain)."""
-        x = self.stem(grey - 0.5)
+        ab = torch.tanh(self.head(self.features(grey - 0.5))) * AB_RANGE
+        return F.interpolate(ab, size=grey.shape[-2:], mode="bilinear", align_corners=False)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Stem input (N,C,H,W) -> the decoder's quarter-resolution features (N,widths[0],H/4,W/4)."""
+        x = self.stem(x)
         skips = []
         for down, enc in zip(self.down, self.enc):
             x = enc(down(x))
@@ -64,8 +69,7 @@ class ColorizeLab(nn.Module):
         for dec, skip in zip(self.dec, reversed(skips[:-1])):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = dec(torch.cat([x, skip], dim=1))
-        ab = torch.tanh(self.head(x)) * AB_RANGE
-        return F.interpolate(ab, size=grey.shape[-2:], mode="bilinear", align_corners=False)
+        return x
 
     def forward(self, grey: torch.Tensor) -> torch.Tensor:
         ab = self.predict_ab(grey) * self.chroma_gain

@@ -86,14 +86,23 @@ class FlowInterp(nn.Module):
 
     def forward_levels(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor,
                        all_levels: bool = False) -> List[torch.Tensor]:
-        """The refined output, preceded (all_levels=True, training) by each level's fused frame.
+        """The refined output, preceded (all_levels=True, training) by each level's fused frame."""
+        levels: List[torch.Tensor] = []
+        keep = (lambda f, m: levels.append(self._fuse(frame0, frame1, f, m)[0])) if all_levels else None
+        flow, mask = self.estimate_flow(frame0, frame1, t, keep)
+        c = self.in_channels
+        fused, warped0, warped1 = self._fuse(frame0, frame1, flow, mask)
+        residual = self.refine(torch.cat([frame0, frame1, warped0, warped1, fused, mask, flow], 1))
+        return levels[:-1] + [fused + residual[:, :c]]
+
+    def estimate_flow(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor,
+                      on_level=None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(flows F_t->0, F_t->1 (N,4,H,W) in pixels, fusion-mask logits (N,1,H,W)); H, W multiples of 16.
 
         Block inputs, and the warps feeding them, are made at 1/(2*scale): GridSample is the
-        slowest op on CPU runtimes, so only the final warp runs at full resolution.
-        """
+        slowest op on CPU runtimes, so only the final warp runs at full resolution. Also what video
+        colorization (serve/colorize_video.py) carries chroma with: F_1->0 moves frame 0 onto frame 1."""
         flow, mask = None, None
-        levels: List[torch.Tensor] = []
-        c = self.in_channels
         for block, scale in zip(self.blocks, self.scales):
             f = 1.0 / (2 * scale)
             x0 = F.interpolate(frame0, scale_factor=f, mode="bilinear", align_corners=False)
@@ -107,11 +116,9 @@ class FlowInterp(nn.Module):
                 w0, w1 = backward_warp(x0, small[:, :2]), backward_warp(x1, small[:, 2:4])
                 d_flow, d_mask = block(torch.cat([x0, x1, w0, w1, plane, small_mask, small], 1), scale)
                 flow, mask = flow + d_flow, mask + d_mask
-            if all_levels:
-                levels.append(self._fuse(frame0, frame1, flow, mask)[0])
-        fused, warped0, warped1 = self._fuse(frame0, frame1, flow, mask)
-        residual = self.refine(torch.cat([frame0, frame1, warped0, warped1, fused, mask, flow], 1))
-        return levels[:-1] + [fused + residual[:, :c]]
+            if on_level is not None:
+                on_level(flow, mask)
+        return flow, mask
 
     @staticmethod
     def _fuse(frame0, frame1, flow, mask):

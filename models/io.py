@@ -29,12 +29,21 @@ DIM_SYMBOLS = {"batch": 0, "samples": 0, "height": 1, "width": 2}
 FRAME0, FRAME1, TIMESTEP, FRAME_OUT = "frame0", "frame1", "t", "frame"
 # one time step of a recurrent video SR model (models/vsr.py): (lr, prev_lr, hidden) -> (sr, hidden_out)
 LR, PREV_LR, HIDDEN, SR, HIDDEN_OUT = "lr", "prev_lr", "hidden", "sr", "hidden_out"
+HINT_AB, HINT_MASK = "hint_ab", "hint_mask"  # colour hints of hint colorizers (models/colorize_hint.py)
 MASKS_INPUT = "masks"  # the Monte-Carlo dropout variant's extra input (models/mc_dropout.py)
 IMAGE_NAMES = {"sr": ("lr", "sr"), "colorize": ("grey", "rgb")}  # (input, output) per single-image task
 
 
 def _timestep_sampler(shape, rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(0.05, 0.95, shape).astype(np.float32)
+
+
+def _hint_mask_sampler(shape, rng: np.random.Generator) -> np.ndarray:
+    return (rng.random(shape) < 0.02).astype(np.float32)  # sparse, like real hints
+
+
+def _hint_ab_sampler(shape, rng: np.random.Generator) -> np.ndarray:
+    return rng.uniform(-0.8, 0.8, shape).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,13 @@ class TensorSpec:
         if not self.is_image:
             return f"{self.name}[rank {self.rank}]"
         return f"{self.name}[N,{self.channels or 'C'},H,W]"
+
+
+def hint_tensors() -> Tuple[TensorSpec, TensorSpec]:
+    """The two hint inputs. The exception to [0,1]: hint_ab is a, b / AB_RANGE (110), in [-1, 1]; hint_mask
+    is 1 where a hint is given. Zero hints are automatic mode. NCHW at the grey input's size (padded with it)."""
+    return (TensorSpec(HINT_AB, ("batch", 2, "height", "width"), value_range=(-1.0, 1.0), sampler=_hint_ab_sampler),
+            TensorSpec(HINT_MASK, ("batch", 1, "height", "width"), sampler=_hint_mask_sampler))
 
 
 @dataclass(frozen=True)
@@ -154,7 +170,7 @@ def contract(spec) -> ModelIO:
         outputs = (image(FRAME_OUT, spec.out_channels),)
     else:
         name_in, name_out = IMAGE_NAMES[spec.task]
-        inputs = (image(name_in, spec.in_channels),)
+        inputs = (image(name_in, spec.in_channels),) + (hint_tensors() if spec.hint_inputs else ())
         outputs = (image(name_out, spec.out_channels, scale=spec.scale),)
     inputs += tuple(scalar(n) for n in spec.scalar_inputs)
     return ModelIO(inputs, outputs, pad_multiple=spec.pad_multiple, min_size=spec.min_size)

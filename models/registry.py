@@ -52,6 +52,7 @@ ARCHITECTURES = LazyArchitectures({
     "convlstm_interp": ".convlstm_interp:ConvLSTMInterpolator",
     "grey2rgb": ".grey2rgb:Grey2RGBAutoEncoder",
     "colorize_lab": ".colorize_lab:ColorizeLab",
+    "colorize_hint": ".colorize_hint:ColorizeHint",
     "srgan": ".srgan:SRGANGenerator",
     "swift_srgan": ".swift_srgan:SwiftSRGANGenerator",
     "esrcnn": ".esrcnn:ESRCNN",
@@ -86,6 +87,7 @@ class ModelSpec:
     mc_dropout: bool = False  # explicit dropout masks: mask_channels, dropout_p, forward_mc (models/mc_dropout.py)
     timestep_input: bool = False  # frame interpolation: (frame0, frame1, t) -> frame at t
     recurrent_hidden: int = 0  # video SR step model: channels of the hidden features carried between frames
+    hint_inputs: bool = False  # colorizers taking sparse colour hints: hint_ab [N,2,H,W] + hint_mask [N,1,H,W]
     scalar_inputs: Tuple[str, ...] = ()  # extra per-image controls in [0, 1], shape [N, 1], after the images
     min_patch: int = 8  # smallest LR training patch that covers the receptive field / downsampling
     adversarial: bool = False  # weights come from GAN training (train/gan.py); PSNR under-rates it
@@ -145,6 +147,13 @@ _SPECS = [
                           "with a denoise strength input (0 keeps texture, 1 cleans hard)"),
     ModelSpec("colorize_lab", "colorize_lab", "colorize", 1, in_channels=1, pad_multiple=32, min_size=8,
               description="Default colorizer: U-Net predicts Lab chroma from L, recombined with the exact L"),
+    ModelSpec("colorize_hint_cls", "colorize_hint", "colorize", 1, {"head": "classify"}, in_channels=1, pad_multiple=32,
+              min_size=8, hint_inputs=True,
+              description="Colorizer with user colour hints (clicked points; none = automatic): ColorizeLab warm "
+                          "start, ab-bin classification with rebalancing and annealed mean, 1.5k images"),
+    ModelSpec("colorize_hint_l1", "colorize_hint", "colorize", 1, {"head": "regress"}, in_channels=1,
+              pad_multiple=32, min_size=8, hint_inputs=True,
+              description="The hint colorizer trained with the L1 + saturation loss instead (loss comparison)"),
     ModelSpec("grey2rgb_mse", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8, min_size=8,
               description="Seed 000 Grey2RGB autoencoder trained with MSE"),
     ModelSpec("grey2rgb_mep", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8, min_size=8,

@@ -19,7 +19,7 @@ import numpy as np
 
 from common.paths import PROJECT_ROOT
 from models import get_spec, load_model
-from models.io import mc_contract
+from models.io import HINT_AB, HINT_MASK, mc_contract
 
 from .contract import (
     BackendUnavailable,
@@ -75,6 +75,8 @@ class Backend(ABC):
     def run(self, inputs: Mapping[str, Any]) -> Dict[str, np.ndarray]:
         if self.spec.strength_input and "strength" not in inputs and isinstance(inputs, Mapping):
             inputs = {**inputs, "strength": default_strength(inputs, self.inputs[0].name)}
+        if self.spec.hint_inputs and isinstance(inputs, Mapping) and not {HINT_AB, HINT_MASK} & set(inputs):
+            inputs = {**inputs, **no_hints(inputs, self.inputs[0].name)}  # none given: automatic mode
         checked = check_inputs(self.model_name, self.inputs, inputs, self.spec.pad_multiple)
         raw = self._run(checked)
         return check_outputs(self.model_name, self.outputs, raw, checked, f"{self.kind} backend ({self.provider})",
@@ -101,6 +103,12 @@ def default_strength(inputs: Mapping[str, Any], image_name: str) -> np.ndarray:
 
     batch = np.asarray(inputs[image_name]).shape[0] if image_name in inputs else 1
     return np.full((batch, 1), DEFAULT_STRENGTH, dtype=np.float32)
+
+
+def no_hints(inputs: Mapping[str, Any], image_name: str) -> Dict[str, np.ndarray]:
+    """All-zero hint tensors (automatic colorization) shaped like the grey input, for callers that give none."""
+    n, _, h, w = np.asarray(inputs[image_name]).shape
+    return {HINT_AB: np.zeros((n, 2, h, w), np.float32), HINT_MASK: np.zeros((n, 1, h, w), np.float32)}
 
 
 def module_available(name: str) -> bool:
@@ -190,9 +198,9 @@ class TorchBackend(Backend):
 
 
 def _mc_module(model_name: str, module):
-    """The module wrapped so it takes explicit dropout masks (models.mc_dropout.MCDropoutWrapper);
+    """The module wrapped so it takes explicit dropout masks (models.mc_wrapper.MCDropoutWrapper);
     Backend.__init__ has already checked the spec declares mc_dropout."""
-    from models.mc_dropout import MCDropoutWrapper
+    from models.mc_wrapper import MCDropoutWrapper
 
     return module if isinstance(module, MCDropoutWrapper) else MCDropoutWrapper(module)
 

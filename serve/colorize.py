@@ -1,7 +1,8 @@
 """The colorization pipeline: a grey (or colour) photo in, a colour photo out.
 
     from serve.colorize import colorize
-    result = colorize(decoded_image, "colorize_lab", backend="auto")  # -> ColorizeResult(image, info)
+    result = colorize(decoded_image, "colorize_hint_cls", backend="auto")  # -> ColorizeResult(image, info)
+    result = colorize(decoded_image, "colorize_hint_cls", hints=[(120, 40, "#3070d0")])  # a blue sky hint
 
 What the model does not handle is done here. A colour input is turned grey first (its lightness;
 info["converted_from_colour"] says so). The model sees the lightness L/100 (CIE Lab, D65) at most
@@ -11,8 +12,13 @@ so the result has the input's exact structure at any size and runtime cost stays
 is passed through untouched, 16-bit input keeps full precision (and `save_image` writes 16-bit),
 and images under MIN_SIDE px a side or over the pixel limit get a clear InputError.
 
+Hints (models with spec.hint_inputs): a list of (x, y, colour) in the input's pixels, checked by
+serve/colorize_hints.py (clear InputError for positions outside the image, colours outside 0..255,
+more than MAX_HINTS), painted as small patches at the model's resolution (models/hints.py). No hints
+is automatic colorization; a model without hint inputs given hints is an InputError.
+
 CLI: python -m serve.colorize IN.png|FOLDER --out OUT.png|OUT_FOLDER [--model colorize_lab]
-     [--backend auto|torch|onnx|openvino|trt]
+     [--backend auto|torch|onnx|openvino|trt] [--hint X,Y,#rrggbb ...]
      [--format png|jpeg|webp|webp-lossless|tiff --quality Q] [--overwrite]   (folders: as serve.sr)
 """
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -28,13 +34,16 @@ import numpy as np
 from common.images import DecodedImage, format_megapixels, read_image
 from common.lab import lab_to_rgb
 from models import get_spec
+from models.hints import encode_hints
+from models.io import HINT_AB, HINT_MASK
 
+from .colorize_hints import check_hints
 from .contract import InputError, cli_main
 from .runtime import get_backend
 from .sr import UpscaleResult, _split_array, save_image
 from .tiling import pad_to_multiple
 
-DEFAULT_MODEL = "colorize_lab"
+DEFAULT_MODEL = "colorize_hint_cls"
 MIN_SIDE = 8  # a smaller image carries no context to choose colours from
 MAX_INPUT_PIXELS = 40_000_000
 CHROMA_MAX_SIDE = 512
@@ -81,16 +90,36 @@ def _lab_to_rgb(grey: np.ndarray, ab: np.ndarray, rows: int = 1024) -> np.ndarra
     return out
 
 
+def chroma(runner, grey: np.ndarray, hints: Sequence = (), chroma_max_side: int = CHROMA_MAX_SIDE):
+    """The model's a, b (HxWx2, Lab units) for lightness `grey` (HxW, L/100) with checked hints, and the
+    (h, w) the model ran at (long side at most chroma_max_side; the ab is upsampled to full size)."""
+    spec = runner.spec
+    height, width = grey.shape
+    factor = min(1.0, chroma_max_side / max(height, width))
+    small_hw = (max(1, round(height * factor)), max(1, round(width * factor)))
+    small = grey if factor == 1.0 else _resize(grey, small_hw, shrink=True)
+    padded, (h, w) = pad_to_multiple(small[None, None], spec.pad_multiple)
+    feeds = {runner.inputs[0].name: padded}
+    if spec.hint_inputs:
+        hint_ab, hint_mask = encode_hints(hints, h, w, source_hw=(height, width))
+        pad = ((0, 0), (0, 0), (0, padded.shape[2] - h), (0, padded.shape[3] - w))
+        feeds.update({HINT_AB: np.pad(hint_ab, pad), HINT_MASK: np.pad(hint_mask, pad)})
+    out = runner.run(feeds)[runner.outputs[0].name]
+    ab = _rgb_to_ab(out[0, :, :h, :w].transpose(1, 2, 0))
+    return (ab if factor == 1.0 else _resize(ab, (height, width), shrink=False)), small_hw
+
+
 def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_MODEL, backend: str = "auto", *,
              chroma_max_side: int = CHROMA_MAX_SIDE, max_input_pixels: int = MAX_INPUT_PIXELS,
              progress: Optional[Callable[[int, int], None]] = None, precision: str = "fp32",
-             **backend_options) -> ColorizeResult:
+             hints: Optional[Sequence] = None, **backend_options) -> ColorizeResult:
     """Colorize one image; returns ColorizeResult(image float HxWx3 [+alpha] in [0,1], info, bit_depth).
 
     `image`: a DecodedImage, or an HxW / HxWx1 / HxWx3 / HxWx4 array (float in [0,1], uint8 or uint16).
     info["converted_from_colour"] is True when a colour image was turned grey first. `precision`: 'fp32'
-    (exact), 'bf16' (OpenVINO) or 'auto' (serve.precision; no int8 for colorization). `backend_options` go
-    to serve.runtime.get_backend (weights_path, threads, ...).
+    (exact), 'bf16' (OpenVINO) or 'auto' (serve.precision; no int8 for colorization). `hints`: list of
+    (x, y, colour) for hint models (serve/colorize_hints.py). `backend_options` go to
+    serve.runtime.get_backend (weights_path, threads, ...).
     """
     decoded = image if isinstance(image, DecodedImage) else _split_array(image)
     spec = get_spec(model_name)
@@ -106,21 +135,18 @@ def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_M
         raise InputError(f"image {width}x{height} is {have}, over the colorization limit of {limit}; "
                          "downscale or crop it first")
     converted = not decoded.was_grey and is_colour(decoded.rgb)
+    hints = check_hints(hints, width, height)
+    if hints and not spec.hint_inputs:
+        raise InputError(f"'{model_name}' takes no colour hints; use a hint model such as colorize_hint_cls")
     grey = lightness(decoded.rgb)
 
     runner = get_backend(model_name, backend, precision=precision, **backend_options)
-    factor = min(1.0, chroma_max_side / max(height, width))
-    small_hw = (max(1, round(height * factor)), max(1, round(width * factor)))
-    small = grey if factor == 1.0 else _resize(grey, small_hw, shrink=True)
     if progress:
         progress(0, 1)
     started = time.perf_counter()
-    padded, (h, w) = pad_to_multiple(small[None, None], spec.pad_multiple)
-    out = runner.run({runner.inputs[0].name: padded})[runner.outputs[0].name]
+    ab, small_hw = chroma(runner, grey, hints, chroma_max_side)
     seconds = time.perf_counter() - started
-    ab = _rgb_to_ab(out[0, :, :h, :w].transpose(1, 2, 0))
-    if factor != 1.0:
-        ab = _resize(ab, (height, width), shrink=False)
+    factor = small_hw[0] / height
     rgb = _lab_to_rgb(grey, ab)
     if progress:
         progress(1, 1)
@@ -131,9 +157,10 @@ def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_M
             "output_size": [result.shape[1], result.shape[0]], "chroma_size": [small_hw[1], small_hw[0]],
             "luminance": "exact input lightness (CIE L); model chroma upsampled" if factor != 1.0
             else "exact input lightness (CIE L)", "alpha_preserved": decoded.alpha is not None,
-            "bit_depth": decoded.bit_depth}
+            "bit_depth": decoded.bit_depth, "hints": len(hints)}
     if converted:
-        info["note"] = "the input was a colour image: it was turned grey (its lightness) before colorizing"
+        info["note"] = "the input was a colour image: it was turned grey (its lightness) before colorizing" + (
+            "; your hints set the colours" if hints else "")
     return ColorizeResult(result, info, decoded.bit_depth)
 
 
@@ -144,6 +171,15 @@ def _describe_run(out, info) -> str:
     notes = ([info["note"]] if info.get("converted_from_colour") else []) + list(info.get("input_notes", [])) \
         + list(info.get("saved", {}).get("notes", []))
     return "\n".join(lines + [f"note: {n}" for n in notes])
+
+
+def parse_cli_hint(text: str) -> tuple:
+    """'X,Y,#rrggbb' -> (x, y, colour); the colour itself is checked by check_hints."""
+    parts = text.split(",", 2)
+    try:
+        return float(parts[0]), float(parts[1]), parts[2]
+    except (IndexError, ValueError):
+        raise InputError(f"--hint {text!r} must be X,Y,#rrggbb (e.g. 120,40,#3070d0)") from None
 
 
 @cli_main
@@ -166,15 +202,18 @@ def main(argv=None) -> int:
     p.add_argument("--chroma-size", type=int, default=CHROMA_MAX_SIDE, help="long side the model runs at")
     p.add_argument("--bits", default="auto", choices=["auto", "8", "16"])
     p.add_argument("--weights", default=None, help="checkpoint to use instead of the shipped weights")
+    p.add_argument("--hint", action="append", default=[], metavar="X,Y,COLOUR",
+                   help="a colour hint (hint models): pixel x,y and #rrggbb, e.g. 120,40,#3070d0; repeatable")
     add_output_arguments(p)
     args = p.parse_args(argv)
     options = {"weights_path": args.weights} if args.weights else {}
     fmt = output_format(args, Path(args.out), Path(args.input).is_dir())
+    hints = [parse_cli_hint(h) for h in args.hint]
 
     def job(source, out):
         decoded = read_image(source)
         result = colorize(decoded, args.model, args.backend, chroma_max_side=args.chroma_size,
-                          precision=args.precision, **options)
+                          precision=args.precision, hints=hints, **options)
         save_image(result, out, args.bits, format=fmt, quality=args.quality, exif=decoded.exif)
         result.info["input_notes"] = decoded.notes
         return result.info

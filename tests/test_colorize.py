@@ -208,7 +208,7 @@ def test_serve_cli(tmp_path, rng, random_weights, capsys):
 
     src = tmp_path / "in.png"
     Image.fromarray((smooth_image(rng, 40, 40) * 255).astype(np.uint8)).save(src)
-    assert main([str(src), "--out", str(tmp_path / "out.png"), "--backend", "torch-cpu",
+    assert main([str(src), "--out", str(tmp_path / "out.png"), "--backend", "torch-cpu", "--model", "colorize_lab",
                  "--weights", str(random_weights["colorize_lab"])]) == 0
     assert read_image(tmp_path / "out.png").rgb.shape == (40, 40, 3)
     assert "turned grey" in capsys.readouterr().out

@@ -22,7 +22,8 @@ from common.paths import data_root
 from models.lab_color import grey_from_rgb, grey_to_rgb, rgb_to_lab
 
 from . import distributed
-from .colorize_losses import RGB_LOSSES, chroma_loss
+from .colorize_hints import bin_weights_from, load_folders, sample_hints, warm_start
+from .colorize_losses import RGB_LOSSES, bin_classification_loss, chroma_loss
 from .data import DataError, load_folder, split_validation
 from .loop import (
     EMA,
@@ -39,9 +40,10 @@ from .loop import (
     train_loop,
 )
 
-LOSSES = sorted(RGB_LOSSES) + ["chroma"]
+LOSSES = sorted(RGB_LOSSES) + ["chroma", "classify"]
+VAL_HINTS = 10  # validation also scores this many truth hints (hint models)
 MIN_COLOURFULNESS = 5.0  # training images below this are (near) grey: they would teach sepia
-GAINS = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2.0)
+GAINS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2.0)
 COLOUR_TARGET = 0.5  # of the truth's colourfulness: the issue's target (README)
 
 
@@ -61,6 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ema", type=float, default=0.995, help="EMA decay (0 disables)")
     p.add_argument("--val-count", type=int, default=16, help="training images held out for validation")
     p.add_argument("--calibrate-gain", action="store_true", help="Lab model: pick chroma_gain on validation")
+    p.add_argument("--colour-target", type=float, default=COLOUR_TARGET,
+                   help="gain rule: share of the truth's colourfulness the chosen gain must reach")
+    p.add_argument("--also-data", type=str, nargs="*", default=[],
+                   help="more image folders, e.g. $STSR_DATA/colorize/ImageNet1000")
     p.add_argument("--init-from", type=Path, default=None, help="start from a checkpoint's matching tensors")
     add_run_arguments(p, val_every=250, threads_default=0)
     return p.parse_args(argv)
@@ -72,9 +78,12 @@ def check_args(args: argparse.Namespace):
     if args.loss is None:
         suffix = spec.name.rsplit("_", 1)[-1]
         args.loss = suffix if suffix in RGB_LOSSES else "chroma"
-    if args.loss == "chroma" and spec.arch != "colorize_lab":
+        args.loss = "classify" if spec.kwargs.get("head") == "classify" else args.loss
+    if (args.loss == "classify") != (spec.kwargs.get("head") == "classify"):
+        raise SystemExit("error: --loss classify goes with a classification-head model (colorize_hint_cls) only")
+    if args.loss == "chroma" and spec.arch not in ("colorize_lab", "colorize_hint"):
         raise SystemExit(f"error: --loss chroma needs a model that predicts Lab chroma (colorize_lab), not {spec.arch}")
-    if args.calibrate_gain and spec.arch != "colorize_lab":
+    if args.calibrate_gain and spec.arch not in ("colorize_lab", "colorize_hint"):
         raise SystemExit("error: --calibrate-gain applies to the Lab model only")
     if args.patch < 16 or args.patch % spec.pad_multiple:
         raise SystemExit(f"error: --patch must be >= 16 and a multiple of {spec.pad_multiple} for {spec.name}")
@@ -124,25 +133,40 @@ def validation_crops(images, multiple: int, side: int = 256):
     return crops
 
 
+def hint_feeds(model, rgb: np.ndarray, count: int, seed: int, device) -> tuple:
+    """The hint tensors a hint model takes with `count` truth hints (none: automatic); () otherwise."""
+    if not getattr(model, "hint_skip", None):
+        return ()
+    from models.hints import encode_hints, truth_hints
+
+    feeds = encode_hints(truth_hints(rgb, count, seed), *rgb.shape[:2])
+    return tuple(torch.from_numpy(f).to(device) for f in feeds)
+
+
 @torch.no_grad()
-def validate(model, crops, device) -> dict:
-    """Mean RGB PSNR, colourfulness of the outputs and of the truth, and the grey baseline's PSNR."""
-    psnrs, grey_psnrs, colour, colour_gt = [], [], [], []
-    for rgb in crops:
+def validate(model, crops, device, hints: int = 0) -> dict:
+    """Mean RGB PSNR, colourfulness of the outputs and of the truth, and the grey baseline's PSNR
+    (hint models: automatic mode, plus `val_psnr_hints` with VAL_HINTS truth hints when hints > 0)."""
+    psnrs, grey_psnrs, colour, colour_gt, hinted = [], [], [], [], []
+    for i, rgb in enumerate(crops):
         x = torch.from_numpy(rgb.transpose(2, 0, 1)).unsqueeze(0).to(device)
         grey = grey_from_rgb(x)
-        out = model(grey).clamp(0, 1)[0].cpu().numpy().transpose(1, 2, 0)
+        out = model(grey, *hint_feeds(model, rgb, 0, i, device)).clamp(0, 1)[0].cpu().numpy().transpose(1, 2, 0)
+        if hints and getattr(model, "hint_skip", None):
+            with_hints = model(grey, *hint_feeds(model, rgb, hints, i, device)).clamp(0, 1)[0]
+            hinted.append(psnr_rgb(with_hints.cpu().numpy().transpose(1, 2, 0), rgb))
         base = grey_to_rgb(grey)[0].cpu().numpy().transpose(1, 2, 0)
         psnrs.append(psnr_rgb(out, rgb))
         grey_psnrs.append(psnr_rgb(base, rgb))
         colour.append(colorfulness(out))
         colour_gt.append(colorfulness(rgb))
     mean = lambda v: float(np.mean(v)) if v else float("nan")  # noqa: E731
-    return {"val_psnr": mean(psnrs), "val_grey_psnr": mean(grey_psnrs), "val_colorfulness": mean(colour),
-            "val_colorfulness_gt": mean(colour_gt)}
+    scores = {"val_psnr": mean(psnrs), "val_grey_psnr": mean(grey_psnrs), "val_colorfulness": mean(colour),
+              "val_colorfulness_gt": mean(colour_gt)}
+    return {**scores, "val_psnr_hints": mean(hinted)} if hinted else scores
 
 
-def calibrate_gain(model, crops, device, log=sys.stderr) -> float:
+def calibrate_gain(model, crops, device, log=sys.stderr, target: float = COLOUR_TARGET) -> float:
     """The chroma gain for the shipped model, chosen on held-out images.
 
     Among gains whose PSNR beats the grey baseline, the smallest that reaches COLOUR_TARGET of the
@@ -159,18 +183,26 @@ def calibrate_gain(model, crops, device, log=sys.stderr) -> float:
     beat_grey = [(g, r) for g, r in rows if r["val_psnr"] > r["val_grey_psnr"]]
     if not beat_grey:
         return max(rows, key=lambda gr: gr[1]["val_psnr"])[0]
-    colourful = [g for g, r in beat_grey if r["val_colorfulness"] >= COLOUR_TARGET * r["val_colorfulness_gt"]]
+    colourful = [g for g, r in beat_grey if r["val_colorfulness"] >= target * r["val_colorfulness_gt"]]
     return colourful[0] if colourful else beat_grey[-1][0]
 
 
 def compute_loss(name: str, net: distributed.Replicated, rgb: torch.Tensor, rebalance: float = 1.0,
-                 saturation: float = 1.0, precision: str = "fp32") -> torch.Tensor:
-    """The network runs under `precision` (train.loop.autocast); targets and the loss stay fp32."""
+                 saturation: float = 1.0, precision: str = "fp32", hint_rng=None, bin_weights=None) -> torch.Tensor:
+    """The network runs under `precision` (train.loop.autocast); targets and the loss stay fp32.
+    `hint_rng` (hint models): random truth hints per image (train/colorize_hints.sample_hints)."""
     grey = grey_from_rgb(rgb)
+    ab_true = rgb_to_lab(rgb)[:, 1:] if name in ("chroma", "classify") else None
+    hints = sample_hints(ab_true, hint_rng) if hint_rng is not None else ()
     with autocast(precision, rgb.device):
-        pred = net.call("predict_ab", grey) if name == "chroma" else net(grey)
+        if name == "classify":
+            pred = net.call("logits_or_ab", grey, *hints)
+        else:
+            pred = net.call("predict_ab", grey, *hints) if name == "chroma" else net(grey)
+    if name == "classify":
+        return bin_classification_loss(pred.float(), ab_true, net.module.bins.reshape(2, -1).t(), bin_weights)
     if name == "chroma":
-        return chroma_loss(pred.float(), rgb_to_lab(rgb)[:, 1:], rebalance, saturation)
+        return chroma_loss(pred.float(), ab_true, rebalance, saturation)
     return RGB_LOSSES[name](pred.float(), rgb)
 
 
@@ -184,7 +216,8 @@ def main(argv=None) -> int:
     precision = resolve_precision(args.precision, device)
     data_dir = args.data or data_root() / "train"
     try:
-        images, names = colour_only(*load_folder(data_dir, limit=args.data_limit))
+        images, names = colour_only(*(load_folders([data_dir, *args.also_data], args.data_limit) if args.also_data
+                                      else load_folder(data_dir, limit=args.data_limit)))
         if not images:
             raise DataError(f"no colour images under {data_dir} (grey images cannot teach colour)")
         train_imgs, _, val_imgs, val_names = split_validation(images, names, args.val_count)
@@ -197,7 +230,17 @@ def main(argv=None) -> int:
     model_args = dict(spec.kwargs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
     ema = EMA(model, args.ema) if args.ema > 0 else None
+    hint_model, init_path = spec.arch == "colorize_hint", args.init_from
+    if hint_model:  # the warm start pads the stem's new hint channels with zeros (train/colorize_hints.py)
+        args.init_from = None
     run_dir, state, step = open_run(args, spec.name, model, optimizer, ema, device)
+    args.init_from = init_path
+    if hint_model and init_path and state is None:
+        print(f"initialised {warm_start(model, init_path)} tensors from {init_path}", file=sys.stderr)
+        if ema:
+            ema.model.load_state_dict(model.state_dict())
+    hint_rng = np.random.default_rng([args.seed, step]) if hint_model else None
+    bin_weights = bin_weights_from(train_imgs, seed=args.seed) if args.loss == "classify" else None
     loader = DataLoader(dataset, batch_size=distributed.local_batch(args.batch_size),
                         sampler=distributed.ShardedCountingSampler(step, args.batch_size), num_workers=0)
     net = distributed.Replicated(model, device)
@@ -206,7 +249,8 @@ def main(argv=None) -> int:
                      "grey_input": "L/100 of CIE Lab (D65)", "patch": args.patch, "batch_size": args.batch_size},
             **run_description(args, device)}
     run = RunRecorder(run_dir, ["step", "loss", "lr", "val_psnr", "val_grey_psnr", "val_colorfulness",
-                                "val_colorfulness_gt"], model=model, optimizer=optimizer, ema=ema, arch=spec.arch,
+                                "val_colorfulness_gt"] + (["val_psnr_hints"] if hint_model else []),
+                      model=model, optimizer=optimizer, ema=ema, arch=spec.arch,
                       model_args=model_args, meta=meta, state=state, step=step, budget_s=args.time_budget)
     clock = run.clock
     batches = iter(loader)
@@ -215,21 +259,22 @@ def main(argv=None) -> int:
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(args, step, clock)
         loss = compute_loss(args.loss, net, next(batches).to(device), args.rebalance, args.saturation,
-                            precision)
+                            precision, hint_rng, bin_weights)
         optimizer_step(model, optimizer, loss, ema, step)
         return {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}
 
     step = train_loop(run, args, step, name=spec.name, train_step=train_step, training=[model],
-                      validate=lambda m: validate(m, val, device),
+                      validate=lambda m: validate(m, val, device, VAL_HINTS if hint_model else 0),
                       describe=lambda row, s: f"loss {row['loss']:.4f} val PSNR {s['val_psnr']:.3f} dB (grey "
                       f"{s['val_grey_psnr']:.3f}) colourfulness {s['val_colorfulness']:.1f} / "
-                      f"{s['val_colorfulness_gt']:.1f}")
+                      f"{s['val_colorfulness_gt']:.1f}" + (f" {VAL_HINTS} hints {s['val_psnr_hints']:.3f} dB"
+                                                           if "val_psnr_hints" in s else ""))
     final = run.eval_model()
     if args.calibrate_gain and val and distributed.is_main():
-        gain = calibrate_gain(final, val, device)
+        gain = calibrate_gain(final, val, device, target=args.colour_target)
         final.chroma_gain = model.chroma_gain = gain
         model_args["chroma_gain"] = gain
-        run.scores = validate(final, val, device)
+        run.scores = validate(final, val, device, VAL_HINTS if hint_model else 0)
         print(f"chroma gain {gain:.2f}", file=sys.stderr)
     run.finish(step, args.iters, spec.weights_path, args.publish)
     return 0

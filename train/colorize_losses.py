@@ -71,3 +71,46 @@ def chroma_loss(ab_pred: torch.Tensor, ab_true: torch.Tensor, rebalance: float =
     chroma_pred = torch.sqrt((ab_pred**2).sum(dim=1, keepdim=True) + 1e-6)
     shortfall = F.relu(chroma_true.mean(dim=(1, 2, 3)) - chroma_pred.mean(dim=(1, 2, 3))) / AB_RANGE
     return l1 + saturation * shortfall.mean()
+
+
+# ---------------------------------------------------------------- ab-bin classification (Zhang et al. 2016)
+
+def soft_encode(ab: torch.Tensor, bins: torch.Tensor, neighbours: int = 5, sigma: float = 5.0) -> torch.Tensor:
+    """(N,2,h,w) ab in Lab units -> (N,Q,h,w) target distribution: the `neighbours` nearest bin centres
+    weighted by a Gaussian of their distance (Zhang 2016's soft encoding)."""
+    n, _, h, w = ab.shape
+    flat = ab.permute(0, 2, 3, 1).reshape(-1, 2)
+    dist2 = torch.cdist(flat, bins.to(flat)).pow(2)  # (P,Q)
+    near_d2, near_idx = dist2.topk(neighbours, dim=1, largest=False)
+    weight = torch.softmax(-near_d2 / (2 * sigma**2), dim=1)
+    target = torch.zeros_like(dist2).scatter_(1, near_idx, weight)
+    return target.reshape(n, h, w, -1).permute(0, 3, 1, 2)
+
+
+def rebalance_weights(ab_samples: torch.Tensor, bins: torch.Tensor, mix: float = 0.5,
+                      sigma: float = 5.0) -> torch.Tensor:
+    """(Q,) class-rebalancing weights from a sample of true ab values (P,2): the bin histogram smoothed
+    by a Gaussian over bin distance, mixed with uniform (`mix`), inverted and normalised so the expected
+    weight under the data is 1 (Zhang 2016, lambda = 0.5, sigma = 5)."""
+    nearest = torch.cdist(ab_samples.float(), bins).argmin(dim=1)
+    hist = torch.bincount(nearest, minlength=bins.shape[0]).float()
+    hist = hist / hist.sum().clamp(min=1.0)
+    kernel = torch.exp(-torch.cdist(bins, bins).pow(2) / (2 * sigma**2))
+    smooth = kernel @ hist
+    smooth = smooth / smooth.sum()
+    weights = 1.0 / ((1 - mix) * smooth + mix / bins.shape[0])
+    return weights / (smooth * weights).sum()
+
+
+def bin_classification_loss(logits: torch.Tensor, ab_true: torch.Tensor, bins: torch.Tensor,
+                            weights: torch.Tensor) -> torch.Tensor:
+    """Rebalanced cross-entropy between the head's bin logits (N,Q,h,w) and the soft-encoded truth.
+
+    The truth ab (N,2,H,W) is area-averaged to the logits' size first; each pixel's loss is weighted
+    by the rebalancing weight of its truth's most likely bin, so rare saturated colours are not
+    averaged away to sepia."""
+    small = F.adaptive_avg_pool2d(ab_true, logits.shape[-2:])
+    target = soft_encode(small, bins)
+    pixel_weight = weights.to(logits)[target.argmax(dim=1)]  # (N,h,w)
+    ce = -(target * torch.log_softmax(logits.float(), dim=1)).sum(dim=1)
+    return (pixel_weight * ce).mean()

@@ -1,5 +1,10 @@
 """Colorization tab: grey (or colour, turned grey first) in, colour out, before/after slider.
 
+Colour hints (hint models, e.g. colorize_hint_cls): the uploaded photo is shown grey; clicking it adds
+a hint at that point in the colour of the gr.ColorPicker (ui/colorize_hints_ui.py draws them). The
+hints live in a gr.JSON list of [x, y, "#rrggbb"] in the photo's pixels, which is also the /colorize
+endpoint's `hints` argument (checked by serve/colorize_hints.py; none = automatic).
+
 It runs when a model with task 'colorize' has weights and serve/colorize.py provides
     colorize(image: DecodedImage, model_name: str, backend: str = "auto", progress=None) -> result
 with result.image (float HxWx3 in [0,1]) and result.info (as serve.upscale's). Until both exist the
@@ -13,6 +18,7 @@ from typing import Callable, List, Optional
 import gradio as gr
 import numpy as np
 
+from .colorize_hints_ui import wire_hint_canvas
 from .common import (
     NOT_AVAILABLE,
     backend_choices,
@@ -40,7 +46,11 @@ def colorizer() -> Callable:
 
 
 def available_models() -> List[str]:
-    return [s.name for s in models_for("colorize")]
+    """Trained colorizers, the default (serve.colorize.DEFAULT_MODEL) first."""
+    from serve.colorize import DEFAULT_MODEL
+
+    names = [s.name for s in models_for("colorize")]
+    return sorted(names, key=lambda n: n != DEFAULT_MODEL)
 
 
 def to_grey(rgb: np.ndarray) -> np.ndarray:
@@ -51,15 +61,17 @@ def to_grey(rgb: np.ndarray) -> np.ndarray:
 
 @user_errors
 def colorize_image(image, model: Optional[str] = None, backend: str = "auto", precision: str = "auto",
-                   progress=gr.Progress()):
+                   hints: Optional[list] = None, progress=gr.Progress()):
     """Colorize a grey (black-and-white) photo; a colour photo is turned grey first.
 
     Args:
         image: the photo to colorize.
-        model: colorization model name; empty for the default ("colorize_lab").
+        model: colorization model name; empty for the default (serve.colorize.DEFAULT_MODEL).
         backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
         precision: "auto" (default: the fastest whose measured loss is within 0.05 dB), "exact fp32" or
             "fast bf16" (OpenVINO, where the CPU has bf16).
+        hints: colour hints for hint models: a list of [x, y, colour], x, y pixels of the photo (0-based),
+            colour "#rrggbb" or [r, g, b] in 0..255; at most 256; empty or null for automatic colour.
 
     Returns:
         (grey, colorized) image pair, the downloadable result, a summary and a dict of run details.
@@ -76,7 +88,7 @@ def colorize_image(image, model: Optional[str] = None, backend: str = "auto", pr
     was_colour = not decoded.was_grey
     decoded.rgb, decoded.was_grey = to_grey(decoded.rgb), True  # alpha stays: the result keeps it
     result = colorizer()(decoded, model, backend, progress=progress_callback(progress, "colorizing"),
-                         precision=precision)
+                         precision=precision, hints=hints)
     out = workdir("colorize")
     stem = decoded.name.rsplit(".", 1)[0][:60] or "image"
     grey_png = save_png(decoded.rgb, out / f"{stem}_grey.png")
@@ -91,7 +103,9 @@ def colorize_image(image, model: Optional[str] = None, backend: str = "auto", pr
     info["input_was_colour"] = was_colour
     if notes:
         info["notes"] = notes
-    summary = f"**{model}**" + (": the colour input was turned grey first." if was_colour else ".")
+    summary = f"**{model}**" + (": the colour input was turned grey first" + (
+        " (your hints set the colours)." if info.get("hints") else ".") if was_colour else ".")
+    summary += f" {info['hints']} colour hint(s) used." if info.get("hints") else ""
     summary += "".join(f" Note: {n}." for n in notes)
     return (grey_png, colour_png), download, summary + "<br>" + describe_backend(info, backend), info
 
@@ -110,6 +124,7 @@ def build() -> None:
                                     interactive=bool(models))
                 backend = gr.Dropdown(backend_choices(), value="auto", label="Backend")
                 precision = precision_select()
+            hints = wire_hint_canvas(image)
             run = gr.Button("Colorize", variant="primary", interactive=bool(models), elem_id="colorize-run")
         with gr.Column():
             slider = gr.ImageSlider(label="Grey / colorized", type="filepath", interactive=False,
@@ -121,6 +136,6 @@ def build() -> None:
     examples = [[p] for p in (example_path("grey_old_tom_morris.png"), example_path("colour_frame.png")) if p]
     if examples:
         gr.Examples(examples, [image], cache_examples=False)
-    run.click(colorize_image, [image, model, backend, precision], [slider, download, summary, details],
+    run.click(colorize_image, [image, model, backend, precision, hints], [slider, download, summary, details],
               api_name="colorize",
               concurrency_id="compute", preprocess=False)

@@ -1,0 +1,151 @@
+"""ColorizeHint: ColorizeLab plus user colour hints, with a regression or a classification head.
+
+Inputs (models/io.py contract, spec.hint_inputs): grey (N,1,H,W) L/100, hint_ab (N,2,H,W) = hint a, b
+divided by AB_RANGE (so in [-1, 1]; zero where there is no hint) and hint_mask (N,1,H,W), 1 where a
+hint is given. All-zero hints are automatic mode (Zhang et al. 2017, "Real-Time User-Guided Image
+Colorization"). Output: RGB (N,3,H,W) in [0,1] with the exact input lightness, as ColorizeLab.
+
+Why this shape: it is ColorizeLab with a 4-channel stem (the hint channels' first-layer weights start
+at zero, so a warm start from colorize_lab begins exactly where it is) and a zero-initialised hint
+skip that adds the quarter-resolution hint maps to the decoder output, so a hint reaches the head
+without having to survive the bottleneck. `head`:
+  - "regress": tanh ab as ColorizeLab (trained with L1 + saturation, train/colorize_losses.chroma_loss);
+  - "classify": logits over the in-gamut ab bins (grid 10, Zhang et al. 2016, "Colorful Image
+    Colorization") decoded by the annealed mean (softmax at `temperature`, then the expected bin
+    centre), trained with rebalanced cross-entropy (train/colorize_losses.bin_classification_loss).
+`chroma_gain` scales the decoded ab in both cases (chosen on held-out training images).
+
+Hints also steer the output directly (`propagate_hints`, no weights): the difference between each
+hint and the prediction under it is spread by a pull-push pyramid (normalised averages over cells
+of 1, 2, 4, ... quarter-resolution pixels, each level falling back on the coarser one where it has
+no hint), and added to the prediction. Hinted pixels get their hint's colour, nearby pixels follow,
+a few hints correct the whole image's tint; with no hint the correction is exactly zero. The
+learned paths above refine this during training.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .colorize_lab import AB_RANGE, ColorizeLab
+from .lab_color import lab_to_rgb, rgb_to_lab
+
+HEADS = ("regress", "classify")
+BIN_GRID = 10.0  # ab bin spacing in Lab units (Zhang 2016)
+ANNEALED_T = 0.38  # Zhang 2016's annealed-mean temperature
+PYRAMID_LEVELS = 8  # quarter resolution halved 7 times: 1x1 for chroma inputs up to 512 px
+SUPPORT = 0.05  # hinted share of a cell at which its own hints and the coarser estimate weigh equally
+
+
+def _halve(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """2x2 average with stride 2 over a zero-padded map: ceil(s/2) cells at any size, 1 px included. A
+    depthwise conv, not AvgPool: OpenVINO refuses a 2-px pooling window over a 1-px map."""
+    weight = torch.full((channels, 1, 2, 2), 0.25, dtype=x.dtype, device=x.device)
+    return F.conv2d(F.pad(x, (0, 1, 0, 1)), weight, stride=2, groups=channels)
+
+
+def propagate_hints(residual: torch.Tensor, mask: torch.Tensor, levels: int = PYRAMID_LEVELS) -> torch.Tensor:
+    """Pull-push fill of sparse (N,2,h,w) `residual` (zero off the hints) given hint `mask` (N,1,h,w):
+    dense (N,2,h,w) that equals the residual where mask is 1 and blends towards coarser averages away
+    from hints. Only AvgPool, Resize and arithmetic (exports to ONNX/TensorRT). No hints -> zeros."""
+    sums, masses = [residual], [mask]
+    for _ in range(levels - 1):
+        sums.append(_halve(sums[-1], 2))
+        masses.append(_halve(masses[-1], 1))
+    estimate = sums[-1] / (masses[-1] + 1e-6)
+    for total, mass in zip(reversed(sums[:-1]), reversed(masses[:-1])):
+        coarse = F.interpolate(estimate, size=total.shape[-2:], mode="bilinear", align_corners=False)
+        estimate = (total + SUPPORT * coarse) / (mass + SUPPORT)
+    return estimate
+
+
+@lru_cache(maxsize=4)
+def ab_bins(grid: float = BIN_GRID) -> torch.Tensor:
+    """(Q,2) centres of the ab grid cells that hold an sRGB colour at some lightness (Q=2xx at grid 10).
+
+    A centre counts as in gamut when Lab -> RGB (clipped) -> Lab returns it within half a cell, at
+    any of 51 lightness levels; deterministic, so the bins never need storing."""
+    centres = torch.arange(-AB_RANGE, AB_RANGE + 1e-6, grid)
+    a, b = torch.meshgrid(centres, centres, indexing="ij")
+    ab = torch.stack([a.flatten(), b.flatten()], dim=1)  # (G,2)
+    lightness = torch.linspace(2.0, 98.0, 51)
+    lab = torch.cat([lightness.view(-1, 1, 1).expand(-1, ab.shape[0], 1),
+                     ab.unsqueeze(0).expand(lightness.numel(), -1, -1)], dim=2)  # (L,G,3)
+    img = lab.permute(2, 0, 1).unsqueeze(0).double()
+    back = rgb_to_lab(lab_to_rgb(img))[0, 1:]  # (2,L,G)
+    error = (back - img[0, 1:]).abs().amax(dim=0)  # (L,G)
+    keep = (error < grid / 2).any(dim=0)
+    return ab[keep].float().contiguous()
+
+
+class ColorizeHint(ColorizeLab):
+    def __init__(self, widths: Sequence[int] = (32, 64, 96, 128), chroma_gain: float = 1.0, head: str = "regress",
+                 temperature: float = ANNEALED_T):
+        super().__init__(widths, chroma_gain)
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, not {head!r}")
+        self.head_kind, self.temperature = head, float(temperature)
+        self.stem[0] = nn.Conv2d(4, 16, 3, stride=2, padding=1)  # grey, hint a, hint b, hint mask
+        with torch.no_grad():
+            self.stem[0].weight[:, 1:].zero_()
+        self.hint_skip = nn.Conv2d(3, self.head.in_channels, 3, padding=1)
+        nn.init.zeros_(self.hint_skip.weight)
+        nn.init.zeros_(self.hint_skip.bias)
+        if head == "classify":
+            bins = ab_bins()
+            self.head = nn.Conv2d(self.head.in_channels, bins.shape[0], 1)
+            self.register_buffer("bins", bins.t().reshape(2, -1, 1, 1).clone(), persistent=False)
+
+    def logits_or_ab(self, grey: torch.Tensor, hint_ab: torch.Tensor, hint_mask: torch.Tensor) -> torch.Tensor:
+        """The head's quarter-resolution output: bin logits (classify) or ab in Lab units (regress)."""
+        hints = torch.cat([hint_ab * hint_mask, hint_mask], dim=1)
+        x = self.features(torch.cat([grey - 0.5, hints], dim=1))
+        x = x + self.hint_skip(F.avg_pool2d(hints, 4, ceil_mode=True) * 4.0)  # the features' ceil(H/4) x ceil(W/4)
+        out = self.head(x)
+        return out if self.head_kind == "classify" else torch.tanh(out) * AB_RANGE
+
+    def decode(self, out: torch.Tensor) -> torch.Tensor:
+        """Head output -> ab in Lab units (classify: annealed mean over the bins)."""
+        if self.head_kind == "regress":
+            return out
+        probs = torch.softmax(out / self.temperature, dim=1)
+        return F.conv2d(probs, self.bins)
+
+    def predict_ab(self, grey: torch.Tensor, hint_ab: torch.Tensor = None, hint_mask: torch.Tensor = None,
+                   gain: float = 1.0) -> torch.Tensor:
+        """(N,1,H,W) L/100 and hints -> (N,2,H,W) a, b in Lab units: the prediction times `gain`, plus the
+        propagated hint corrections (so hinted colours stay exact at any gain); no hints = automatic."""
+        if hint_ab is None:
+            hint_ab = grey.new_zeros(grey.shape[0], 2, *grey.shape[2:])
+            hint_mask = grey.new_zeros(grey.shape)
+        ab = self.decode(self.logits_or_ab(grey, hint_ab, hint_mask)) * gain
+        mask = F.avg_pool2d(hint_mask, 4, ceil_mode=True)  # quarter resolution (AvgPool exports; adaptive does not)
+        hinted = F.avg_pool2d(hint_ab * hint_mask, 4, ceil_mode=True) * AB_RANGE
+        ab = ab + propagate_hints(hinted - ab * mask, mask)
+        return F.interpolate(ab, size=grey.shape[-2:], mode="bilinear", align_corners=False)
+
+    def forward(self, grey: torch.Tensor, hint_ab: torch.Tensor = None, hint_mask: torch.Tensor = None) -> torch.Tensor:
+        ab = self.predict_ab(grey, hint_ab, hint_mask, self.chroma_gain)
+        return lab_to_rgb(torch.cat([grey * 100.0, ab], dim=1))
+
+
+def warm_start_from_lab(model: ColorizeHint, state: dict) -> int:
+    """Copy a ColorizeLab state dict into `model` where shapes allow; the grey channel of the stem's
+    first conv is copied and its hint channels stay zero. Returns how many tensors were taken."""
+    own = model.state_dict()
+    taken = 0
+    for name, tensor in state.items():
+        if name not in own:
+            continue
+        if own[name].shape == tensor.shape:
+            own[name] = tensor.clone()
+            taken += 1
+        elif name == "stem.0.weight" and own[name].shape[1] == 4 and tensor.shape[1] == 1:
+            own[name] = torch.cat([tensor, torch.zeros_like(tensor).repeat(1, 3, 1, 1)], dim=1)
+            taken += 1
+    model.load_state_dict(own)
+    return taken

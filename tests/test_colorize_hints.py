@@ -1,0 +1,232 @@
+"""Colour hints and video colorization: encoding, validation messages, zero hints == automatic, the
+warm start, export parity with the hint inputs, chroma carried along a clip, and scene-cut re-anchoring."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models import get_spec, save_checkpoint
+from models.colorize_hint import ColorizeHint, ab_bins, propagate_hints, warm_start_from_lab
+from models.colorize_lab import AB_RANGE, ColorizeLab
+from models.hints import encode_hints, rgb_to_ab, truth_hints
+from serve.colorize_hints import MAX_HINTS, check_hints, parse_colour
+from serve.contract import InputError
+
+TINY = {"widths": [8, 16], "head": "classify"}
+
+
+@pytest.fixture(scope="module")
+def tiny_hint_weights(tmp_path_factory):
+    """A small, randomly perturbed classification-head hint model (chroma is non-zero, hints matter)."""
+    torch.manual_seed(0)
+    model = ColorizeHint(**TINY)
+    for p in model.parameters():
+        p.data.add_(torch.randn_like(p) * 0.05)
+    path = tmp_path_factory.mktemp("hint_weights") / "colorize_hint_cls.safetensors"
+    save_checkpoint(path, model, arch="colorize_hint", args=dict(TINY))
+    yield path
+    from serve.runtime import clear_cache
+
+    clear_cache()
+
+
+# ---------------------------------------------------------------- encoding and validation
+
+def test_encode_hints_paints_the_chroma_at_the_scaled_position():
+    red = (1.0, 0.0, 0.0)
+    hint_ab, mask = encode_hints([(100, 50, red)], 40, 60, source_hw=(80, 200), patch=3)
+    ys, xs = np.nonzero(mask[0, 0])
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (24, 26, 29, 31)  # (100.5*60/200, 50.5*40/80) = (30, 25)
+    want = rgb_to_ab(np.array([red])) / AB_RANGE
+    assert np.allclose(hint_ab[0, :, 25, 30], want[0], atol=1e-5) and want[0, 0] > 0.5  # red: large +a
+    assert not hint_ab[0, :, mask[0, 0] == 0].any()
+    none_ab, none_mask = encode_hints([], 8, 8)
+    assert not none_ab.any() and not none_mask.any()
+
+
+def test_truth_hints_are_reproducible_and_inside():
+    rgb = np.random.default_rng(1).random((30, 40, 3), dtype=np.float32)
+    a, b = truth_hints(rgb, 5, seed=3), truth_hints(rgb, 5, seed=3)
+    assert a == b and len(a) == 5 and all(2 <= x < 38 and 2 <= y < 28 for x, y, _ in a)
+
+
+@pytest.mark.parametrize("colour, want", [("#ff8000", (1.0, 128 / 255, 0.0)), ("#fff", (1.0, 1.0, 1.0)),
+                                          ("rgba(255, 0, 0, 0.5)", (1.0, 0.0, 0.0)), ([0, 255, 0], (0.0, 1.0, 0.0))])
+def test_colour_formats(colour, want):
+    assert np.allclose(parse_colour(colour), want)
+
+
+@pytest.mark.parametrize("hints, message", [
+    ([[100, 5, "#ff0000"]], "outside the 100x50 image"),
+    ([[-1, 5, "#ff0000"]], "outside"),
+    ([[1, 5, [300, 0, 0]]], "out of range"),
+    ([[1, 5, [-1, 0, 0]]], "out of range"),
+    ([[1, 5, "#zzzzzz"]], "is not a colour"),
+    ([[1, float("nan"), "#ff0000"]], "finite number"),
+    ([[1, 5]], "must be [x, y, colour]"),
+    ("red", "list of [x, y, colour]"),
+    ([[1, 1, "#ff0000"]] * (MAX_HINTS + 1), "too many"),
+])
+def test_bad_hints_get_clear_messages(hints, message):
+    with pytest.raises(InputError, match=None) as info:
+        check_hints(hints, 100, 50)
+    assert message in str(info.value)
+
+
+def test_good_hints_pass():
+    assert check_hints(None, 10, 10) == [] and check_hints([], 10, 10) == []
+    assert check_hints([{"x": 9.5, "y": 0, "colour": "#000000"}], 10, 10) == [(9.5, 0.0, (0.0, 0.0, 0.0))]
+
+
+# ---------------------------------------------------------------- model
+
+def test_bins_and_contract():
+    bins = ab_bins()
+    assert 200 < bins.shape[0] < 320 and bins.abs().max() <= AB_RANGE
+    spec = get_spec("colorize_hint_cls")
+    assert spec.io.input_names == ("grey", "hint_ab", "hint_mask") and spec.io.output_names == ("rgb",)
+
+
+def test_propagation_is_zero_without_hints_and_exact_at_a_hint():
+    residual, mask = torch.zeros(1, 2, 16, 24), torch.zeros(1, 1, 16, 24)
+    assert not propagate_hints(residual, mask).any()
+    residual[0, :, 5, 7], mask[0, 0, 5, 7] = torch.tensor([30.0, -20.0]), 1.0
+    out = propagate_hints(residual, mask)
+    assert torch.allclose(out[0, :, 5, 7], torch.tensor([30.0, -20.0]), atol=3.0)
+    assert 0 < out[0, 0, 15, 23] < out[0, 0, 5, 9] < 30.0  # fades with distance, same sign
+
+
+@pytest.mark.parametrize("head", ["regress", "classify"])
+def test_zero_hints_is_automatic_mode(head):
+    torch.manual_seed(1)
+    model = ColorizeHint(widths=(8, 16), head=head).eval()
+    for p in model.parameters():
+        p.data.add_(torch.randn_like(p) * 0.05)
+    grey = torch.rand(2, 1, 32, 48)
+    zeros = torch.zeros(2, 2, 32, 48), torch.zeros(2, 1, 32, 48)
+    with torch.no_grad():
+        auto = model.predict_ab(grey)
+        assert torch.equal(model.predict_ab(grey, *zeros), auto)
+        hint_ab, mask = zeros[0].clone(), zeros[1].clone()
+        hint_ab[:, :, 10:15, 10:15], mask[:, :, 10:15, 10:15] = 0.5, 1.0
+        hinted = model.predict_ab(grey, hint_ab, mask)
+    assert (hinted - auto).abs().max() > 1.0  # hints change the colours
+    assert torch.allclose(hinted[:, :, 12, 12], torch.full((2, 2), 0.5 * AB_RANGE), atol=12.0)
+
+
+def test_warm_start_reproduces_colorize_lab():
+    torch.manual_seed(2)
+    lab = ColorizeLab(widths=(8, 16), chroma_gain=0.7)
+    for p in lab.parameters():
+        p.data.add_(torch.randn_like(p) * 0.05)
+    hint = ColorizeHint(widths=(8, 16), chroma_gain=0.7, head="regress")
+    assert warm_start_from_lab(hint, lab.state_dict()) == len(lab.state_dict())
+    grey = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        got = hint.eval()(grey, torch.zeros(1, 2, 32, 32), torch.zeros(1, 1, 32, 32))
+        assert torch.allclose(got, lab.eval()(grey), atol=1e-6)
+
+
+def test_export_parity_with_hint_inputs(tmp_path, tiny_hint_weights):
+    from export.onnx_export import export_onnx, read_onnx_record
+
+    path = export_onnx("colorize_hint_cls", tiny_hint_weights, tmp_path)
+    record = read_onnx_record(path)
+    assert [t["name"] for t in record["inputs"]] == ["grey", "hint_ab", "hint_mask"]
+    assert max(record["parity"]["max_abs_error"].values()) <= 1e-4
+
+
+# ---------------------------------------------------------------- serving
+
+def _colorize(image, weights, **kw):
+    from serve.colorize import colorize
+
+    return colorize(image, "colorize_hint_cls", "torch-cpu", weights_path=str(weights), **kw)
+
+
+def test_serve_hints(tiny_hint_weights):
+    grey = np.tile(np.linspace(0.2, 0.8, 64, dtype=np.float32), (48, 1))
+    auto = _colorize(grey, tiny_hint_weights)
+    assert np.array_equal(_colorize(grey, tiny_hint_weights, hints=[]).image, auto.image)
+    blue = _colorize(grey, tiny_hint_weights, hints=[(30, 20, "#2050ff")])
+    assert blue.info["hints"] == 1
+    assert blue.image[20, 30, 2] > auto.image[20, 30, 2] + 0.05  # bluer where the hint is
+    with pytest.raises(InputError, match="outside"):
+        _colorize(grey, tiny_hint_weights, hints=[(64, 0, "#ffffff")])
+    colour = np.dstack([grey, grey * 0.5, grey])
+    note = _colorize(colour, tiny_hint_weights, hints=[(1, 1, "#ff0000")]).info["note"]
+    assert "turned grey" in note and "hints" in note
+
+
+def test_hints_refused_by_a_model_without_hint_inputs():
+    from serve.colorize import colorize
+
+    with pytest.raises(InputError, match="takes no colour hints"):
+        colorize(np.zeros((32, 32), np.float32), "colorize_lab", "torch-cpu", hints=[(1, 1, "#ff0000")],
+                 weights_path="/nonexistent.safetensors")
+
+
+# ---------------------------------------------------------------- video
+
+class ShiftFlow:
+    """The true flow of a clip that moves right by `dx` px a frame (F_t->t-1 = -dx)."""
+
+    def __init__(self, dx: float):
+        self.dx = dx
+
+    def __call__(self, grey_prev, grey_cur):
+        h, w = grey_cur.shape
+        flow = torch.zeros(1, 2, h, w)
+        flow[:, 0] = -self.dx
+        return flow
+
+
+def _moving_clip(frames: int = 5, dx: int = 3):
+    rng = np.random.default_rng(0)
+    base = np.clip(rng.random((64, 160), dtype=np.float32) * 0.3 + np.linspace(0.2, 0.7, 160), 0, 1)
+    base = torch.nn.functional.avg_pool2d(torch.from_numpy(base)[None, None], 5, 1, 2)[0, 0].numpy()
+    return [np.ascontiguousarray(np.roll(base, dx * t, axis=1)[:, 16:144]) for t in range(frames)]
+
+
+def test_video_chroma_follows_the_motion(tiny_hint_weights):
+    from serve.colorize_video import colorize_frames
+
+    clip = _moving_clip()
+    kw = {"model_name": "colorize_hint_cls", "backend": "torch-cpu", "weights_path": str(tiny_hint_weights),
+          "flow": ShiftFlow(3)}
+    _, per_frame = colorize_frames(clip, per_frame=True, **kw)
+    _, carried = colorize_frames(clip, **kw)
+    assert carried["keyframes"] == [0] and per_frame["flicker"] > 0
+    assert carried["flicker"] < 0.5 * per_frame["flicker"]
+    frames, _ = colorize_frames(clip, hints=[(60, 30, "#ff2020")], **kw)
+    assert frames[3][30, 69, 0] > frames[3][30, 69, 1] + 0.1  # the red hint moved 9 px right with the content
+    from serve.colorize_video import move_hints
+
+    flow = ShiftFlow(3)(clip[0], clip[1])
+    assert move_hints([(60, 30, "c"), (126, 5, "gone")], flow) == [(63.0, 30.0, "c")]
+
+
+def test_video_re_anchors_at_a_scene_cut(tiny_hint_weights):
+    from serve.colorize_video import colorize_frames
+
+    clip = _moving_clip(3) + [np.full((64, 128), 0.95, np.float32) - f * 0.5 for f in _moving_clip(2)]
+    kw = {"model_name": "colorize_hint_cls", "backend": "torch-cpu", "weights_path": str(tiny_hint_weights),
+          "flow": ShiftFlow(3)}
+    carried, info = colorize_frames(clip, **kw)
+    fresh, _ = colorize_frames(clip[3:], **kw)
+    assert info["keyframes"] == [0, 3]
+    assert np.allclose(carried[3], fresh[0], atol=1e-5)  # the cut frame is coloured anew, nothing carried over
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_runtimes_take_the_hint_inputs(tiny_hint_weights, backend):
+    pytest.importorskip("openvino" if backend == "openvino" else "onnxruntime")
+    grey = np.tile(np.linspace(0.2, 0.8, 64, dtype=np.float32), (48, 1))
+    hints = [(30, 20, "#2050ff"), (5, 40, [200, 40, 40])]
+    want = _colorize(grey, tiny_hint_weights, hints=hints).image
+    from serve.colorize import colorize
+
+    got = colorize(grey, "colorize_hint_cls", backend, weights_path=str(tiny_hint_weights), hints=hints)
+    assert got.info["hints"] == 2
+    assert np.abs(got.image - want).max() < 2e-3
