@@ -190,7 +190,7 @@ def test_triton_serves_the_apps_results_and_survives_bad_requests(triton_server,
         np.testing.assert_allclose(got[i], upscale(images[i], "flashsr_x2").image, atol=1e-6)
     grey = images[0]
     got = client.infer("colorize_lab", [infer_input(http, "image", grey[None], "UINT8")]).as_numpy("image")
-    np.testing.assert_allclose(got[0], colorize(grey).image, atol=1e-6)
+    np.testing.assert_allclose(got[0], colorize(grey, "colorize_lab").image, atol=1e-6)
 
     # concurrent single-image requests (tritonclient's async_infer: one connection each, in flight together);
     # the dynamic batcher may group them, and each still gets its own result
