@@ -60,20 +60,8 @@ class VideoFlashSR(nn.Module):
               for x in (lr, prev_lr)]
         x0, _, _ = pad_tensor_to_multiple(up[0], PAD_MULTIPLE)
         x1, _, _ = pad_tensor_to_multiple(up[1], PAD_MULTIPLE)
-        flow, mask = None, None
-        for block, s in zip(self.flow.blocks, self.flow.scales):
-            f = 1.0 / (2 * s)
-            a = F.interpolate(x0, scale_factor=f, mode="bilinear", align_corners=False)
-            b = F.interpolate(x1, scale_factor=f, mode="bilinear", align_corners=False)
-            plane = torch.zeros_like(a[:, :1])  # t = 0: F_t->1 is the flow frame0 -> frame1
-            if flow is None:
-                flow, mask = block(torch.cat([a, b, plane], 1), s)
-            else:
-                small = F.interpolate(flow, scale_factor=f, mode="bilinear", align_corners=False) * f
-                small_mask = F.interpolate(mask, scale_factor=f, mode="bilinear", align_corners=False)
-                wa, wb = backward_warp(a, small[:, :2]), backward_warp(b, small[:, 2:4])
-                d_flow, d_mask = block(torch.cat([a, b, wa, wb, plane, small_mask, small], 1), s)
-                flow, mask = flow + d_flow, mask + d_mask
+        # t = 0: FlowInterp's F_t->1 is the flow frame0 -> frame1
+        flow, _ = self.flow.estimate_flow(x0, x1, lr.new_zeros(lr.shape[0], 1, 1, 1))
         flow = flow[:, 2:4, : h * FLOW_UPSCALE, : w * FLOW_UPSCALE]
         return F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False) / FLOW_UPSCALE
 
