@@ -58,7 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     unc = p.add_argument_group("--task uncertainty")
     unc.add_argument("--estimator", choices=["mc", "tta"], default="mc", help="MC dropout or flip/rotation TTA")
     unc.add_argument("--passes", type=int, default=40, help="stochastic passes K (TTA uses at most 8)")
-    unc.add_argument("--chunk", type=int, default=8, help="passes per backend call")
+    unc.add_argument("--chunk", type=int, default=0,
+                     help="passes per backend call (0: as many as fit in serve.uncertainty.MC_CALL_BYTES)")
     unc.add_argument("--backend", default="auto", help="serve backend kind (auto, onnx-cpu, torch-cpu, ...)")
     unc.add_argument("--seed", type=int, default=0, help="seed of the dropout masks")
     args = p.parse_args(argv)

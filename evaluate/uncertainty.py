@@ -96,7 +96,7 @@ def image_scores(std_map: np.ndarray, mean: np.ndarray, single: np.ndarray, hr: 
 
 
 def evaluate_uncertainty(model_name: str, sets: Dict[str, list], passes: int = 40, estimator: str = "mc",
-                         backend: str = "auto", chunk: int = 8, seed: int = 0, weights=None,
+                         backend: str = "auto", chunk: int = 0, seed: int = 0, weights=None,
                          steps: int = SPARSIFICATION_STEPS, log=sys.stderr) -> List[dict]:
     """One row per set: model, set, spearman, ause, ause_proxy, psnr_mean, psnr_single (+ context)."""
     scale = get_spec(model_name).scale

@@ -200,7 +200,7 @@ def quantize_model(name: str, *, mc: bool = False, seed: int = 0, max_loss_db: f
     held = sr_crops(held_files, spec.scale, seed + 1)
     masks = None
     if mc:
-        from .mc import sample_masks
+        from models.mc_dropout import sample_masks
 
         model = load_model(name)
         masks = sample_masks(MC_SAMPLES, int(model.mask_channels), float(model.dropout_p), seed)

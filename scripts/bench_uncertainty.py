@@ -1,6 +1,8 @@
 """Uncertainty map timing: K MC-dropout passes over examples/hr_frame_crop.png (256x256) per backend/precision/chunk.
 
-    python scripts/bench_uncertainty.py [--passes 40] [--rounds 3] [--threads 2] onnx-cpu:fp32:8 openvino:int8:40 ...
+    python scripts/bench_uncertainty.py [--passes 40] [--rounds 3] [--threads 2] onnx-cpu:fp32:8 openvino:int8:0 ...
+
+CHUNK is the passes per backend call; 0 is the default's choice (serve.uncertainty.auto_chunk).
 
 Configs run interleaved (one run of each per round, median over rounds), so load from other processes
 hits them alike. Prints one JSON row per config: median seconds, speed-up over the first config, the mean
@@ -22,7 +24,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hr_frame_crop.p
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("configs", nargs="*", default=["onnx-cpu:fp32:8", "openvino:bf16:8", "openvino:int8:8"],
+    p.add_argument("configs", nargs="*", default=["onnx-cpu:fp32:0", "openvino:bf16:0", "openvino:int8:0"],
                    help="BACKEND:PRECISION:CHUNK (the first is the reference)")
     p.add_argument("--model", default="flashsr_x2")
     p.add_argument("--passes", type=int, default=40)

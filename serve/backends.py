@@ -89,6 +89,10 @@ class Backend(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook: most runtimes free themselves when dropped
         """Release runtime resources; the backend must not be used afterwards."""
 
+    def release_memory(self) -> None:  # noqa: B027 - optional hook: ORT without its arena keeps nothing
+        """Give back buffers the runtime keeps between calls (sized by the largest input so far); the
+        backend stays usable and allocates again on its next call."""
+
     def describe(self) -> Dict[str, str]:
         return {"backend": self.kind, "provider": self.provider, "device": self.device, "model": self.model_name,
                 "precision": self.precision, **({"variant": "mc"} if self.mc else {})}

@@ -38,7 +38,7 @@ from .backends import Backend, module_available
 from .memory import release_free_heap
 from .precision import RUNTIME_OF_KIND, parse_precision, read_record
 from .runtime import RECOVERABLE_ERRORS, get_backend, onnx_path_for
-from .tiling import plan_for, tiled_apply
+from .tiling import call_pixel_budget, plan_for, tiled_apply
 
 NAMED_SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "1440p": (2560, 1440), "2160p": (3840, 2160),
                "4k": (3840, 2160)}
@@ -133,16 +133,21 @@ def time_runs(call, runs: int, warmup: int, cuda: bool) -> List[float]:
     return times
 
 
+def _scalar_feed(tensor, count: int) -> np.ndarray:
+    """0.5 per sample, in the tensor's rank: a timestep is (N,1,1,1), a strength (N,1)."""
+    return np.full((count,) + (1,) * (tensor.rank - 1), 0.5, np.float32)
+
+
 def feeds_for(backend: Backend, x: np.ndarray) -> Dict[str, np.ndarray]:
     """Inputs for every tensor of the model's contract, built from the one image `x`.
 
     Extra image inputs (interpolation's second frame) get `x` shifted by 4 px so there is motion;
-    non-image inputs (the timestep) get 0.5 per sample.
+    non-image inputs (a timestep, a denoise strength) get 0.5 per sample.
     """
     feeds: Dict[str, np.ndarray] = {}
     for index, tensor in enumerate(backend.inputs):
         if tensor.channels is None:
-            feeds[tensor.name] = np.full((x.shape[0], 1, 1, 1), 0.5, np.float32)
+            feeds[tensor.name] = _scalar_feed(tensor, x.shape[0])
         else:
             feeds[tensor.name] = x if index == 0 else np.ascontiguousarray(np.roll(x, 4, axis=3))
     return feeds
@@ -191,21 +196,27 @@ def recorded_change(model: str, kind: str, precision: str, options: Dict[str, An
 
 def bench_one(backend: Backend, x: np.ndarray, scale: int, runs: int, warmup: int, tile: int) -> Dict[str, Any]:
     name_in, name_out = backend.inputs[0].name, backend.outputs[0].name
-    if len(backend.inputs) > 1:
+    controls = [t for t in backend.inputs[1:] if t.channels is None]  # per-image scalars (strength)
+
+    def run_tiles(batch: np.ndarray) -> np.ndarray:
+        return backend.run({name_in: batch, **{t.name: _scalar_feed(t, len(batch)) for t in controls}})[name_out]
+
+    if len(backend.inputs) > 1 + len(controls):
         feeds = feeds_for(backend, x)
-        call = lambda: backend.run(feeds)  # noqa: E731  (multi-input models are not tiled here)
+        call = lambda: backend.run(feeds)[name_out]  # noqa: E731  (two-image models are not tiled here)
     elif tile > 0:
-        plan = plan_for(backend.receptive_radius, tile=tile)
-        call = lambda: tiled_apply(lambda b: backend.run({name_in: b})[name_out], x, scale, plan,  # noqa: E731
-                                   backend.spec.pad_multiple)
+        spec = backend.spec  # the tiles and batches serve.sr would run (the model's tile cap and call budget)
+        plan = plan_for(backend.receptive_radius, tile=min(tile, spec.max_tile) if spec.max_tile else tile)
+        call = lambda: tiled_apply(run_tiles, x, scale, plan, spec.pad_multiple,  # noqa: E731
+                                   max_call_pixels=call_pixel_budget(spec))[0]
     else:
-        call = lambda: backend.run({name_in: x})  # noqa: E731
+        call = lambda: run_tiles(x)  # noqa: E731
     cuda = backend.device == "cuda" and _torch_cuda()
     with PeakMemory(backend) as mem:
         times = time_runs(call, runs, warmup, cuda)
     median = statistics.median(times)
     out_pixels = x.shape[2] * x.shape[3] * scale * scale
-    output = backend.run(feeds_for(backend, x))[backend.outputs[0].name]
+    output = call()  # the timed path again (an untiled 720p pass here held ~1 GB more than the tiled runs)
     return {"output": output, "median_ms": round(median, 3), "p90_ms": round(float(np.percentile(times, 90)), 3),
             "mpix_per_s": round(out_pixels / 1e6 / (median / 1000.0), 3), "peak_mem_mb": round(mem.peak / 2**20, 1),
             "mem_kind": mem.kind, "times_ms": [round(t, 3) for t in times]}

@@ -236,6 +236,13 @@ def loaded_backends() -> List[Backend]:
         return list({id(b): b for b in _cache.values()}.values())
 
 
+def release_idle_memory() -> None:
+    """Every loaded backend gives back the buffers it keeps between calls (after a request: a server's
+    resident memory then returns to the size of its loaded models, whatever the largest input was)."""
+    for backend in loaded_backends():
+        backend.release_memory()
+
+
 def get_backend(model_name: str, kind: str = "auto", **options) -> Backend:
     """The cached backend for (model, kind, options), created on first use; safe to call from many threads.
 

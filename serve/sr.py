@@ -32,7 +32,7 @@ from models.registry import DEFAULT_STRENGTH
 from .contract import InputError, cli_main
 from .resize_plan import MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS, plan_resize, resize_float
 from .runtime import get_backend
-from .tiling import bounded_tile, plan_for, tiled_apply
+from .tiling import bounded_tile, call_pixel_budget, plan_for, tiled_apply
 
 
 @dataclass
@@ -141,10 +141,11 @@ def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x
             feeds["strength"] = np.full((batch.shape[0], 1), strength, dtype=np.float32)
         return runner.run(feeds)[name_out]
 
-    out, tiles = tiled_apply(run_tiles, lr, spec.scale, plan,
-                             spec.pad_multiple, progress)
+    out, tiles = tiled_apply(run_tiles, lr, spec.scale, plan, spec.pad_multiple, progress,
+                             max_call_pixels=call_pixel_budget(spec))
     seconds = time.perf_counter() - started
-    rgb = np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0)
+    rgb = np.clip(out[0], 0.0, 1.0, out=out[0]).transpose(1, 2, 0)  # in place: 16 MP of float RGB is 192 MB
+    del out
     if decoded.was_grey:
         mean = rgb.mean(axis=2, keepdims=True)
         rgb = mean if grey == "single" else np.repeat(mean, 3, axis=2)

@@ -23,6 +23,10 @@ import numpy as np
 
 RunBatch = Callable[[np.ndarray], np.ndarray]  # (N,C,h,w) -> (N,C',h*s,w*s)
 MAX_TILE = int(os.environ.get("STSR_MAX_TILE", 1024))  # the largest tile side "whole image" (tile=0) runs at
+# Input pixels one runtime call may take (tiles x tile area). A call's activations grow with it (64 float
+# channels per pixel: 4 tiles of 512 px held ~1.3 GB in ORT, one 0.45 GB), and batching large tiles does
+# not make a CPU faster, so large tiles run one per call. Raise it on a GPU for throughput.
+MAX_CALL_PIXELS = int(os.environ.get("STSR_MAX_CALL_PIXELS", 512 * 512))
 
 
 def bounded_tile(tile: int, height: int, width: int) -> int:
@@ -155,11 +159,21 @@ def pad_to_multiple(image: np.ndarray, multiple: int) -> Tuple[np.ndarray, Tuple
     return np.pad(image, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode), (h, w)
 
 
+def call_pixel_budget(spec) -> int:
+    """Input pixels one call of `spec`'s model may take: MAX_CALL_PIXELS, over scale^2 for architectures
+    with 64-channel features at the output size (spec.max_tile): their memory per input pixel is scale^2
+    higher (four 256 px tiles of srresnet_x4 in one call held 3.2 GB, one ~0.8 GB)."""
+    return MAX_CALL_PIXELS // (spec.scale ** 2) if spec.max_tile else MAX_CALL_PIXELS
+
+
 def tiled_apply(run_batch: RunBatch, image: np.ndarray, scale: int, plan: TilePlan, pad_multiple: int = 1,
-                progress: Optional[Callable[[int, int], None]] = None) -> Tuple[np.ndarray, int]:
+                progress: Optional[Callable[[int, int], None]] = None,
+                max_call_pixels: Optional[int] = None) -> Tuple[np.ndarray, int]:
     """Run `run_batch` over (N,C,H,W) `image` in tiles; returns ((N,C',H*s,W*s) float32, tiles run).
 
-    `progress(done, total)` is called after each batch (for UI progress bars).
+    `progress(done, total)` is called after each batch (for UI progress bars). A batch holds at most
+    `plan.batch_size` tiles and at most `max_call_pixels` (default MAX_CALL_PIXELS, see call_pixel_budget)
+    input pixels, but always one tile.
     """
     if image.ndim != 4 or 0 in image.shape:
         raise ValueError(f"tiled_apply needs a non-empty (N,C,H,W) array, got shape {image.shape}")
@@ -171,10 +185,12 @@ def tiled_apply(run_batch: RunBatch, image: np.ndarray, scale: int, plan: TilePl
     boxes = [(n, y, x) for n in range(padded.shape[0]) for y in ys for x in xs]
     weight_y = {y: edge_weights(th * scale, scale, y > 0, y + th < hp, plan) for y in ys}
     weight_x = {x: edge_weights(tw * scale, scale, x > 0, x + tw < wp, plan) for x in xs}
+    budget = MAX_CALL_PIXELS if max_call_pixels is None else max_call_pixels
+    per_call = max(1, min(plan.batch_size, budget // (th * tw)))
     acc: Optional[np.ndarray] = None
     weight_sum = np.zeros((hp * scale, wp * scale), dtype=np.float32)
-    for first in range(0, len(boxes), plan.batch_size):
-        chunk = boxes[first:first + plan.batch_size]
+    for first in range(0, len(boxes), per_call):
+        chunk = boxes[first:first + per_call]
         batch = np.stack([padded[n, :, y:y + th, x:x + tw] for n, y, x in chunk])
         out = np.asarray(run_batch(batch), dtype=np.float32)
         if out.shape[0] != len(chunk) or out.shape[-2:] != (th * scale, tw * scale):
@@ -188,6 +204,6 @@ def tiled_apply(run_batch: RunBatch, image: np.ndarray, scale: int, plan: TilePl
             if n == 0:
                 weight_sum[region] += win
         if progress is not None:
-            progress(min(first + plan.batch_size, len(boxes)), len(boxes))
-    acc /= np.maximum(weight_sum, 1e-12)
+            progress(min(first + per_call, len(boxes)), len(boxes))
+    acc /= np.maximum(weight_sum, 1e-12, out=weight_sum)
     return acc[:, :, : h * scale, : w * scale], len(boxes)

@@ -48,6 +48,8 @@ def main(argv=None) -> int:
                    + ", ".join(f"{k} {e.default_crf}" for k, e in ENCODERS.items()))
     p.add_argument("--pix-fmt", default=DEFAULT_PIX_FMT, choices=PIX_FMTS)
     p.add_argument("--backend", default="auto", help="auto, torch, onnx, trt or a kind from serve.runtime.KINDS")
+    p.add_argument("--precision", default="fp32", help="fp32 (exact), bf16, int8 or auto (serve.precision): "
+                   "the SR and interpolation models' precision")
     p.add_argument("--segment-frames", type=int, default=DEFAULT_SEGMENT_FRAMES,
                    help="output frames per segment (the unit of resume)")
     p.add_argument("--no-resume", action="store_true", help="start over even if a work folder of this job exists")
@@ -76,7 +78,8 @@ def main(argv=None) -> int:
                                  interp_model=args.interp_model, sr_model=args.sr, backend=args.backend,
                                  encoder=args.encoder, crf=args.crf, pix_fmt=args.pix_fmt, dedup=args.dedup,
                                  keep_audio=not args.no_audio, keep_subtitles=not args.no_subtitles,
-                                 segment_frames=args.segment_frames, resume=not args.no_resume, progress=progress)
+                                 segment_frames=args.segment_frames, resume=not args.no_resume, progress=progress,
+                                 precision=args.precision)
         except KeyboardInterrupt:
             bar.close()
             print(f"stopped; the finished segments are kept in {out.parent / ('.' + out.name + '.work')}: "

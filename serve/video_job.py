@@ -304,7 +304,7 @@ def _sr_stage(sr_model: str, backend: str, options: dict):
 
     def run(frame: np.ndarray) -> np.ndarray:
         result = upscale(frame, sr_model, backend, **options)
-        info["backend"] = {k: result.info.get(k) for k in ("backend", "provider")}
+        info["backend"] = {k: result.info.get(k) for k in ("backend", "provider", "precision")}
         return to_uint8(result.image[..., :3])
 
     return run, info

@@ -20,9 +20,13 @@ class FakeBackend:
         self.model_name, self.kind, self.precision = name, kind, precision
         self.provider, self.skipped, self.precision_note, self.selection_reason = f"fake {kind}", [], "", ""
         self.closed = False
+        self.released = 0
 
     def close(self):
         self.closed = True
+
+    def release_memory(self):
+        self.released += 1
 
 
 @pytest.fixture
@@ -52,6 +56,24 @@ def test_cache_keeps_at_most_the_cap_and_drops_the_least_recently_used(fake_runt
     assert len(loaded) == 2 and b not in loaded and a in loaded and c in loaded
     assert runtime.get_backend("flashsr_x4", "onnx-cpu") is not b  # dropped: created again
     assert len(fake_runtime) == 4 and len(runtime.loaded_backends()) == 2
+
+
+def test_after_a_request_every_loaded_backend_gives_back_its_buffers(fake_runtime):
+    """#22: the app's request wrapper (ui.common.user_errors) releases what runtimes keep between calls."""
+    from ui.common import user_errors
+
+    loaded = [runtime.get_backend(name, "onnx-cpu") for name in ("flashsr_x2", "flashsr_x4")]
+    user_errors(lambda: "done")()
+    assert [b.released for b in loaded] == [1, 1]
+
+
+@needs_openvino
+def test_openvino_releases_its_buffers_and_runs_the_same_afterwards(exported):
+    backend = runtime.create_backend("flashsr_x2", "openvino-cpu", onnx_path=str(exported[("flashsr_x2", False)]))
+    feeds = _feeds(backend, 48, 40)
+    before = backend.run(feeds)["sr"]
+    backend.release_memory()
+    assert np.array_equal(backend.run(feeds)["sr"], before)
 
 
 def test_one_backend_under_two_keys_counts_once(fake_runtime, monkeypatch):
@@ -200,6 +222,20 @@ def test_int8_export_records_its_quality_and_runs_on_both_runtimes(exported, sha
         assert int8.precision == "int8" and int8.receptive_radius == fp32.receptive_radius
         for lr in _real_lr(shared_data):
             assert _psnr(int8.run({"lr": lr})["sr"], fp32.run({"lr": lr})["sr"]) > 35.0
+
+
+@pytest.mark.slow
+def test_int8_export_of_the_mc_variant(shared_data, tmp_path):
+    """`python -m export int8 --mc` (the uncertainty map's graph, masks as an input) quantizes and runs."""
+    from export.int8 import quantize_model
+
+    record = quantize_model("flashsr_x2", mc=True, out_dir=tmp_path, calibration=4, held_out=2)
+    assert record["calibration"]["count"] == 4 and "onnxruntime" in record["psnr_change_db"], record
+    if not record["refused"]:
+        int8 = runtime.create_backend("flashsr_x2", "onnx-cpu", precision="int8", mc=True,
+                                      onnx_path=str(tmp_path / "flashsr_x2_mc.onnx"))
+        feeds = _feeds(int8, 24, 24)
+        assert int8.run(feeds)["sr"].shape == (3, 3, 48, 48)
 
 
 def test_non_sr_models_are_refused_for_int8_with_a_reason(tmp_path):

@@ -118,3 +118,19 @@ def test_bytes_input(rgb_image):
     assert read_image(_png_bytes(rgb_image)).rgb.shape == (20, 30, 3)
     with pytest.raises(ImageLoadError, match="empty"):
         read_image(b"")
+
+
+def test_the_resized_preview_has_the_pixels_of_the_float_path(tmp_path):
+    """ui.common.save_resized_png skips bicubic_resize's float copy at the output size (192 MB at 16 MP)
+    and writes the same 8-bit pixels, with and without alpha."""
+    from PIL import Image
+
+    from common.resize import bicubic_resize
+    from ui.common import save_png, save_resized_png
+
+    rng = np.random.default_rng(3)
+    for channels in (3, 4):
+        img = rng.random((21, 30, channels), dtype=np.float32)
+        new = save_resized_png(img, (63, 90), tmp_path / f"new{channels}.png")
+        old = save_png(bicubic_resize(img, (63, 90)), tmp_path / f"old{channels}.png")
+        assert np.array_equal(np.asarray(Image.open(new)), np.asarray(Image.open(old)))

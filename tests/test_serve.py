@@ -293,6 +293,23 @@ def test_bench_smoke_prints_json_rows_and_writes_files(assets, tmp_path, capsys)
     assert len(saved["results"]) == 6 and (tmp_path / "bench.png").stat().st_size > 0
 
 
+def test_bench_compares_the_tiled_outputs_it_timed(assets, tmp_path, capsys):
+    """With --tile the quality column compares the tiled outputs (no extra untiled pass: #22's memory)."""
+    code = bench.main(["--models", "flashsr_x2", "--backends", "torch,onnx", "--sizes", "40", "--runs", "1",
+                       "--warmup", "0", "--json", "--tile", "24", "--weights", assets["x2"], "--out-dir", str(tmp_path)])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert code == 0 and [r["backend"] for r in rows] == ["torch", "onnx"]
+    assert rows[1]["psnr_vs_fp32_db"] > 60
+
+
+def test_bench_runs_models_with_a_strength_input(tmp_path, capsys):
+    """flashsr_real_* take a (N,1) strength beside the image; the benchmark fed (N,1,1,1) (load test, #22)."""
+    code = bench.main(["--models", "flashsr_real_x2", "--backends", "onnx", "--sizes", "40", "--runs", "1",
+                       "--warmup", "0", "--json", "--tile", "32", "--out-dir", str(tmp_path)])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert code == 0 and len(rows) == 1 and not rows[0]["skipped"] and rows[0]["median_ms"] > 0
+
+
 @pytest.fixture
 def fake_tensorrt(assets, monkeypatch):
     """Stand-ins for the tensorrt package and serve.trt_runtime, so TrtBackend's wiring runs on CPU."""

@@ -130,3 +130,23 @@ def test_bad_plans_are_rejected(kwargs):
 def test_runner_returning_the_wrong_scale_is_reported():
     with pytest.raises(ValueError, match="tile runner returned"):
         tiled_apply(nearest_x2, np.zeros((1, 3, 20, 20), np.float32), 4, TilePlan(tile=16, overlap=4, blend=0))
+
+
+def test_large_tiles_run_one_per_call_so_a_call_stays_within_the_pixel_budget(monkeypatch):
+    """#22: four 512 px tiles in one ORT call held 1.3 GB; the batch shrinks to MAX_CALL_PIXELS."""
+    import serve.tiling as tiling
+
+    calls = []
+
+    def record(batch):
+        calls.append(batch.shape[0])
+        return np.repeat(np.repeat(batch, 2, axis=2), 2, axis=3)
+
+    image = np.random.default_rng(0).random((1, 3, 200, 200), dtype=np.float32)
+    monkeypatch.setattr(tiling, "MAX_CALL_PIXELS", 64 * 64)
+    out, tiles = tiled_apply(record, image, 2, plan_for(4, tile=64, batch_size=4))
+    assert tiles > 4 and set(calls) == {1} and sum(calls) == tiles
+    calls.clear()
+    monkeypatch.setattr(tiling, "MAX_CALL_PIXELS", 2 * 64 * 64)
+    again, _ = tiled_apply(record, image, 2, plan_for(4, tile=64, batch_size=4))
+    assert max(calls) == 2 and np.array_equal(out, again)  # the batching never changes the result

@@ -25,6 +25,7 @@ from PIL import Image
 from common.images import DecodedImage, ImageLoadError, read_image, to_uint8
 from models import REGISTRY, ModelSpec
 from serve.memory import release_free_heap
+from serve.runtime import release_idle_memory
 
 from .cancel import JobCancelled
 from .inputs import EXAMPLES_DIR, RefusedInput, one_of, uploaded_file
@@ -133,6 +134,7 @@ def user_errors(fn: Callable) -> Callable:
             raise gr.Error(f"Internal error ({type(exc).__name__}); it was logged and the server is still running.",
                            print_exception=False) from None
         finally:
+            release_idle_memory()  # runtimes' buffers sized by this request's input (OpenVINO keeps them)
             release_free_heap()  # a request's large arrays are freed now: give their pages back
 
     return wrapper
@@ -162,6 +164,16 @@ def save_png(arr: np.ndarray, path: Path, compress_level: int = 1) -> str:
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     Image.fromarray(img).save(path, compress_level=compress_level)
+    return str(path)
+
+
+def save_resized_png(arr: np.ndarray, size_hw: tuple, path: Path) -> str:
+    """float [0,1] HxW(xC) -> PIL-bicubic resized to size_hw -> 8-bit PNG; the same pixels as
+    save_png(common.resize.bicubic_resize(...)), without its float copy at the output size (192 MB at 16 MP)."""
+    img = to_uint8(arr)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    Image.fromarray(img).resize((int(size_hw[1]), int(size_hw[0])), Image.BICUBIC).save(path, compress_level=1)
     return str(path)
 
 

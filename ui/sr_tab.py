@@ -25,6 +25,7 @@ from .common import (
     precision_select,
     progress_callback,
     save_png,
+    save_resized_png,
     user_errors,
     workdir,
 )
@@ -101,10 +102,10 @@ def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backe
     out = workdir("sr")
     stem = decoded.name.rsplit(".", 1)[0][:60] or "image"
     after = result.image
-    before = bicubic_resize(np.concatenate([decoded.rgb, decoded.alpha[..., None]], axis=2)
-                            if decoded.alpha is not None else decoded.rgb, after.shape[:2])
     after_png = save_png(after, out / f"{stem}_{spec.name}.png")
-    before_png = save_png(before, out / f"{stem}_bicubic.png")
+    before_png = save_resized_png(np.concatenate([decoded.rgb, decoded.alpha[..., None]], axis=2)
+                                  if decoded.alpha is not None else decoded.rgb, after.shape[:2],
+                                  out / f"{stem}_bicubic.png")
     download = str(save_image(result, out / f"{stem}_{spec.name}_out{EXTENSIONS[out_format]}",
                               format=out_format, quality=quality if out_format in LOSSY else None,
                               exif=decoded.exif))
