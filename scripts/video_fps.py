@@ -1,6 +1,7 @@
 """Video throughput by precision: the 52-frame 854x480 CDFI sequence at x2 SR and at x2 frame rate.
 
     python scripts/video_fps.py [--frames 52] [--threads 2] [--rounds 1] [--json runs/video_fps.json]
+        [--precisions "exact fp32,fast bf16,fastest int8,auto"]
 
 The frames ($STSR_DATA/vfi/sequences/cdfi_854x480) are first written as a lossless-quality MP4, then
 `serve.video.process_video` runs the whole job (decode, model, encode) for each (job, precision):
@@ -42,7 +43,10 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--precisions", default=",".join(label for label, _, _ in PRECISIONS),
+                   help="which rows, comma-separated (auto equals one of the others; its row shows which)")
     args = p.parse_args()
+    wanted = {label.strip() for label in args.precisions.split(",")}
     files = sorted((data_root() / "vfi" / "sequences" / "cdfi_854x480").glob("*.jpg"))[:args.frames]
     frames = [np.asarray(Image.open(f).convert("RGB")) for f in files]
     scratch = Path(tempfile.mkdtemp(prefix="stsr-video-fps-"))
@@ -56,7 +60,8 @@ def main() -> int:
         for job, settings in JOBS.items():
             for label, backend, precision in PRECISIONS:
                 key = (job, label)
-                if seconds.get(key) == "skipped" or (label in SR_ONLY and not settings["sr_model"]):
+                if seconds.get(key) == "skipped" or (label in SR_ONLY and not settings["sr_model"]) \
+                        or label not in wanted:
                     continue
                 try:
                     started = time.perf_counter()

@@ -65,12 +65,32 @@ def test_a_changed_checkpoint_makes_its_export_stale(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("git") is None or not (PROJECT_ROOT / ".git").exists(), reason="not a git checkout")
-def test_only_the_fp32_exports_are_committed():
+def test_the_fp32_exports_and_measured_low_precision_files_are_committed():
     names = ["flashsr_x2.onnx", "flashsr_x2.onnx.json", "flashsr_x2_mc.onnx", "flashsr_x2_mc.onnx.json",
-             "flashsr_x2.int8.onnx", "flashsr_x2.int8.onnx.json", "flashsr_x2.bf16.json", "flashsr_x2_fp16.onnx"]
+             "flashsr_x2.int8.onnx", "flashsr_x2.int8.onnx.json", "flashsr_x2.bf16.json", "flashsr_x2_fp16.onnx",
+             "flashsr_x2_fp16.onnx.json"]
     ignored = subprocess.run(["git", "check-ignore", *[f"weights/onnx/{n}" for n in names]], cwd=PROJECT_ROOT,
                              capture_output=True, text=True).stdout.split()
-    assert sorted(Path(p).name for p in ignored) == sorted(names[4:])
+    assert sorted(Path(p).name for p in ignored) == sorted(names[7:])
+
+
+SHIPPED_INT8 = ["flashsr_x2", "flashsr_x2_mc", "flashsr_x4", "flashsr_x4_mc", "flashsr_real_x2", "flashsr_real_x4"]
+
+
+@pytest.mark.parametrize("stem", SHIPPED_INT8)
+def test_shipped_int8_and_bf16_records_are_current(stem):
+    """The app's SR models ship their int8 file and bf16 record (`python -m export int8` needs torch, so a
+    lean Space could not make them); one measured on an older export would quietly leave `auto` at fp32."""
+    from serve.precision import read_record
+
+    fp32 = PROJECT_ROOT / "weights" / "onnx" / f"{stem}.onnx"
+    for precision in ("int8", "bf16"):
+        record, why = read_record(fp32, precision)
+        assert record is not None, f"{stem} {precision}: {why}; run `python -m export int8 --model " \
+                                   f"{stem.removesuffix('_mc')}{' --mc' * stem.endswith('_mc')}` and commit " \
+                                   "weights/onnx"
+    if not read_record(fp32, "int8")[0]["refused"]:
+        assert (fp32.parent / f"{stem}.int8.onnx").is_file()
 
 
 def _without_torch(tmp_path: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -309,3 +309,20 @@ def test_video_tab_options(upload_dir):
     frames, rate = _frames(out)
     assert out.endswith("_25fps_vp9.mp4") and rate == 25 and len(frames) == 15 and details["encoder"] == "vp9"
     assert "audio #1 aac (eng): copied" in text and "converted to mov_text" in text
+
+
+def test_the_video_cli_passes_the_precision_through(monkeypatch, tmp_path):
+    """`python -m serve.video --precision int8` reaches process_video (the CPU-speed choice, #15)."""
+    import serve.video as video_cli
+
+    seen = {}
+
+    def fake_process_video(source, out, **kwargs):
+        seen.update(kwargs)
+        return {"output": str(out), "frames_out": 0, "fps_out": 25.0, "codec": "h264", "input": str(source),
+                "seconds": 0.0, "notes": [], "streams": []}
+
+    monkeypatch.setattr(video_cli, "process_video", fake_process_video)
+    assert video_cli.main([str(tmp_path / "in.mp4"), "--sr", "flashsr_x2", "--precision", "int8"]) == 0
+    assert seen["precision"] == "int8" and seen["sr_model"] == "flashsr_x2"
+    assert video_cli.main([str(tmp_path / "in.mp4")]) == 0 and seen["precision"] == "fp32"
