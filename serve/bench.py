@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import numpy as np
 from models import CheckpointError, get_spec, save_checkpoint
 
 from .backends import Backend, module_available
-from .memory import release_free_heap
+from .memory import PeakMemory
 from .precision import RUNTIME_OF_KIND, parse_precision, read_record
 from .runtime import RECOVERABLE_ERRORS, get_backend, onnx_path_for
 from .tiling import call_pixel_budget, plan_for, tiled_apply
@@ -59,54 +58,6 @@ def parse_size(text: str) -> Tuple[int, int]:
     if w < 1 or h < 1:
         raise argparse.ArgumentTypeError(f"size '{text}' must be positive")
     return w, h
-
-
-def _status_kb(field: str) -> Optional[int]:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-class PeakMemory:
-    """Peak extra memory of a block of runs: host RSS growth, or CUDA allocator peak for torch on CUDA."""
-
-    def __init__(self, backend: Backend):
-        self.cuda = backend.device == "cuda" and backend.kind == "torch"
-        self.kind = "cuda_alloc" if self.cuda else "rss"
-
-    def __enter__(self):
-        if self.cuda:
-            import torch
-
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-            return self
-        release_free_heap()
-        try:
-            with open("/proc/self/clear_refs", "w") as fh:
-                fh.write("5")  # resets VmHWM to the current RSS
-            self.base, self.source = _status_kb("VmRSS") * 1024, "VmHWM"
-        except (OSError, TypeError):
-            self.base, self.source = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "ru_maxrss"
-        return self
-
-    def __exit__(self, *exc):
-        if self.cuda:
-            import torch
-
-            self.peak = torch.cuda.max_memory_allocated() - self.base
-        elif self.source == "VmHWM":
-            self.peak = (_status_kb("VmHWM") or 0) * 1024 - self.base
-        else:
-            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self.base
-        self.peak = max(int(self.peak), 0)
-        return False
 
 
 def time_runs(call, runs: int, warmup: int, cuda: bool) -> List[float]:

@@ -6,12 +6,15 @@ later blocks come from per-thread heap arenas, which are rarely given back: a se
 few large requests from several worker threads keeps gigabytes it no longer uses. `bound_heap()`
 fixes the threshold (large blocks always mmapped, so freeing them returns the memory) and caps the
 number of arenas; `release_free_heap()` (after each request) hands freed heap pages back. Both are
-no-ops where the C library is not glibc.
+no-ops where the C library is not glibc. `PeakMemory` measures a block's peak growth (the benchmark's
+memory column) and `status_kb` reads /proc/self/status.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
+import resource
+from typing import Optional
 
 M_MMAP_THRESHOLD = -3  # mallopt parameters (malloc.h)
 M_ARENA_MAX = -8
@@ -41,3 +44,53 @@ def release_free_heap() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def status_kb(field: str) -> Optional[int]:
+    """A /proc/self/status field in kB (VmRSS, VmHWM), None where there is no /proc."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class PeakMemory:
+    """Peak extra memory of a block of runs (serve.bench): host RSS growth, or the CUDA allocator's peak
+    for a torch backend on CUDA."""
+
+    def __init__(self, backend):
+        self.cuda = backend.device == "cuda" and backend.kind == "torch"
+        self.kind = "cuda_alloc" if self.cuda else "rss"
+
+    def __enter__(self):
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+            return self
+        release_free_heap()
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")  # resets VmHWM to the current RSS
+            self.base, self.source = status_kb("VmRSS") * 1024, "VmHWM"
+        except (OSError, TypeError):
+            self.base, self.source = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "ru_maxrss"
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            import torch
+
+            self.peak = torch.cuda.max_memory_allocated() - self.base
+        elif self.source == "VmHWM":
+            self.peak = (status_kb("VmHWM") or 0) * 1024 - self.base
+        else:
+            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self.base
+        self.peak = max(int(self.peak), 0)
+        return False

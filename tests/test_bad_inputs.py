@@ -18,6 +18,8 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from serve.memory import status_kb
+
 pytestmark = pytest.mark.slow
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -99,22 +101,15 @@ def test_bad_image_gets_a_clear_message(client, bad_files, name, message):
     still_serving(client)
 
 
-def _status_kb(field):
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return None
-
-
 def test_bomb_is_refused_without_decoding(client, bad_files):
     try:
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
     except OSError:
         pytest.skip("cannot reset the peak RSS here")
-    before = _status_kb("VmRSS")
+    before = status_kb("VmRSS")
     with pytest.raises(AppError, match="too large|over the limit"):
         upscale(client, bad_files / "bomb.png")
-    grown_mb = (_status_kb("VmHWM") - before) / 1024
+    grown_mb = (status_kb("VmHWM") - before) / 1024
     assert grown_mb < 150, f"peak RSS grew {grown_mb:.0f} MB: the 400 MB bomb was decoded"
 
 
