@@ -27,6 +27,7 @@ from common.motion import heldout_triplets
 from common.paths import data_root
 from models import get_spec, load_model
 from models.io import TIMESTEP
+from serve.bench import time_runs
 
 from .common import by_model_and_set, load_set, markdown_table, mean, model_runner, select_models
 
@@ -144,14 +145,8 @@ def cpu_ms_per_pair(model_name: str, weights: Optional[Path] = None, size: int =
 
 
 def _median_ms(call, runs: int) -> float:
-    for _ in range(3):
-        call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return round(1000 * float(np.median(times)), 1)
+    """The median of `runs` timed calls in ms, after 3 untimed warm-up calls (serve.bench.time_runs)."""
+    return round(float(np.median(time_runs(call, runs, warmup=3, cuda=False))), 1)
 
 
 load_one_set = load_triplets  # (set name, --limit) -> what evaluate_job takes per set

@@ -32,6 +32,7 @@ from common.resize import bicubic_downscale, bicubic_upscale, mod_crop
 from models import REGISTRY, get_spec, load_model
 from models.checkpoint import CheckpointError
 from models.registry import positional_module
+from serve.bench import time_runs
 
 from .common import by_model_and_set, markdown_table, mean, model_runner
 
@@ -186,13 +187,8 @@ def cpu_ms_per_frame(name: str, weights=None, hw=SPEED_HW, runs: int = SPEED_RUN
 
 
 def _min_ms(call, runs: int) -> float:
-    call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return round(1000 * float(np.min(times)), 1)
+    """The min of `runs` timed calls in ms, after 1 untimed warm-up call (serve.bench.time_runs)."""
+    return round(float(np.min(time_runs(call, runs, warmup=1, cuda=False))), 1)
 
 
 def evaluate_job(name, sets, args) -> List[dict]:
