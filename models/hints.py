@@ -64,3 +64,26 @@ def truth_hints(rgb: np.ndarray, count: int, seed: int = 0, patch: int = HINT_PA
         colour = rgb[y - half:y + half + 1, x - half:x + half + 1].reshape(-1, 3).mean(axis=0)
         hints.append((x, y, tuple(float(c) for c in colour)))
     return hints
+
+
+def resize_hint_maps(hint_ab: np.ndarray, mask: np.ndarray, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Dense hints at an image's own size -> the model's (1,2,H,W), (1,1,H,W) at height x width.
+
+    `hint_ab` HxWx2 (a, b / AB_RANGE, as the model's input), `mask` HxW in [0, 1]. Shrinking averages
+    each model pixel's hinted source pixels (mask-weighted area average), so a hint keeps its colour
+    however small; a model pixel is hinted (mask 1) where any source pixel under it is."""
+    import cv2
+
+    src_h, src_w = mask.shape
+    mask = mask.astype(np.float32)
+    if (src_h, src_w) == (height, width):
+        small_mask, small_ab = mask, hint_ab.astype(np.float32) * mask[..., None]
+    else:
+        interp = cv2.INTER_AREA if height * width < src_h * src_w else cv2.INTER_NEAREST
+        small_mask = cv2.resize(mask, (width, height), interpolation=interp)
+        weighted = cv2.resize(np.ascontiguousarray(hint_ab * mask[..., None], np.float32), (width, height),
+                              interpolation=interp)
+        small_ab = weighted / np.maximum(small_mask, 1e-6)[..., None]
+    hinted = small_mask > 0
+    ab = np.where(hinted[..., None], small_ab, 0.0).astype(np.float32)
+    return ab.transpose(2, 0, 1)[None].copy(), hinted.astype(np.float32)[None, None]

@@ -56,6 +56,7 @@ def full_arguments(api_name: str) -> List[Any]:
                  "/uncertainty": ["FILE", "flashsr_x2", 4, "mc", "auto", "auto"],
                  "/interpolate": ["FILE", "FILE2", "×2", None, "auto", "auto"],
                  "/video": ["FILE", "1", "flashsr_x2", "auto", None, 0, "h264", -1, "yuv420p", "skip", "auto"],
+                 "/colorize_video": ["FILE", None, [], False, "auto"],
                  "/benchmark": [["flashsr_x2"], ["onnx"], ["128"], 1, ["exact fp32"]]}[api_name])
 
 
@@ -90,9 +91,9 @@ def path_cases(folder: Path) -> List[Case]:
              "dot-dot": "/tmp/gradio/../../" + str(secret).lstrip("/")}
     cases = []
     for label, path in paths.items():
-        for api_name in ("/upscale", "/colorize", "/uncertainty", "/interpolate", "/video"):
+        for api_name in ("/upscale", "/colorize", "/uncertainty", "/interpolate", "/video", "/colorize_video"):
             args = full_arguments(api_name)
-            args = [({"video": {"path": path}, "subtitles": None} if api_name == "/video" else {"path": path})
+            args = [({"video": {"path": path}, "subtitles": None} if "video" in api_name else {"path": path})
                     if a == "FILE" else ("GOOD" if a == "FILE2" else a) for a in args]
             cases.append(Case("server paths", f"{label} -> {api_name}", api_name, args, Expect("refuse"), raw=True))
     return cases
@@ -113,6 +114,8 @@ PARAMETER_ABUSE = {  # api_name -> [(argument index, bad value), ...]; the rest 
     "/video": [(1, 0), (1, 3), (1, "1000"), (1, None), (1, -2), (2, "nope"), (2, 7), (3, "quantum"), (4, "nope"),
                (5, 1000), (5, -1), (5, "fast"), (6, "divx"), (6, 264), (7, 99), (7, "crisp"), (8, "rgb48"),
                (9, "maybe")],
+    "/colorize_video": [(1, "nope"), (1, 123), (2, "red"), (2, [[99999, 0, "#ff0000"]]), (2, [[0, 0, "#zzzzzz"]]),
+                        (3, "false"), (3, 1), (3, None), (4, "quantum")],
     "/benchmark": [(0, []), (0, ["nope"]), (0, "flashsr_x4x"), (1, ["quantum"]), (1, []), (2, ["9999"]), (2, []),
                    (3, 0), (3, 21), (3, "x"), (3, None), (3, 2.5), (4, ["fp8"]), (4, "fast")],
 }
@@ -125,7 +128,7 @@ def parameter_cases() -> List[Case]:
         for index, value in abuses:
             args = list(valid[api_name])
             args[index] = value
-            files = [ROOT / "examples" / ("clip_cdfi.webm" if api_name == "/video" else "sr_tents_lr.png")]
+            files = [ROOT / "examples" / ("clip_cdfi.webm" if "video" in api_name else "sr_tents_lr.png")]
             files = files * (2 if api_name == "/interpolate" else 1)
             cases.append(Case("parameters", f"{api_name} arg {index} = {value!r}", api_name, args, Expect("refuse"),
                               files if api_name != "/benchmark" else []))

@@ -34,10 +34,10 @@ import numpy as np
 from common.images import DecodedImage, format_megapixels, read_image
 from common.lab import lab_to_rgb
 from models import get_spec
-from models.hints import encode_hints
+from models.hints import encode_hints, resize_hint_maps
 from models.io import HINT_AB, HINT_MASK
 
-from .colorize_hints import check_hints
+from .colorize_hints import check_hint_maps, check_hints
 from .contract import InputError, cli_main
 from .runtime import get_backend
 from .sr import UpscaleResult, _split_array, save_image
@@ -90,9 +90,11 @@ def _lab_to_rgb(grey: np.ndarray, ab: np.ndarray, rows: int = 1024) -> np.ndarra
     return out
 
 
-def chroma(runner, grey: np.ndarray, hints: Sequence = (), chroma_max_side: int = CHROMA_MAX_SIDE):
-    """The model's a, b (HxWx2, Lab units) for lightness `grey` (HxW, L/100) with checked hints, and the
-    (h, w) the model ran at (long side at most chroma_max_side; the ab is upsampled to full size)."""
+def chroma(runner, grey: np.ndarray, hints: Sequence = (), chroma_max_side: int = CHROMA_MAX_SIDE,
+           hint_maps: Optional[tuple] = None):
+    """The model's a, b (HxWx2, Lab units) for lightness `grey` (HxW, L/100) with checked hints (and
+    checked dense hint maps, under the point hints), and the (h, w) the model ran at (long side at most
+    chroma_max_side; the ab is upsampled to full size)."""
     spec = runner.spec
     height, width = grey.shape
     factor = min(1.0, chroma_max_side / max(height, width))
@@ -102,6 +104,10 @@ def chroma(runner, grey: np.ndarray, hints: Sequence = (), chroma_max_side: int 
     feeds = {runner.inputs[0].name: padded}
     if spec.hint_inputs:
         hint_ab, hint_mask = encode_hints(hints, h, w, source_hw=(height, width))
+        if hint_maps is not None:
+            dense_ab, dense_mask = resize_hint_maps(*hint_maps, h, w)
+            hint_ab = np.where(hint_mask > 0, hint_ab, dense_ab)
+            hint_mask = np.maximum(hint_mask, dense_mask)
         pad = ((0, 0), (0, 0), (0, padded.shape[2] - h), (0, padded.shape[3] - w))
         feeds.update({HINT_AB: np.pad(hint_ab, pad), HINT_MASK: np.pad(hint_mask, pad)})
     out = runner.run(feeds)[runner.outputs[0].name]
@@ -112,13 +118,15 @@ def chroma(runner, grey: np.ndarray, hints: Sequence = (), chroma_max_side: int 
 def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_MODEL, backend: str = "auto", *,
              chroma_max_side: int = CHROMA_MAX_SIDE, max_input_pixels: int = MAX_INPUT_PIXELS,
              progress: Optional[Callable[[int, int], None]] = None, precision: str = "fp32",
-             hints: Optional[Sequence] = None, **backend_options) -> ColorizeResult:
+             hints: Optional[Sequence] = None, hint_maps: Optional[tuple] = None,
+             **backend_options) -> ColorizeResult:
     """Colorize one image; returns ColorizeResult(image float HxWx3 [+alpha] in [0,1], info, bit_depth).
 
     `image`: a DecodedImage, or an HxW / HxWx1 / HxWx3 / HxWx4 array (float in [0,1], uint8 or uint16).
     info["converted_from_colour"] is True when a colour image was turned grey first. `precision`: 'fp32'
     (exact), 'bf16' (OpenVINO) or 'auto' (serve.precision; no int8 for colorization). `hints`: list of
-    (x, y, colour) for hint models (serve/colorize_hints.py). `backend_options` go to
+    (x, y, colour) for hint models (serve/colorize_hints.py); `hint_maps`: (hint_ab HxWx2, hint_mask HxW)
+    dense hints at the image's size (check_hint_maps; Triton's inputs). `backend_options` go to
     serve.runtime.get_backend (weights_path, threads, ...).
     """
     decoded = image if isinstance(image, DecodedImage) else _split_array(image)
@@ -136,7 +144,8 @@ def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_M
                          "downscale or crop it first")
     converted = not decoded.was_grey and is_colour(decoded.rgb)
     hints = check_hints(hints, width, height)
-    if hints and not spec.hint_inputs:
+    hint_maps = None if hint_maps is None else check_hint_maps(*hint_maps, width, height)
+    if (hints or hint_maps is not None) and not spec.hint_inputs:
         raise InputError(f"'{model_name}' takes no colour hints; use a hint model such as colorize_hint_cls")
     grey = lightness(decoded.rgb)
 
@@ -144,7 +153,7 @@ def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_M
     if progress:
         progress(0, 1)
     started = time.perf_counter()
-    ab, small_hw = chroma(runner, grey, hints, chroma_max_side)
+    ab, small_hw = chroma(runner, grey, hints, chroma_max_side, hint_maps)
     seconds = time.perf_counter() - started
     factor = small_hw[0] / height
     rgb = _lab_to_rgb(grey, ab)
@@ -158,9 +167,11 @@ def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_M
             "luminance": "exact input lightness (CIE L); model chroma upsampled" if factor != 1.0
             else "exact input lightness (CIE L)", "alpha_preserved": decoded.alpha is not None,
             "bit_depth": decoded.bit_depth, "hints": len(hints)}
+    if hint_maps is not None:
+        info["hint_pixels"] = int((hint_maps[1] > 0).sum())
     if converted:
         info["note"] = "the input was a colour image: it was turned grey (its lightness) before colorizing" + (
-            "; your hints set the colours" if hints else "")
+            "; your hints set the colours" if hints or hint_maps is not None else "")
     return ColorizeResult(result, info, decoded.bit_depth)
 
 

@@ -23,9 +23,10 @@ CLI: python -m serve.colorize_video FRAMES_FOLDER|VIDEO --out OUT.mp4 [--model M
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -106,40 +107,67 @@ def move_hints(hints: Sequence, flow: torch.Tensor) -> list:
     return moved
 
 
+def colorize_stream(frames: Iterable[np.ndarray], hints: Optional[Sequence] = None, model_name: str = DEFAULT_MODEL,
+                    backend: str = "auto", per_frame: bool = False, flow: Optional[FlowField] = None,
+                    info: Optional[dict] = None, progress: Optional[Callable[[int, int], None]] = None,
+                    total: int = 0, **backend_options) -> Iterator[np.ndarray]:
+    """Colour frames one at a time (RGB or grey HxWx3 / HxW float in [0,1]; colour is turned grey
+    first), holding only the previous frame: a clip of any length streams through. `info` (a dict)
+    receives keyframes (first frame and scene cuts), hints, mode and the flicker measure as it goes;
+    `progress(done, total)` is called after each frame (it may raise to stop)."""
+    info = {} if info is None else info
+    runner, prev_grey, prev_ab, size = None, None, None, None
+    total_diff, total_count = 0.0, 0
+    info.update({"frames": 0, "keyframes": [], "mode": "per-frame" if per_frame else "propagated", "flicker": 0.0,
+                 "hints": 0, "model": model_name})
+    for t, frame in enumerate(frames):
+        if t >= MAX_FRAMES:
+            raise InputError(f"more than {MAX_FRAMES} frames is over the limit; split the clip")
+        grey = lightness(frame) if frame.ndim == 3 else np.asarray(frame, np.float32)
+        if t == 0:
+            size = grey.shape
+            hints = check_hints(hints, size[1], size[0])
+            info["hints"] = len(hints)
+            runner = get_backend(model_name, backend, **backend_options)
+            flow = flow or FlowField()
+        elif grey.shape != size:
+            raise InputError("every frame must have the same size")
+        field = None
+        if t > 0 and is_scene_cut(thumbnail(prev_grey[..., None]), thumbnail(grey[..., None])):
+            hints = []
+        elif t > 0:
+            field = flow(prev_grey, grey)
+            hints = [] if per_frame else move_hints(hints, field)
+        if t == 0 or field is None:
+            info["keyframes"].append(t)
+        own, _ = chroma(runner, grey, hints if (t == 0 or not per_frame) else ())
+        if field is None or per_frame:
+            ab = own
+        else:
+            weight = CARRY * trust(grey, _warp(prev_grey, field))[..., None]
+            ab = weight * _warp(prev_ab, field) + (1 - weight) * own
+        if field is not None:  # flicker: as flicker() below, accumulated frame by frame
+            ok = trust(grey, _warp(prev_grey, field)) > 0.5
+            total_diff += float(np.abs(ab - _warp(prev_ab, field)).sum(axis=2)[ok].sum())
+            total_count += int(ok.sum())
+        prev_grey, prev_ab = grey, ab
+        info["frames"] = t + 1
+        info["flicker"] = round(total_diff / max(1, total_count), 4)
+        yield _lab_to_rgb(grey, ab)
+        if progress is not None:
+            progress(t + 1, total)
+    if not info["frames"]:
+        raise InputError("no frames to colorize")
+
+
 def colorize_frames(frames: Sequence[np.ndarray], hints: Optional[Sequence] = None, model_name: str = DEFAULT_MODEL,
                     backend: str = "auto", per_frame: bool = False, flow: Optional[FlowField] = None,
                     **backend_options) -> Tuple[List[np.ndarray], dict]:
-    """Colour RGB or grey frames (HxWx3 / HxW float in [0,1]; colour is turned grey first). Returns the
-    colour frames and info: keyframes (first frame and scene cuts) and the flicker measure."""
-    if not len(frames):
-        raise InputError("no frames to colorize")
+    """colorize_stream for a list: (the colour frames, info)."""
     if len(frames) > MAX_FRAMES:
         raise InputError(f"{len(frames)} frames is over the limit of {MAX_FRAMES}; split the clip")
-    greys = [lightness(f) if f.ndim == 3 else np.asarray(f, np.float32) for f in frames]
-    size = greys[0].shape
-    if any(g.shape != size for g in greys):
-        raise InputError("every frame must have the same size")
-    hints = check_hints(hints, size[1], size[0])
-    runner = get_backend(model_name, backend, **backend_options)
-    flow = flow or FlowField()
-    out_ab, flows, keyframes = [], [None], [0]
-    for t, grey in enumerate(greys):
-        if t > 0 and is_scene_cut(thumbnail(greys[t - 1][..., None]), thumbnail(grey[..., None])):
-            flows.append(None)
-            keyframes.append(t)
-            hints = []
-        elif t > 0:
-            flows.append(flow(greys[t - 1], grey))
-            hints = [] if per_frame else move_hints(hints, flows[t])
-        own, _ = chroma(runner, grey, hints if (t == 0 or not per_frame) else ())
-        if t == 0 or flows[t] is None or per_frame:
-            out_ab.append(own)
-            continue
-        weight = CARRY * trust(grey, _warp(greys[t - 1], flows[t]))[..., None]
-        out_ab.append(weight * _warp(out_ab[t - 1], flows[t]) + (1 - weight) * own)
-    colour = [_lab_to_rgb(g, ab) for g, ab in zip(greys, out_ab)]
-    info = {"frames": len(frames), "keyframes": keyframes, "mode": "per-frame" if per_frame else "propagated",
-            "flicker": round(flicker(greys, out_ab, flows), 4), "hints": len(hints), "model": model_name}
+    info: dict = {}
+    colour = list(colorize_stream(frames, hints, model_name, backend, per_frame, flow, info=info, **backend_options))
     return colour, info
 
 
@@ -150,14 +178,17 @@ def read_clip(source: Path, limit: int = MAX_FRAMES) -> Tuple[List[np.ndarray], 
     if source.is_dir():
         paths = sorted(p for p in source.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
         return [read_image(p).rgb for p in paths[:limit]], 25.0
-    from .video_io import probe, read_frames
+    from .video_io import probe
 
-    frames = []
+    return list(itertools.islice(iter_frames(source), limit)), float(probe(source).fps)
+
+
+def iter_frames(source: Path) -> Iterator[np.ndarray]:
+    """A video file's frames as float RGB in [0,1], decoded one at a time."""
+    from .video_io import read_frames
+
     for rgb in read_frames(source):
-        frames.append(rgb.astype(np.float32) / 255.0)
-        if len(frames) >= limit:
-            break
-    return frames, float(probe(source).fps)
+        yield rgb.astype(np.float32) / 255.0
 
 
 @cli_main

@@ -1,7 +1,7 @@
 """The app's pipelines behind a real Triton Inference Server on this machine (CPU), through PyTriton.
 
     python -m serve.triton --setup        # once: numpy<2 for Triton's Python-backend stub (see below)
-    python -m serve.triton [--models flashsr_x2,colorize_lab] [--instances 2] [--max-batch 4]
+    python -m serve.triton [--models flashsr_x2,colorize_hint_cls] [--instances 2] [--max-batch 4]
                            [--host 127.0.0.1] [--http-port 8000] [--grpc-port 8001] [--metrics-port 8002]
 
 `nvidia-pytriton` ships the `tritonserver` binary with its Python backend; each bound model's requests
@@ -11,6 +11,9 @@ Tensors (images are HxWxC uint8, C = 1, 3 or 4, as decoded from a file; results 
 
     SR model (flashsr_x2, ...)     image [N,H,W,C] UINT8            -> image [N,sH,sW,C] FP32    dynamic batching
     colorize_lab                   image [N,H,W,C] UINT8            -> image [N,H,W,3|4] FP32    dynamic batching
+    colorize_hint_cls              image [N,H,W,C] UINT8,           -> image [N,H,W,3|4] FP32    dynamic batching
+                                   hint_ab [N,H,W,2] FP32, hint_mask [N,H,W,1] FP32 (both optional;
+                                   a, b / 110 and 1 where hinted, at the image's size; zero = automatic)
     flowinterp                     frame0, frame1 [H,W,C] UINT8,    -> frames [factor-1,H,W,3] FP32
                                    factor [1] INT32 (optional, 2)
     <sr model>_uncertainty         image [H,W,C] UINT8,             -> mean [sH,sW,3], std [sH,sW] FP32
@@ -49,11 +52,12 @@ import numpy as np
 
 from models import get_spec
 
-from .contract import REQUEST_ERRORS, error_message
+from .contract import REQUEST_ERRORS, InputError, error_message
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODELS = ("flashsr_x2", "flashsr_x4", "colorize_lab", "flowinterp", "flashsr_x2_uncertainty")
+DEFAULT_MODELS = ("flashsr_x2", "flashsr_x4", "colorize_hint_cls", "colorize_lab", "flowinterp",
+                  "flashsr_x2_uncertainty")
 UNCERTAINTY_SUFFIX = "_uncertainty"
 STUB_NUMPY = "numpy>=1.26,<2"
 UNCERTAINTY_PATCH = 64  # the app's uncertainty tab crops to and ranks 64-px patches
@@ -203,11 +207,21 @@ def sr_infer(model: str, opts: ServerOptions) -> Callable:
 def colorize_infer(model: str, opts: ServerOptions) -> Callable:
     from .colorize import colorize
 
-    def one(image: np.ndarray) -> np.ndarray:
-        return colorize(image, model, opts.backend, max_input_pixels=opts.max_input_pixels,
+    def one(image: np.ndarray, hint_maps=None) -> np.ndarray:
+        return colorize(image, model, opts.backend, max_input_pixels=opts.max_input_pixels, hint_maps=hint_maps,
                         **opts.backend_options).image
 
-    return _refusing(lambda requests: [{"image": np.stack([one(im) for im in r["image"]])} for r in requests])
+    def request(r) -> Dict[str, np.ndarray]:
+        hint_ab, hint_mask = r.data.get("hint_ab"), r.data.get("hint_mask")
+        if (hint_ab is None) != (hint_mask is None):
+            raise InputError("send hint_ab and hint_mask together (or neither, for automatic colour)")
+        if hint_ab is None:
+            return {"image": np.stack([one(im) for im in r["image"]])}
+        if not len(hint_ab) == len(hint_mask) == len(r["image"]):
+            raise InputError("hint_ab and hint_mask need one entry per image of the request")
+        return {"image": np.stack([one(im, (ab, mask)) for im, ab, mask in zip(r["image"], hint_ab, hint_mask)])}
+
+    return _refusing(lambda requests: [request(r) for r in requests])
 
 
 def interpolate_infer(model: str, opts: ServerOptions) -> Callable:
@@ -267,7 +281,9 @@ def binding_for(name: str, opts: ServerOptions) -> Binding:
     make = {"sr": sr_infer, "colorize": colorize_infer}.get(spec.task)
     if make is None:
         raise ValueError(f"'{name}' is a {spec.task} model; Triton serves sr, colorize and interpolate models")
-    return Binding(name, lambda: make(name, opts), [image_in],
+    hint_in = [Tensor(name="hint_ab", dtype=np.float32, shape=(-1, -1, 2), optional=True),
+               Tensor(name="hint_mask", dtype=np.float32, shape=(-1, -1, 1), optional=True)] if spec.hint_inputs else []
+    return Binding(name, lambda: make(name, opts), [image_in] + hint_in,
                    [Tensor(name="image", dtype=np.float32, shape=(-1, -1, -1))], batching=True)
 
 

@@ -19,7 +19,8 @@ from models import REGISTRY
 pytestmark = pytest.mark.slow
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-ENDPOINTS = ("/upscale", "/upscale_batch", "/colorize", "/uncertainty", "/interpolate", "/video", "/benchmark")
+ENDPOINTS = ("/upscale", "/upscale_batch", "/colorize", "/colorize_video", "/uncertainty", "/interpolate", "/video",
+             "/benchmark")
 
 
 def load(path) -> np.ndarray:

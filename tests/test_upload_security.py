@@ -22,7 +22,7 @@ from gauntlet import full_arguments  # noqa: E402  (one list of every endpoint's
 ENDPOINTS = {  # api_name -> (every argument, the file ones as None; index of each file argument)
     api: ([None if a in ("FILE", "FILE2") else a for a in full_arguments(api)],
           [i for i, a in enumerate(full_arguments(api)) if a in ("FILE", "FILE2")])
-    for api in ("/upscale", "/colorize", "/uncertainty", "/interpolate", "/video")}
+    for api in ("/upscale", "/colorize", "/uncertainty", "/interpolate", "/video", "/colorize_video")}
 ENDPOINTS["/upscale_batch"] = ([None] + full_arguments("/upscale_batch")[1:], [0])
 
 
@@ -86,7 +86,7 @@ def test_every_endpoint_refuses_server_paths_with_one_message(client, app_url, a
                 args = list(template)
                 for other in file_args:  # the other frame is a real upload, so only `index` is hostile
                     args[other] = payload if other == index else _real_upload(client, upload_dir)
-                if api_name == "/video":
+                if api_name in ("/video", "/colorize_video"):
                     args[index] = {"video": payload, "subtitles": None}
                 if api_name == "/upscale_batch":
                     args[index] = [payload]
@@ -97,7 +97,7 @@ def test_every_endpoint_refuses_server_paths_with_one_message(client, app_url, a
                 if NOT_UPLOADED in text:
                     ours.add(text.replace("first frame", "X").replace("second frame", "X").replace("image", "X"))
     assert len(ours) <= 1, ours  # the same words whether the path exists, is a folder or a link
-    if api_name not in ("/video", "/upscale_batch"):  # gr.Video/gr.File: Gradio's FileData refuses first
+    if api_name not in ("/video", "/colorize_video", "/upscale_batch"):  # gr.Video/gr.File: Gradio's FileData refuses first
         assert ours, "the app's own check never ran"
     from test_bad_inputs import still_serving
 

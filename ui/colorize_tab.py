@@ -10,6 +10,9 @@ It runs when a model with task 'colorize' has weights and serve/colorize.py prov
 with result.image (float HxWx3 in [0,1]) and result.info (as serve.upscale's). Until both exist the
 tab shows a "not available yet" note, its button is disabled and the API endpoint answers with a
 clear error.
+
+Video (ui/colorize_video_ui.py, endpoint /colorize_video): a clip coloured with stable colours, hints on
+its first frame.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from typing import Callable, List, Optional
 import gradio as gr
 import numpy as np
 
+from . import colorize_video_ui
 from .colorize_hints_ui import wire_hint_canvas
 from .common import (
     NOT_AVAILABLE,
@@ -139,3 +143,4 @@ def build() -> None:
     run.click(colorize_image, [image, model, backend, precision, hints], [slider, download, summary, details],
               api_name="colorize",
               concurrency_id="compute", preprocess=False)
+    colorize_video_ui.build(model, backend, hints)
