@@ -77,7 +77,7 @@ def batch_dim_shared(path: Path) -> bool:
 
 
 @pytest.mark.parametrize("name,mc", [("flashsr_x2", False), ("flashsr_x2", True), ("colorize_lab", False),
-                                     ("flowinterp", False)])
+                                     ("colorize_hint_cls", False), ("flowinterp", False)])
 def test_every_generated_config_matches_its_onnx_graph(name, mc, tmp_path):
     write_triton_repo(name, tmp_path, mc=mc)
     stem = f"{name}_mc" if mc else name
@@ -92,6 +92,9 @@ def test_every_generated_config_matches_its_onnx_graph(name, mc, tmp_path):
         signature = graph_signature(onnx_file, drop_batch=batched)
         assert config["input"] == signature["input"], f"{stem}_{suffix}: inputs differ from the ONNX graph"
         assert config["output"] == signature["output"], f"{stem}_{suffix}: outputs differ from the ONNX graph"
+        if name == "colorize_hint_cls":  # the hint tensors are inputs of the served graph (zero = automatic)
+            assert [e["name"] for e in config["input"]] == ["grey", "hint_ab", "hint_mask"]
+            assert [e["dims"][0] for e in config["input"]] == [1, 2, 1]
         if suffix == "trt":
             assert config["instance_group"] == [{"kind": "KIND_GPU", "count": 1}]
         try:  # Triton's own schema, when tritonclient is installed: unknown fields or bad enums fail here
@@ -139,6 +142,41 @@ def test_bindings_and_glue_give_the_pipelines_results(rng):
         interp.make_infer()([Request(data={"frame0": a, "frame1": b, "factor": np.array([3], np.int32)})])
 
 
+def test_the_hint_colorizer_takes_dense_hint_maps(rng):
+    """serve.triton's colorize_hint_cls: optional hint_ab / hint_mask at the image's size; an all-zero mask is
+    automatic colour, a painted square gives exactly the point hint painted there; bad maps are refused."""
+    pytest.importorskip("pytriton")
+    from pytriton.proxy.types import Request
+
+    from models.hints import HINT_PATCH, rgb_to_ab
+    from serve.colorize import colorize
+    from serve.triton import ServerOptions, binding_for
+
+    binding = binding_for("colorize_hint_cls", ServerOptions(instances=1))
+    assert [t.name for t in binding.inputs] == ["image", "hint_ab", "hint_mask"] and binding.batching
+    assert all(t.optional for t in binding.inputs[1:])
+    infer = binding.make_infer()
+    images = rng.integers(0, 256, (2, 40, 48), dtype=np.uint8)
+    ab, mask = np.zeros((2, 40, 48, 2), np.float32), np.zeros((2, 40, 48, 1), np.float32)
+    half = HINT_PATCH // 2
+    mask[1, 20 - half:21 + half, 30 - half:31 + half] = 1.0  # image 1: one point hint's patch, as encode_hints paints it
+    ab[1, mask[1, ..., 0] > 0] = rgb_to_ab(np.array([[0.1, 0.3, 0.9]]))[0] / 110.0
+    out = infer([Request(data={"image": images, "hint_ab": ab, "hint_mask": mask})])[0]["image"]
+    auto = infer([Request(data={"image": images})])[0]["image"]
+    np.testing.assert_allclose(out[0], colorize(images[0], "colorize_hint_cls").image, atol=1e-6)
+    np.testing.assert_allclose(auto[0], out[0], atol=1e-6)
+    hinted = colorize(images[1], "colorize_hint_cls", hints=[(30, 20, (0.1 * 255, 0.3 * 255, 0.9 * 255))]).image
+    np.testing.assert_allclose(out[1], hinted, atol=1e-5)
+    assert out[1][20, 30, 2] > auto[1][20, 30, 2] + 0.1  # blue where the map says blue
+    bad = {"send hint_ab and hint_mask together": {"image": images, "hint_ab": ab},
+           "within -1..1": {"image": images, "hint_ab": ab * 0 + 2, "hint_mask": mask},
+           "the image's size": {"image": images, "hint_ab": ab[:, :20], "hint_mask": mask[:, :20]},
+           "one entry per image": {"image": images, "hint_ab": ab[:1], "hint_mask": mask[:1]}}
+    for message, data in bad.items():
+        with pytest.raises(Exception, match=message):
+            infer([Request(data=data)])
+
+
 # ----------------------------------------------------------------------------- a real server
 
 @pytest.fixture(scope="module")
@@ -154,7 +192,7 @@ def triton_server(tmp_path_factory):
     from serve.triton_local import start_local_triton, stop_local_triton
 
     log_dir = tmp_path_factory.mktemp("triton")
-    proc, url = start_local_triton(["flashsr_x2", "colorize_lab"], log_dir, instances=2,
+    proc, url = start_local_triton(["flashsr_x2", "colorize_lab", "colorize_hint_cls"], log_dir, instances=2,
                                    extra=["--max-input-pixels", "4096"], env={"OMP_NUM_THREADS": "1"})
     client = http.InferenceServerClient(url, concurrency=4)
     try:
@@ -191,6 +229,16 @@ def test_triton_serves_the_apps_results_and_survives_bad_requests(triton_server,
     grey = images[0]
     got = client.infer("colorize_lab", [infer_input(http, "image", grey[None], "UINT8")]).as_numpy("image")
     np.testing.assert_allclose(got[0], colorize(grey, "colorize_lab").image, atol=1e-6)
+    ab, mask = np.zeros((1, 40, 48, 2), np.float32), np.zeros((1, 40, 48, 1), np.float32)
+    ab[0, 10:15, 20:25], mask[0, 10:15, 20:25] = (0.1, -0.4), 1.0  # a blue patch
+    hinted = client.infer("colorize_hint_cls", [infer_input(http, "image", grey[None], "UINT8"),
+                                                infer_input(http, "hint_ab", ab, "FP32"),
+                                                infer_input(http, "hint_mask", mask, "FP32")]).as_numpy("image")
+    np.testing.assert_allclose(hinted[0], colorize(grey, "colorize_hint_cls", hint_maps=(ab[0], mask[0])).image,
+                               atol=1e-6)
+    auto = client.infer("colorize_hint_cls", [infer_input(http, "image", grey[None], "UINT8")]).as_numpy("image")
+    np.testing.assert_allclose(auto[0], colorize(grey, "colorize_hint_cls").image, atol=1e-6)
+    assert not np.allclose(auto, hinted, atol=0.02)
 
     # concurrent single-image requests (tritonclient's async_infer: one connection each, in flight together);
     # the dynamic batcher may group them, and each still gets its own result
