@@ -100,13 +100,29 @@ class ColorizeHint(ColorizeLab):
             self.head = nn.Conv2d(self.head.in_channels, bins.shape[0], 1)
             self.register_buffer("bins", bins.t().reshape(2, -1, 1, 1).clone(), persistent=False)
 
-    def logits_or_ab(self, grey: torch.Tensor, hint_ab: torch.Tensor, hint_mask: torch.Tensor) -> torch.Tensor:
-        """The head's quarter-resolution output: bin logits (classify) or ab in Lab units (regress)."""
+    def trunk(self, grey: torch.Tensor, hint_ab: torch.Tensor, hint_mask: torch.Tensor) -> torch.Tensor:
+        """The quarter-resolution features the head reads."""
         hints = torch.cat([hint_ab * hint_mask, hint_mask], dim=1)
         x = self.features(torch.cat([grey - 0.5, hints], dim=1))
-        x = x + self.hint_skip(F.avg_pool2d(hints, 4, ceil_mode=True) * 4.0)  # the features' ceil(H/4) x ceil(W/4)
-        out = self.head(x)
+        return x + self.hint_skip(F.avg_pool2d(hints, 4, ceil_mode=True) * 4.0)  # the features' ceil(H/4) x ceil(W/4)
+
+    def logits_or_ab(self, grey: torch.Tensor, hint_ab: torch.Tensor, hint_mask: torch.Tensor) -> torch.Tensor:
+        """The head's quarter-resolution output: bin logits (classify) or ab in Lab units (regress)."""
+        out = self.head(self.trunk(grey, hint_ab, hint_mask))
         return out if self.head_kind == "classify" else torch.tanh(out) * AB_RANGE
+
+    def head_ab(self, x: torch.Tensor) -> torch.Tensor:
+        """Features -> ab in Lab units; equal to decode(head(x)), laid out for inference. Classify: the
+        logits are computed as (N, h*w, Q) with 1/T folded into the weights, so the softmax runs over the
+        last axis and the annealed mean is one MatMul. (The NCHW softmax over axis 1 made ONNX Runtime
+        transpose 258 channels at 1/4 resolution twice: most of the model's time.)"""
+        if self.head_kind == "regress":
+            return torch.tanh(self.head(x)) * AB_RANGE
+        n, _, h, w = x.shape
+        weight = self.head.weight.flatten(1) / self.temperature
+        logits = F.linear(x.flatten(2).transpose(1, 2), weight, self.head.bias / self.temperature)  # (N,hw,Q)
+        ab = torch.softmax(logits, dim=-1) @ self.bins.flatten(1).t()  # (N,hw,2)
+        return ab.transpose(1, 2).reshape(n, 2, h, w)
 
     def decode(self, out: torch.Tensor) -> torch.Tensor:
         """Head output -> ab in Lab units (classify: annealed mean over the bins)."""
@@ -122,7 +138,7 @@ class ColorizeHint(ColorizeLab):
         if hint_ab is None:
             hint_ab = grey.new_zeros(grey.shape[0], 2, *grey.shape[2:])
             hint_mask = grey.new_zeros(grey.shape)
-        ab = self.decode(self.logits_or_ab(grey, hint_ab, hint_mask)) * gain
+        ab = self.head_ab(self.trunk(grey, hint_ab, hint_mask)) * gain
         mask = F.avg_pool2d(hint_mask, 4, ceil_mode=True)  # quarter resolution (AvgPool exports; adaptive does not)
         hinted = F.avg_pool2d(hint_ab * hint_mask, 4, ceil_mode=True) * AB_RANGE
         ab = ab + propagate_hints(hinted - ab * mask, mask)

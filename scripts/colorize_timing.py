@@ -3,7 +3,8 @@
     python scripts/colorize_timing.py [--models colorize_lab,colorize_hint_cls] [--backend torch] [--runs 5]
 
 The photo is Kodak24's first image (500x500, so the model runs at 512x512 after padding); the timed span
-is info["seconds"] (the model call, chroma at <= 512 px). Both models are warmed up first.
+is info["seconds"] (the model call, chroma at <= 512 px). Both models are warmed up first, then run
+alternately (one run each per round), so a shared machine's load falls on both alike.
 """
 from __future__ import annotations
 
@@ -31,13 +32,17 @@ def main(argv=None) -> int:
 
     photo = read_image(sorted((data_root() / "benchmark" / "Kodak24").glob("*.png"))[0])
     hints = [(x, y, [c * 255 for c in colour]) for x, y, colour in truth_hints(photo.rgb, args.hints)]
-    times = {}
-    for name in args.models.split(","):
-        kw = {"hints": hints} if get_spec(name).hint_inputs else {}
-        colorize(photo, name, args.backend, **kw)
-        times[name] = statistics.median(colorize(photo, name, args.backend, **kw).info["seconds"]
-                                        for _ in range(args.runs))
-        print(f"{name:<20} {args.backend:<8} {times[name] * 1000:.1f} ms")
+    names = args.models.split(",")
+    kws = {name: ({"hints": hints} if get_spec(name).hint_inputs else {}) for name in names}
+    for name in names:  # warm-up: sessions built, first-run allocations done
+        colorize(photo, name, args.backend, **kws[name])
+    samples = {name: [] for name in names}
+    for _ in range(args.runs):  # alternating, so load on a shared machine hits both models alike
+        for name in names:
+            samples[name].append(colorize(photo, name, args.backend, **kws[name]).info["seconds"])
+    times = {name: statistics.median(samples[name]) for name in names}
+    for name in names:
+        print(f"{name:<20} {args.backend:<8} {times[name] * 1000:.1f} ms (median of {args.runs})")
     names = list(times)
     if len(names) == 2:
         print(f"ratio {names[1]} / {names[0]}: {times[names[1]] / times[names[0]]:.2f}x")

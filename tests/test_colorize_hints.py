@@ -115,6 +115,22 @@ def test_zero_hints_is_automatic_mode(head):
     assert torch.allclose(hinted[:, :, 12, 12], torch.full((2, 2), 0.5 * AB_RANGE), atol=12.0)
 
 
+@pytest.mark.parametrize("head", ["regress", "classify"])
+def test_the_inference_head_equals_the_training_decode(head):
+    """head_ab (softmax over the last axis, 1/T folded into the weights) is decode(logits) rearranged."""
+    torch.manual_seed(2)
+    model = ColorizeHint(widths=(8, 16), head=head).eval()
+    for p in model.parameters():
+        p.data.add_(torch.randn_like(p) * 0.3)
+    grey, hint_ab, mask = torch.rand(2, 1, 20, 36), torch.rand(2, 2, 20, 36) - 0.5, (torch.rand(2, 1, 20, 36) > 0.9).float()
+    with torch.no_grad():
+        x = model.trunk(grey, hint_ab, mask)
+        want = model.decode(model.logits_or_ab(grey, hint_ab, mask))
+        got = model.head_ab(x)
+    assert got.shape == want.shape == (2, 2, 5, 9) and want.abs().max() > 1.0
+    assert torch.allclose(got, want, atol=0.02)  # Lab units (of +-110): float rounding of peaked softmaxes
+
+
 def test_warm_start_reproduces_colorize_lab():
     torch.manual_seed(2)
     lab = ColorizeLab(widths=(8, 16), chroma_gain=0.7)
