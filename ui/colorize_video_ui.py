@@ -19,7 +19,7 @@ import gradio as gr
 import numpy as np
 
 from .cancel import cancel_on, start_job, stop_button
-from .common import LONG_JOBS, checked_backend, limits, progress_callback, uploaded, user_errors, workdir
+from .common import LONG_JOBS, checked_backend, limits, models_for, progress_callback, uploaded, user_errors, workdir
 from .inputs import flag, one_of
 
 
@@ -41,13 +41,16 @@ def colorize_video(video, model: Optional[str] = None, hints: Optional[list] = N
     """
     from serve.colorize import DEFAULT_MODEL
     from serve.colorize_hints import check_hints
-    from serve.colorize_video import FLOW_SIDE, colorize_stream, iter_frames
+
+    try:
+        from serve.colorize_video import FLOW_SIDE, colorize_stream, iter_frames
+    except ImportError:  # the lean (ONNX-only) install: the flow that carries colours runs in PyTorch
+        raise gr.Error("Video colorization needs PyTorch (it carries colours along the interpolation model's "
+                       "flow), which this installation does not have.") from None
     from serve.video import probe
     from serve.video_io import Mp4Writer, audio_format
 
-    from .colorize_tab import available_models
-
-    models = available_models()
+    models = [spec.name for spec in models_for("colorize")]
     if not models:
         raise gr.Error("Colorization is not available yet: no colorization model has been trained.")
     model = one_of(model, "model", models, default=DEFAULT_MODEL if DEFAULT_MODEL in models else models[0])
