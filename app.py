@@ -3,7 +3,7 @@
     python app.py [--host 127.0.0.1] [--port 7860]
 
 Tabs: super-resolution, colorization, uncertainty map, frame interpolation / video, benchmark.
-Every tab is also an API endpoint (see README "API"): /upscale, /colorize, /uncertainty,
+Every tab is also an API endpoint (see README "API"): /upscale, /colorize, /colorize_video, /uncertainty,
 /interpolate, /video, /benchmark. Start-up builds no model: ONNX sessions are created on first use
 per model and cached (serve.runtime) from the committed ONNX exports in weights/onnx/, so PyTorch is
 optional (requirements.txt leaves it out); with torch installed a missing or stale export is rebuilt then.
