@@ -85,7 +85,8 @@ def stroke_hints(layers: Sequence[Any], width: int, height: int, step: int = 8,
     was left out).
 
     `layers`: HxWx4 uint8 RGBA images (an image editor's paint layers, any size: positions are scaled to
-    the width x height photo); a pixel is painted where alpha >= 128, later layers over earlier ones.
+    the width x height photo); a pixel is painted where alpha >= 64 (a half-transparent brush counts,
+    faint anti-aliased edges do not), later layers over earlier ones.
     One hint per `step` x `step` cell of the layer that holds paint (the painted pixel nearest the cell's
     centre, in its own colour), so a stroke becomes a row of hints along it. More than `limit` hints are
     thinned evenly to `limit` (never an error) and the note says so."""
@@ -100,7 +101,7 @@ def stroke_hints(layers: Sequence[Any], width: int, height: int, step: int = 8,
         if arr.shape[:2] != painted.shape:
             raise InputError(f"stroke layers differ in size ({arr.shape[1]}x{arr.shape[0]} and "
                              f"{painted.shape[1]}x{painted.shape[0]})")
-        here = arr[..., 3] >= 128
+        here = arr[..., 3] >= 64
         colour[here] = arr[..., :3][here]
         painted |= here
     if painted is None or not painted.any():

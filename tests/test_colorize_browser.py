@@ -56,3 +56,23 @@ def test_strokes_and_clicks_become_hints_and_reach_the_model(page, tmp_path):  #
     page.click("#colorize-run")
     page.wait_for_function("document.querySelector('#colorize-output img') !== null")
     page.get_by_text(f"{len(hints) + 1} colour hint(s) used").first.wait_for()
+
+
+def test_a_clip_is_colorized_in_the_browser(page, tmp_path):  # noqa: F811
+    from test_app import write_clip
+
+    from ui.colorize_tab import available_models
+
+    if "colorize_hint_cls" not in available_models():
+        pytest.skip("colorize_hint_cls has no weights")
+    clip = write_clip(tmp_path / "pan.webm", frames=4, fps=8)
+    page.get_by_role("tab", name="Colorization").click()
+    page.locator("#colorize-video-input input[type=file]").set_input_files(str(clip))
+    page.wait_for_selector("#colorize-video-input video")
+    page.click("#colorize-video-run")
+    page.wait_for_function("document.querySelector('#colorize-video-summary').innerText.includes('carried along')")
+    assert "4 frames (64×48)" in page.inner_text("#colorize-video-summary")  # not the progress line "1/4 frames"
+    page.wait_for_function("(() => { const v = document.querySelector('#colorize-video-output video');"
+                           " return v && v.readyState >= 1 && v.videoWidth > 0; })()")
+    size = page.eval_on_selector("#colorize-video-output video", "v => [v.videoWidth, v.videoHeight]")
+    assert size == [64, 48], size
