@@ -25,8 +25,9 @@ share fills areas no hint of their lightness reaches). `hint_bins` = 0: the firs
 luminance-blind pull-push pyramid (`propagate_hints`), which spreads hints as broad washes. On an
 image with any hint the network's own chroma is scaled by `hinted_share` (0.25) before the
 corrections are added: on the held-out training images the spread hints are a better guess than the
-network's low-gain colours (10 hints: 26.60 dB at share 1, 27.77 at 0.25, 27.85 at 0). Both are
-weight-free; the learned paths above refine this during training.
+network's low-gain colours (10 hints: 26.59 dB at share 1, 27.77 at 0.25, 27.85 at 0;
+scripts/colorize_hint_spread.py). 0.25, not 0, keeps the network's say where hints are far (0.06 dB
+mean cost there). Both are weight-free; the learned paths above refine this during training.
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ PYRAMID_LEVELS = 8  # quarter resolution halved 7 times: 1x1 for chroma inputs u
 SUPPORT = 0.05  # hinted share of a cell at which its own hints and the coarser estimate weigh equally
 HINT_BINS = 17  # lightness bins of spread_hints (L/100 spacing 1/16); tuned on the held-out training images
 HINT_FALLBACK = 0.03  # weight of the luminance-blind spread where no hint of a pixel's lightness reaches
-HINTED_SHARE = 0.25  # share of the network's own chroma kept when an image has hints (held-out images)
+HINTED_SHARE = 0.25  # share of the network's own chroma kept when an image has hints (see the docstring)
 
 
 def _halve(x: torch.Tensor, channels: int) -> torch.Tensor:
