@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models import get_spec, save_checkpoint
-from models.colorize_hint import ColorizeHint, ab_bins, propagate_hints, warm_start_from_lab
+from models.colorize_hint import ColorizeHint, ab_bins, propagate_hints, spread_hints, warm_start_from_lab
 from models.colorize_lab import AB_RANGE, ColorizeLab
 from models.hints import encode_hints, rgb_to_ab, truth_hints
 from serve.colorize_hints import MAX_HINTS, check_hints, parse_colour
@@ -95,6 +95,37 @@ def test_propagation_is_zero_without_hints_and_exact_at_a_hint():
     out = propagate_hints(residual, mask)
     assert torch.allclose(out[0, :, 5, 7], torch.tensor([30.0, -20.0]), atol=3.0)
     assert 0 < out[0, 0, 15, 23] < out[0, 0, 5, 9] < 30.0  # fades with distance, same sign
+
+
+def test_the_edge_aware_spread_is_zero_without_hints_and_stops_at_lightness_edges():
+    lightness = torch.full((1, 1, 16, 24), 0.2)
+    lightness[..., 12:] = 0.8  # a dark object left, a light one right
+    residual, mask = torch.zeros(1, 2, 16, 24), torch.zeros(1, 1, 16, 24)
+    assert not spread_hints(residual, mask, lightness).any()
+    residual[0, :, 8, 2], mask[0, 0, 8, 2] = torch.tensor([30.0, 10.0]), 1.0  # far left
+    residual[0, :, 8, 21], mask[0, 0, 8, 21] = torch.tensor([-30.0, -10.0]), 1.0  # far right
+    out = spread_hints(residual, mask, lightness)
+    assert torch.allclose(out[0, :, 8, 2], torch.tensor([30.0, 10.0]), atol=1.0)
+    # next to the edge each side keeps its own object's hint; the luminance-blind pyramid blends them there
+    assert out[0, 0, 8, 11] > 25.0 and out[0, 0, 8, 12] < -25.0
+    blind = propagate_hints(residual, mask)
+    assert abs(blind[0, 0, 8, 11]) < 20.0 and abs(blind[0, 0, 8, 12]) < 20.0
+
+
+@pytest.mark.parametrize("hint_bins", [0, 17])
+def test_hinted_share_scales_the_network_only_on_images_with_hints(hint_bins):
+    torch.manual_seed(3)
+    full, shared = (ColorizeHint(widths=(8, 16), hint_bins=hint_bins, hinted_share=s).eval() for s in (1.0, 0.25))
+    for p in full.parameters():
+        p.data.add_(torch.randn_like(p) * 0.3)
+    shared.load_state_dict(full.state_dict())
+    grey = torch.rand(2, 1, 32, 48)
+    hint_ab, mask = torch.zeros(2, 2, 32, 48), torch.zeros(2, 1, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(full.predict_ab(grey), shared.predict_ab(grey))  # automatic mode unchanged
+        hint_ab[1, :, 10:15, 10:15], mask[1, :, 10:15, 10:15] = 0.5, 1.0  # image 1 has a hint, image 0 none
+        a, b = full.predict_ab(grey, hint_ab, mask), shared.predict_ab(grey, hint_ab, mask)
+    assert torch.equal(a[0], b[0]) and not torch.equal(a[1], b[1])
 
 
 @pytest.mark.parametrize("head", ["regress", "classify"])
