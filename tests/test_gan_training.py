@@ -93,3 +93,32 @@ def test_nonsense_flags_stop_at_once(tmp_path):
                              capture_output=True, text=True, timeout=120)
         assert out.returncode != 0 and message in out.stderr, (module, args, out.stderr[-500:])
         assert "Traceback" not in out.stderr
+
+
+def test_unet_discriminator_scores_every_pixel_with_spectral_norm():
+    from models.unet_discriminator import UNetDiscriminator
+
+    d = UNetDiscriminator(channels=8)
+    x = torch.rand(2, 3, 32, 48, requires_grad=True)
+    logits, feats = d(x)
+    assert logits.shape == (2, 1, 32, 48) and len(feats) == 7
+    assert all(f.shape[0] == 2 for f in feats)
+    logits.mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    sn = [m for m in d.modules() if hasattr(m, "weight_orig")]
+    assert len(sn) == 8  # every conv but the stem and the head is spectrally normalised
+
+
+@pytest.mark.slow
+def test_real_photo_gan_trains_on_real_degradations_with_a_strength(image_folder, tmp_path):
+    env = {**os.environ, "STSR_DATA": str(tmp_path / "none")}
+    run_dir = tmp_path / "real_gan"
+    _run("train.gan", ["--model", "flashsr_real_gan_x4", "--data", str(image_folder), "--batch-size", "2",
+                       "--patch", "16", "--val-count", "2", "--val-every", "2", "--iters", "2", "--threads", "1",
+                       "--degradation", "real", "--d-channels", "8", "--workers", "0", "--run-dir", str(run_dir)], env)
+    rows = _rows(run_dir / "metrics.csv")
+    assert float(rows[-1]["loss_d"]) > 0 and rows[-1]["val_psnr_y"] != ""
+    info = json.loads((run_dir / "model.json").read_text())
+    assert info["args"]["strength"] is True and info["data"]["degradation"] == "real"
+    assert info["data"]["val_degradation"] == "auto" and info["adversarial"]
+    assert json.loads((run_dir / "discriminator.json").read_text())["arch"] == "UNetDiscriminator"

@@ -93,3 +93,25 @@ def test_wrong_model_for_the_script_exits_with_a_message(task, name, scale, mess
 
 def test_model_family_with_scale_resolves():
     assert spec_for_task_or_exit("sr", "swift_srgan", 2).name == "swift_srgan_x2"
+
+
+def test_growing_a_narrow_model_into_a_wider_one_keeps_its_function(tmp_path):
+    """--init-from --grow: the wider net starts as the narrow one (flows and RGB outputs unchanged)."""
+    from models import save_checkpoint
+    from models.flowinterp import FlowInterp
+    from train.loop import grown_tensor, init_from
+
+    torch.manual_seed(0)
+    narrow = FlowInterp(channels=(16, 12, 8), refine_channels=8).eval()
+    for p in narrow.parameters():  # the zero-initialised output layers would hide a wrong embedding
+        p.data.add_(0.05 * torch.randn_like(p))
+    path = tmp_path / "narrow.safetensors"
+    save_checkpoint(path, narrow, arch="flowinterp", args={"channels": [16, 12, 8], "refine_channels": 8})
+    wide = FlowInterp(channels=(32, 24, 16), refine_channels=16).eval()
+    assert init_from(wide, path, grow=True) == len(narrow.state_dict())
+    x0, x1, t = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48), torch.full((1, 1, 1, 1), 0.3)
+    with torch.no_grad():
+        assert torch.allclose(wide(x0, x1, t), narrow(x0, x1, t), atol=1e-4)
+    assert grown_tensor(torch.ones(4, 2), torch.zeros(3, 2)) is None  # does not fit: left alone
+    grown = grown_tensor(torch.ones(2, 2), torch.full((3, 4), 7.0))
+    assert grown[:2, :2].eq(1).all() and grown[:2, 2:].eq(0).all() and grown[2].eq(7).all()

@@ -37,7 +37,7 @@ from .loop import (
     scheduled_lr,
     train_loop,
 )
-from .sr import pixel_loss, prepare_sr_run, sr_spec_or_exit, validate
+from .sr import add_degradation_arguments, pixel_loss, prepare_sr_run, sr_spec_or_exit, strength_kwargs, validate
 
 LOSS_FIELDS = ["step", "loss_g", "pixel", "adversarial", "tv", "feature", "loss_d", "d_real", "d_fake", "lr",
                "val_psnr_y"]
@@ -46,7 +46,8 @@ LOSS_FIELDS = ["step", "loss_g", "pixel", "adversarial", "tv", "feature", "loss_
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m train.gan", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", required=True, help="registered GAN model (srgan_x4, swift_srgan_x4, swift_srgan_x2)")
+    p.add_argument("--model", required=True,
+                   help="registered GAN model (srgan_x4, swift_srgan_x4, swift_srgan_x2, flashsr_real_gan_x4)")
     p.add_argument("--scale", type=int, default=None)
     p.add_argument("--init-from", type=Path, default=None, help="PSNR-trained generator to start from")
     p.add_argument("--iters", type=int, default=2000)
@@ -65,6 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ema", type=float, default=0.99)
     p.add_argument("--val-count", type=int, default=10)
     p.add_argument("--workers", type=int, default=None)
+    add_degradation_arguments(p)
     add_run_arguments(p, val_every=250, threads_default=0)
     return p.parse_args(argv)
 
@@ -136,7 +138,7 @@ def discriminator_step(discriminator, optimizer, sr: torch.Tensor, hr: torch.Ten
 def main(argv=None) -> int:
     args = parse_args(argv)
     spec = check_args(args)
-    device, data_dir, dataset, train_count, val, val_names = prepare_sr_run(args, spec, "bicubic")
+    device, data_dir, dataset, train_count, val, val_names = prepare_sr_run(args, spec, args.degradation)
     if distributed.local_batch(args.batch_size) < 2:
         raise SystemExit("error: --batch-size (the global batch) must give each process at least 2 (batch norm)")
     precision = resolve_precision(args.precision, device)
@@ -164,7 +166,8 @@ def main(argv=None) -> int:
                                            "(stands in for a pretrained VGG/MobileNet)"},
             "discriminator": {"arch": d_arch, "channels": args.d_channels},
             "data": {"train_dir": str(data_dir), "train_images": train_count, "val_images": val_names,
-                     "degradation": "bicubic", "lr_patch": args.patch, "batch_size": args.batch_size},
+                     "degradation": args.degradation, "lr_patch": args.patch, "batch_size": args.batch_size,
+                     "val_degradation": args.val_degradation, "val_strength": args.val_strength},
             **run_description(args, device)}
 
     def save_discriminator(step: int) -> dict:
@@ -179,8 +182,9 @@ def main(argv=None) -> int:
     batches = iter(loader)
 
     def train_step(step: int) -> dict:
-        lr_t, hr_t = (t.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-                      for t in next(batches))
+        lr_t, hr_t, *rest = (t.to(device, non_blocking=True) for t in next(batches))
+        lr_t, hr_t = (t.contiguous(memory_format=torch.channels_last) for t in (lr_t, hr_t))
+        strength = rest[0] if rest else torch.zeros(lr_t.shape[0], 1, device=device)
         lr_now = scheduled_lr(args, step, clock)
         for group in opt_g.param_groups:
             group["lr"] = lr_now
@@ -188,14 +192,14 @@ def main(argv=None) -> int:
             group["lr"] = lr_now * args.lr_d / args.lr
         adversarial = step >= args.pixel_warmup
         with autocast(precision, device):
-            sr = g_net(lr_t).float()
+            sr = g_net(lr_t, **strength_kwargs(generator, strength)).float()
         d_stats = discriminator_step(d_net, opt_d, sr, hr_t, precision) if adversarial else {}
         terms = generator_losses(args, d_net, sr, hr_t, adversarial, precision)
         optimizer_step(generator, opt_g, terms["loss_g"], ema, step)
         return {**terms, **d_stats, "lr": lr_now}
 
     step = train_loop(run, args, step, name=spec.name, train_step=train_step, training=[generator, discriminator],
-                      validate=lambda g: {"val_psnr_y": validate(g, val, device, spec.scale)}, record_every=25,
+                      validate=lambda g: {"val_psnr_y": validate(g, val, device, spec.scale, args.val_strength)}, record_every=25,
                       describe=lambda row, s: " ".join(f"{k} {v:.4g}" for k, v in row.items())
                       + f" val Y-PSNR {s['val_psnr_y']:.3f} dB")
     run.finish(step, args.iters, spec.weights_path, args.publish)

@@ -67,6 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ema", type=float, default=0.995, help="EMA decay (0 disables)")
     p.add_argument("--val-count", type=int, default=10, help="training images held out for validation")
     p.add_argument("--init-from", type=Path, default=None, help="start from a checkpoint's matching tensors")
+    p.add_argument("--grow", action="store_true",
+                   help="with --init-from: embed a narrower model's tensors in this wider one (same function)")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--video-dir", type=Path, default=None, help="real clips (default $STSR_DATA/video; 'none': off)")
     p.add_argument("--video-fraction", type=float, default=0.7, help="share of real-video triplets in a batch")

@@ -330,14 +330,34 @@ def finish_run(run_dir: Path, weights_path: Path, *, step: int, iters: int, cloc
         print(f"published {weights_path}", file=sys.stderr)
 
 
-def init_from(model: nn.Module, path: Path) -> int:
-    """Copy tensors whose name and shape match (e.g. an x2 body into an x4 model)."""
+def grown_tensor(old: torch.Tensor, new: torch.Tensor) -> Optional[torch.Tensor]:
+    """`new` (a wider layer's fresh init) with `old` in its leading slice, so the wider net computes the
+    old one's function at the start (Net2Net-style growth), or None when `old` does not fit.
+
+    Old output channels keep their weights and ignore every added input channel (those weights are
+    zeroed); added output channels keep their random init. Layers whose outputs are fixed (flows,
+    RGB) thus return exactly the old values, and the added channels start learning at once."""
+    if old.dim() != new.dim() or any(o > n for o, n in zip(old.shape, new.shape)):
+        return None
+    grown = new.detach().clone()
+    if old.dim() >= 2:
+        grown[: old.shape[0], old.shape[1]:] = 0
+    grown[tuple(slice(0, s) for s in old.shape)] = old
+    return grown
+
+
+def init_from(model: nn.Module, path: Path, grow: bool = False) -> int:
+    """Copy tensors whose name and shape match (e.g. an x2 body into an x4 model); with `grow`, also
+    embed smaller tensors into wider layers of the same names (grown_tensor)."""
     try:
         state = read_weights(path)
     except CheckpointError as exc:
         raise SystemExit(f"error: --init-from: {exc}") from None
     own = model.state_dict()
     taken = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if grow:
+        grown = {k: grown_tensor(v, own[k]) for k, v in state.items() if k in own and k not in taken}
+        taken.update({k: v for k, v in grown.items() if v is not None})
     if not taken:
         raise SystemExit(f"error: --init-from {path}: no tensor matches this model")
     own.update(taken)
@@ -359,7 +379,8 @@ def open_run(args: argparse.Namespace, name: str, model: nn.Module, optimizer, e
     if state:
         say(f"resuming {run_dir} at step {state['step']}", file=sys.stderr)
     elif getattr(args, "init_from", None):
-        say(f"initialised {init_from(model, args.init_from)} tensors from {args.init_from}", file=sys.stderr)
+        count = init_from(model, args.init_from, grow=getattr(args, "grow", False))
+        say(f"initialised {count} tensors from {args.init_from}", file=sys.stderr)
         if ema:
             ema.model.load_state_dict(model.state_dict())
     return run_dir, state, state["step"] if state else 0

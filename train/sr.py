@@ -52,12 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=500)
     p.add_argument("--loss", choices=["l1", "mse", "charbonnier"], default="l1")
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay (0 disables)")
-    p.add_argument("--degradation", choices=sorted(DEGRADATIONS), default="bicubic",
-                   help="real: two-stage blur/resize/noise/JPEG (common.degradations) at a random level, fed to "
-                        "strength models as their denoise strength")
-    p.add_argument("--val-degradation", choices=["auto", "bicubic", *PRESETS], default="auto",
-                   help="validation LR: auto = real-medium for --degradation real, else bicubic")
-    p.add_argument("--val-strength", type=float, default=0.5, help="strength models: the strength validation uses")
+    add_degradation_arguments(p)
     p.add_argument("--dropout", type=float, default=None, help="override the model's dropout p")
     p.add_argument("--val-count", type=int, default=10, help="training images held out for validation")
     p.add_argument("--init-from", type=Path, default=None, help="start from a checkpoint's matching tensors")
@@ -69,9 +64,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def add_degradation_arguments(p: argparse.ArgumentParser) -> None:
+    """The LR degradation flags train.sr and train.gan share."""
+    p.add_argument("--degradation", choices=sorted(DEGRADATIONS), default="bicubic",
+                   help="real: two-stage blur/resize/noise/JPEG (common.degradations) at a random level, fed to "
+                        "strength models as their denoise strength")
+    p.add_argument("--val-degradation", choices=["auto", "bicubic", *PRESETS], default="auto",
+                   help="validation LR: auto = real-medium for --degradation real, else bicubic")
+    p.add_argument("--val-strength", type=float, default=0.5, help="strength models: the strength validation uses")
+
+
 def sr_spec_or_exit(args: argparse.Namespace):
     """The SR model --model/--scale name, checked against --patch; a clear message and exit if not."""
     spec = spec_for_task_or_exit("sr", args.model, args.scale)
+    if not 0 <= args.val_strength <= 1:
+        raise SystemExit("error: --val-strength must be in [0, 1]")
     if args.patch < spec.min_patch:
         raise SystemExit(f"error: --patch {args.patch} is smaller than {spec.name}'s receptive field / "
                          f"downsampling; use >= {spec.min_patch}")
@@ -89,8 +96,6 @@ def check_args(args: argparse.Namespace):
         raise SystemExit("error: --iters and --batch-size must be positive")
     if args.dropout is not None and not 0 <= args.dropout < 1:
         raise SystemExit("error: --dropout must be in [0, 1)")
-    if not 0 <= args.val_strength <= 1:
-        raise SystemExit("error: --val-strength must be in [0, 1]")
     return spec
 
 

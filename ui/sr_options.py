@@ -24,14 +24,17 @@ def sr_families() -> Dict[str, List[int]]:
     families: Dict[str, List[int]] = {}
     for spec in models_for("sr"):
         families.setdefault(spec.name.rsplit("_x", 1)[0], []).append(spec.scale)
-    order = sorted(families, key=lambda f: f != PHOTO_FAMILY)
+    order = sorted(families, key=lambda f: (f != PHOTO_FAMILY, not f.startswith(PHOTO_FAMILY)))
     return {k: sorted(families[k]) for k in order}
 
 
 def family_label(family: str) -> str:
     """What the model dropdown shows: real-photo models as "Photo", the rest as clean/benchmark models."""
-    return f"Photo (real-world: noise, JPEG, blur) — {family}" if family == PHOTO_FAMILY else \
-        f"Clean / benchmark — {family}"
+    if family == PHOTO_FAMILY:
+        return f"Photo (real-world: noise, JPEG, blur) — {family}"
+    if family.startswith(PHOTO_FAMILY):
+        return f"Photo, sharper texture (GAN; lower PSNR) — {family}"
+    return f"Clean / benchmark — {family}"
 
 
 def takes_strength(family_or_name: str) -> bool:
