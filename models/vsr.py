@@ -69,7 +69,9 @@ class VideoFlashSR(nn.Module):
              ) -> Tuple[torch.Tensor, torch.Tensor]:
         """One frame: SR (N,3,sH,sW, not clamped) and the hidden features (N,C,H,W) for the next one."""
         flow = self.estimate_flow(lr, prev_lr)
-        aligned = backward_warp(hidden, flow)
+        # the grid in fp32: under bf16 autocast it would round sampling positions by up to 0.1-0.45 px
+        # (scripts/vsr_diagnose.py), as large as the sub-pixel LR motion; a no-op in fp32 and in exports
+        aligned = backward_warp(hidden.float(), flow.float())
         error = lr - backward_warp(prev_lr, flow)
         feat = self.sr.head(lr)
         feat = feat + self.fuse(torch.cat([feat, aligned, error], 1))
