@@ -10,13 +10,15 @@ each step of the causal model is run with one part switched off or replaced:
   zero_flow     the previous features taken unwarped (flow = 0)
   hr_flow       flow from the same flow blocks run on the ground-truth HR frames, scaled down to LR (an oracle)
   flow_up4      the LR frames upscaled x4 instead of x2 for the flow blocks
+  mid_flow      the flow asked at t = 0.5 as F_t->1 - F_t->0 (models.vsr flow_time=0.5) instead of at t = 0
   fuse_xK       the fusion's output multiplied by K (is the learned correction just too timid?)
   shipped       the shipped per-frame flashsr_xS (not the video model's fine-tuned copy of it)
 It also reports how well the LR flow aligns (mean |LR_t - warp(LR_t-1)| on 0-255, HR the same with the
-flow x scale), the flow's size, the fusion output's RMS relative to the head features it is added to
-(and the part of it that changes when the warped features are zeroed), the fusion's first-layer weight
-RMS per input group, how far the FlashSR part moved from the shipped weights, and how far a warp with the
-grid built in bf16 (as under training's autocast) lands from the fp32 one.
+flow x scale; `farneback`: OpenCV's flow on the HR frames, a reference), the flow's size, the fusion
+output's RMS relative to the head features it is added to (and the part of it that changes when the
+warped features are zeroed), the fusion's first-layer weight RMS per input group, how far the FlashSR
+part moved from the shipped weights, and how far a warp with the grid built in bf16 (as under
+training's autocast) lands from the fp32 one.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -37,7 +40,8 @@ from models import load_model  # noqa: E402
 from models.flowinterp import PAD_MULTIPLE, backward_warp  # noqa: E402
 from models.frame_padding import pad_tensor_to_multiple  # noqa: E402
 
-VARIANTS = ("full", "no_fusion", "no_hidden", "zero_flow", "hr_flow", "flow_up4", "fuse_x1.5", "fuse_x2", "shipped")
+VARIANTS = ("full", "no_fusion", "no_hidden", "zero_flow", "hr_flow", "flow_up4", "mid_flow", "fuse_x1.5", "fuse_x2",
+            "shipped")
 
 
 def net_flow(model, cur, prev, up: float, out_hw) -> torch.Tensor:
@@ -53,6 +57,21 @@ def net_flow(model, cur, prev, up: float, out_hw) -> torch.Tensor:
     return F.interpolate(flow, size=out_hw, mode="bilinear", align_corners=False) * (out_hw[1] / (w * up))
 
 
+def midpoint_flow(model, lr, prev) -> torch.Tensor:
+    saved, model.flow_time = model.flow_time, 0.5
+    try:
+        return model.estimate_flow(lr, prev)
+    finally:
+        model.flow_time = saved
+
+
+def farneback(cur: np.ndarray, prev: np.ndarray, out_hw) -> torch.Tensor:
+    """OpenCV Farneback flow cur -> prev on HR frames (HxWx3 float), resized to `out_hw` in its pixels."""
+    grey = [cv2.cvtColor(np.clip(np.rint(f * 255), 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) for f in (cur, prev)]
+    flow = torch.from_numpy(cv2.calcOpticalFlowFarneback(*grey, None, 0.5, 4, 15, 3, 5, 1.2, 0).transpose(2, 0, 1))
+    return F.interpolate(flow[None], size=out_hw, mode="bilinear", align_corners=False) * (out_hw[1] / cur.shape[1])
+
+
 def step(model, lr, prev, hidden, variant, hr=None, hr_prev=None, stats=None, shipped=None):
     """models.vsr.VideoFlashSR.step with one part switched off or replaced (see the module docstring)."""
     hw = lr.shape[2:]
@@ -64,6 +83,8 @@ def step(model, lr, prev, hidden, variant, hr=None, hr_prev=None, stats=None, sh
         flow = net_flow(model, hr, hr_prev, 1, hw)
     elif variant == "flow_up4":
         flow = net_flow(model, lr, prev, 4, hw)
+    elif variant == "mid_flow":
+        flow = midpoint_flow(model, lr, prev)
     else:
         flow = model.estimate_flow(lr, prev)
     aligned = backward_warp(hidden, flow)
@@ -90,7 +111,8 @@ def to_tensor(frame: np.ndarray) -> torch.Tensor:
 @torch.inference_mode()
 def run(model, clips, scale: int, shipped, variants=VARIANTS):
     psnr = {v: {} for v in variants}  # variant -> frame index -> [Y-PSNR]
-    align = {"est": [], "zero": [], "hr_oracle": [], "hr_est": [], "hr_zero": [], "flow_px": [], "hr_flow_px": []}
+    align = {k: [] for k in ("est", "zero", "hr_oracle", "mid", "farneback", "hr_est", "hr_zero", "hr_mid",
+                             "hr_farneback", "flow_px", "hr_flow_px", "mid_px", "farneback_px")}
     ratio = []
     for clip in clips:
         hr = [to_tensor(mod_crop(f, scale)) for f in clip]
@@ -105,17 +127,20 @@ def run(model, clips, scale: int, shipped, variants=VARIANTS):
                                                        hr[t][0].numpy().transpose(1, 2, 0), crop=scale))
                 if variant != "full" or t == 0:
                     continue
-                oracle = net_flow(model, hr[t], hr[t - 1], 1, x.shape[2:])
+                hw = x.shape[2:]
+                hr_np = [f[0].numpy().transpose(1, 2, 0) for f in (hr[t], hr[t - 1])]
+                flows = {"est": flow, "zero": 0 * flow, "hr_oracle": net_flow(model, hr[t], hr[t - 1], 1, hw),
+                         "mid": midpoint_flow(model, x, lr[t - 1]), "farneback": farneback(*hr_np, hw)}
                 c = 2  # LR border left out of the alignment error
-                for key, f, a, b in (("est", flow, x, lr[t - 1]), ("zero", 0 * flow, x, lr[t - 1]),
-                                     ("hr_oracle", oracle, x, lr[t - 1])):
-                    align[key].append(float((a - backward_warp(b, f)).abs()[..., c:-c, c:-c].mean() * 255))
-                up = F.interpolate(flow, scale_factor=scale, mode="bilinear", align_corners=False) * scale
-                for key, f in (("hr_est", up), ("hr_zero", 0 * up)):
-                    err = (hr[t] - backward_warp(hr[t - 1], f)).abs()[..., c * scale:-c * scale, c * scale:-c * scale]
-                    align[key].append(float(err.mean() * 255))
-                align["flow_px"].append(float(flow.norm(dim=1).mean()))
-                align["hr_flow_px"].append(float(oracle.norm(dim=1).mean()))
+                for key, f in flows.items():
+                    align[key].append(float((x - backward_warp(lr[t - 1], f)).abs()[..., c:-c, c:-c].mean() * 255))
+                for key in ("est", "zero", "mid", "farneback"):
+                    up = F.interpolate(flows[key], scale_factor=scale, mode="bilinear", align_corners=False) * scale
+                    err = (hr[t] - backward_warp(hr[t - 1], up)).abs()[..., c * scale:-c * scale, c * scale:-c * scale]
+                    align[f"hr_{key}"].append(float(err.mean() * 255))
+                for key, name in (("flow_px", "est"), ("hr_flow_px", "hr_oracle"), ("mid_px", "mid"),
+                                  ("farneback_px", "farneback")):
+                    align[key].append(float(flows[name].norm(dim=1).mean()))
     return psnr, align, ratio
 
 
@@ -144,11 +169,12 @@ def main(argv=None) -> int:
         gains = " ".join(f"{np.mean(rows[t]) - np.mean(base[t]):+.3f}" for t in range(0, min(len(rows), 7)))
         print(f"| {v} | {np.mean(rows[centre]):.3f} | {allf:.3f} | {gains} |")
     print("\nalignment, mean |frame_t - warp(frame_t-1)| (0-255), frames 1..6:")
-    for k in ("zero", "est", "hr_oracle"):
+    for k in ("zero", "est", "mid", "hr_oracle", "farneback"):
         print(f"  LR, flow {k:<9}: {np.mean(align[k]):.3f}")
-    for k in ("hr_zero", "hr_est"):
+    for k in ("hr_zero", "hr_est", "hr_mid", "hr_farneback"):
         print(f"  HR, flow {k[3:]:<9} (x{model.scale}): {np.mean(align[k]):.3f}")
-    print(f"  mean |flow| LR px: estimated {np.mean(align['flow_px']):.3f}, from HR {np.mean(align['hr_flow_px']):.3f}")
+    print(f"  mean |flow| LR px: estimated {np.mean(align['flow_px']):.3f}, mid {np.mean(align['mid_px']):.3f}, "
+          f"flow blocks on HR {np.mean(align['hr_flow_px']):.3f}, Farneback on HR {np.mean(align['farneback_px']):.3f}")
     ratio = np.array(ratio)
     print(f"fusion output RMS / head-feature RMS (frames 1..6): mean {ratio[:, 0].mean():.4f}, max "
           f"{ratio[:, 0].max():.4f}; the part that depends on the warped features: mean {ratio[:, 1].mean():.4f}")

@@ -84,6 +84,31 @@ def test_warm_started_video_model_is_shipped_flashsr(name):
     assert torch.allclose(video, single, atol=1e-6)
 
 
+def test_midpoint_flow_aligns_better_than_asking_at_t0():
+    """scripts/vsr_diagnose.py's finding: flowinterp's blocks, trained on 0 < t < 1, find little of the motion
+    asked at t = 0; F_t->1 - F_t->0 at t = 0.5 (flow_time=0.5) aligns a panned texture much better."""
+    from models.checkpoint import read_weights
+    from models.flowinterp import backward_warp
+
+    flow_weights = get_spec("flowinterp").weights_path
+    if not flow_weights.exists():
+        pytest.skip("shipped flowinterp weights absent")
+    state = {k: v for k, v in read_weights(flow_weights).items() if not k.startswith("refine.")}
+    torch.manual_seed(0)
+    frames = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 16), size=(48, 64), mode="bicubic",
+                                             align_corners=False).clamp(0, 1)
+    cur, prev = frames[..., 4:36, 4:52], frames[..., 5:37, 6:54]  # prev = cur moved by (-2, -1) px
+    errors = {}
+    for flow_time in (0.0, 0.5):
+        model = VideoFlashSR(scale=2, blocks=1, flow_time=flow_time).eval()
+        model.flow.load_state_dict(state)
+        with torch.no_grad():
+            flow = model.estimate_flow(cur, prev)
+        errors[flow_time] = float((cur - backward_warp(prev, flow)).abs()[..., 4:-4, 4:-4].mean())
+    still = float((cur - prev).abs()[..., 4:-4, 4:-4].mean())
+    assert errors[0.5] < 0.5 * errors[0.0] and errors[0.0] < still
+
+
 def test_restart_equals_fresh_start():
     model = tiny(channels=16)
     clip = moving_clip(6, 20, 24)
