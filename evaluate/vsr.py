@@ -3,14 +3,15 @@
 Sets: 'Vimeo7' = the 16 Vimeo-90K septuplets in vsr/vimeo_septuplet (7 frames of 448x256 each), 'CDFI' =
 the 52-frame 854x480 sequence in vfi/sequences/cdfi_854x480 (one clip). HR mod-cropped to the scale, LR
 by PIL bicubic per frame (the image protocol). Rows: `bicubic`, per-frame `flashsr_xS` and the video
-models (default: all trained ones). Y-PSNR / SSIM (BT.601, `scale` px border crop) on the centre frame
-(Vimeo7: im4; CDFI: frame 26) and averaged over all frames.
+models of that scale (default: all trained ones; `--scale 2`: flashsr_x2 and vsr_x2). Y-PSNR / SSIM
+(BT.601, `scale` px border crop) on the centre frame (Vimeo7: im4; CDFI: frame 26) and averaged over all
+frames.
 
 Temporal consistency `tc`: the mean absolute Y difference between consecutive output frames after
 warping frame t+1 back onto frame t along flow computed on the ground truth (OpenCV Farneback), divided
 by the same figure for the ground truth itself: 1.0 is as stable as the truth, above it flickers more.
-`cpu_ms_frame`: the fastest of 10 timed runs (ms) of one output frame at the Vimeo LR size
-(112x64 -> 448x256), ONNX Runtime CPU, 1 thread (the video model: one step graph); the minimum, not
+`cpu_ms_frame`: the fastest of 10 timed runs (ms) of one 448x256 output frame (the Vimeo size: 112x64 in
+at x4, 224x128 at x2), ONNX Runtime CPU, 1 thread (the video model: one step graph); the minimum, not
 the median, because the CPU may be shared (other load only ever adds time); compare rows of one run only.
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ BASELINES = (BASELINE, "flashsr_x2", "flashsr_x4")  # rows whose sidecars --upda
 DEFAULT_SETS = "Vimeo7,CDFI"
 METRICS = ("psnr_y_centre", "ssim_y_centre", "psnr_y", "ssim_y", "tc")
 CLIP_SETS = {"Vimeo7": "vsr/vimeo_septuplet", "CDFI": "vfi/sequences/cdfi_854x480"}
-SPEED_HW, SPEED_RUNS = (64, 112), 10
+SPEED_HR_HW, SPEED_RUNS = (256, 448), 10  # the Vimeo frame: the LR input is this / scale
 
 
 def load_clips(name: str, limit: int = 0) -> List[List[np.ndarray]]:
@@ -164,9 +165,11 @@ def get_spec_or_none(name: str, task: str):
     return spec if spec is not None and spec.task == task else None
 
 
-def cpu_ms_per_frame(name: str, weights=None, hw=SPEED_HW, runs: int = SPEED_RUNS) -> tuple:
-    """(fastest ms of one frame at LR `hw`, runtime): ONNX Runtime CPU, 1 thread, on a temporary export."""
+def cpu_ms_per_frame(name: str, weights=None, hw=None, runs: int = SPEED_RUNS) -> tuple:
+    """(fastest ms of one frame at LR `hw` (default: a Vimeo frame / scale), runtime): ONNX Runtime CPU,
+    1 thread, on a temporary export."""
     spec = get_spec(name)
+    hw = hw or (SPEED_HR_HW[0] // spec.scale, SPEED_HR_HW[1] // spec.scale)
     module = positional_module(spec, load_model(name, weights)).eval()
     feeds = spec.io.random_inputs(1, *hw)
     try:

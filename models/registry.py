@@ -210,6 +210,9 @@ _SPECS += [
     ModelSpec("vsr_x4", "vsr", "vsr", 4, {"scale": 4}, recurrent_hidden=64, min_patch=16, min_size=2,
               description="Video SR x4 (multi-frame, causal): FlashSR x4 plus LR flow (flowinterp's blocks), "
                           "backward-warped hidden features fused into the trunk; exported as one time step"),
+    ModelSpec("vsr_x2", "vsr", "vsr", 2, {"scale": 2}, recurrent_hidden=64, min_patch=16, min_size=2,
+              description="Video SR x2 (multi-frame, causal): FlashSR x2 plus LR flow (flowinterp's blocks), "
+                          "backward-warped hidden features fused into the trunk; exported as one time step"),
 ]
 REGISTRY: Dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 

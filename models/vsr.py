@@ -7,9 +7,11 @@ training can only add what the previous frames know.
 
 One time step (the unit ONNX exports and runtimes stream): (current LR frame, previous LR frame,
 hidden LR features) -> (SR frame, new hidden). The flow current -> previous comes from the IFBlocks of
-FlowInterp (warm-started from `flowinterp`, asked for the flow at t=0 on the LR frames upscaled x2,
-where they were trained on motion of that size); the hidden features (FlashSR's trunk output of the
-previous frame) are backward-warped along it and fused into the head features by a small conv whose
+FlowInterp (warm-started from `flowinterp`, on the LR frames upscaled x2, where they were trained on
+motion of that size), asked at t = `flow_time`: the shipped vsr_x4 / vsr_x2 ask at t = 0, which the
+blocks never saw in training (they find about a third of the motion); 0.5 (F_t->1 - F_t->0) aligns far
+better and is the setting for a retrained model (scripts/vsr_diagnose.py). The hidden features (FlashSR's
+trunk output of the previous frame) are backward-warped along it and fused into the head features by a small conv whose
 1x1 output layer starts at zero. The fusion also sees the warping error of the LR frame, so it can
 learn to ignore features where the flow is wrong (occlusions). The first frame of a clip, and the first
 after a scene cut, is the step with prev = current and hidden = zeros (`start_hidden`).
@@ -33,9 +35,10 @@ class VideoFlashSR(nn.Module):
     """step(lr, prev_lr, hidden) -> (sr, hidden); forward(clip (N,T,3,H,W)) -> SR clip, for training."""
 
     def __init__(self, scale: int = 4, channels: int = 64, blocks: int = 9, flow_channels=(64, 48, 32),
-                 fuse_channels: int = 64):
+                 fuse_channels: int = 64, flow_time: float = 0.0):
         super().__init__()
         self.scale = scale
+        self.flow_time = float(flow_time)
         self.channels = channels
         self.sr = FlashSR(scale=scale, channels=channels, blocks=blocks, dropout=0.0)
         self.flow = FlowInterp(channels=tuple(flow_channels))
@@ -60,16 +63,21 @@ class VideoFlashSR(nn.Module):
               for x in (lr, prev_lr)]
         x0, _, _ = pad_tensor_to_multiple(up[0], PAD_MULTIPLE)
         x1, _, _ = pad_tensor_to_multiple(up[1], PAD_MULTIPLE)
-        # t = 0: FlowInterp's F_t->1 is the flow frame0 -> frame1
-        flow, _ = self.flow.estimate_flow(x0, x1, lr.new_zeros(lr.shape[0], 1, 1, 1))
-        flow = flow[:, 2:4, : h * FLOW_UPSCALE, : w * FLOW_UPSCALE]
+        # flow_time 0 (the shipped models): FlowInterp's F_t->1 at t = 0 is the flow frame0 -> frame1, but
+        # it never saw t = 0 in training and finds a third of the motion; at 0 < t < 1, F_t->1 - F_t->0
+        # is frame0 -> frame1 for linear motion and aligns far better (scripts/vsr_diagnose.py)
+        flow, _ = self.flow.estimate_flow(x0, x1, lr.new_full((lr.shape[0], 1, 1, 1), self.flow_time))
+        flow = flow[:, 2:4] - flow[:, 0:2] if self.flow_time else flow[:, 2:4]
+        flow = flow[:, :, : h * FLOW_UPSCALE, : w * FLOW_UPSCALE]
         return F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False) / FLOW_UPSCALE
 
     def step(self, lr: torch.Tensor, prev_lr: torch.Tensor, hidden: torch.Tensor
              ) -> Tuple[torch.Tensor, torch.Tensor]:
         """One frame: SR (N,3,sH,sW, not clamped) and the hidden features (N,C,H,W) for the next one."""
         flow = self.estimate_flow(lr, prev_lr)
-        aligned = backward_warp(hidden, flow)
+        # the grid in fp32: under bf16 autocast it would round sampling positions by up to 0.1-0.45 px
+        # (scripts/vsr_diagnose.py), as large as the sub-pixel LR motion; a no-op in fp32 and in exports
+        aligned = backward_warp(hidden.float(), flow.float())
         error = lr - backward_warp(prev_lr, flow)
         feat = self.sr.head(lr)
         feat = feat + self.fuse(torch.cat([feat, aligned, error], 1))

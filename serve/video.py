@@ -2,7 +2,7 @@
 and the video I/O names (serve.video_io) under their old module name.
 
     python -m serve.video IN.mp4 --sr flashsr_x2 --target-fps 60 --encoder h265 --crf 20 --out OUT.mp4
-    python -m serve.video IN.mp4 --sr vsr_x4 --out OUT.mp4        # multi-frame video SR
+    python -m serve.video IN.mp4 --sr vsr_x4 --out OUT.mp4        # multi-frame video SR (or vsr_x2)
     python -m serve.video --list-encoders
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="output .mp4 (default), .mkv, .webm or .mov; default: IN_out.mp4 beside the input")
     p.add_argument("--sr", default=None, metavar="MODEL",
                    help="upscale every frame with this SR model (flashsr_x2), or with a multi-frame video SR model "
-                        "(vsr_x4: uses the previous frames, restarts at scene cuts)")
+                        "(vsr_x4, vsr_x2: uses the previous frames, restarts at scene cuts)")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--fps-factor", type=int, default=1, help="multiply the frame rate (interpolation)")
     rate.add_argument("--target-fps", type=float, default=None, help="any output rate, e.g. 60 or 59.94")

@@ -15,11 +15,11 @@ from models.vsr import VideoFlashSR, VSRStep
 from serve.contract import InputError
 
 
-def tiny(channels=64, seed=0, fused=True) -> VideoFlashSR:
+def tiny(channels=64, seed=0, fused=True, scale=4) -> VideoFlashSR:
     """A small, fast video model; `fused` gives the zero-initialised fusion random weights (an untrained
     model is per-frame FlashSR and would hide propagation bugs)."""
     torch.manual_seed(seed)
-    model = VideoFlashSR(scale=4, channels=channels, blocks=1, flow_channels=(16, 16, 16), fuse_channels=16)
+    model = VideoFlashSR(scale=scale, channels=channels, blocks=1, flow_channels=(16, 16, 16), fuse_channels=16)
     torch.nn.init.normal_(model.sr.upsample[0].weight, std=0.02)
     if fused:
         torch.nn.init.normal_(model.fuse[2].weight, std=0.05)
@@ -62,6 +62,53 @@ def test_untrained_video_model_is_per_frame_flashsr():
     assert (fused[1:] - single[1:]).abs().max() > 1e-3  # later frames use the propagated features
 
 
+@pytest.mark.parametrize("name", ["vsr_x2", "vsr_x4"])
+def test_warm_started_video_model_is_shipped_flashsr(name):
+    """The trainer's warm start from the shipped flashsr_xS / flowinterp weights: before any training, every
+    frame of the registered video model is exactly the shipped per-frame model's output."""
+    from models import load_model
+    from train.vsr import warm_start
+
+    spec = get_spec(name)
+    flash_name = f"flashsr_x{spec.scale}"
+    if not get_spec(flash_name).has_weights() or not get_spec("flowinterp").has_weights():
+        pytest.skip("shipped weights absent")
+    model = spec.build().eval()
+    warm_start(model, spec.scale, None, None)
+    flash = load_model(flash_name)
+    clip = moving_clip(4, 20, 28)
+    with torch.no_grad():
+        video = model(clip)[0]
+        single = torch.stack([flash(clip[:, t])[0] for t in range(4)])
+    assert video.shape == (4, 3, 20 * spec.scale, 28 * spec.scale)
+    assert torch.allclose(video, single, atol=1e-6)
+
+
+def test_midpoint_flow_aligns_better_than_asking_at_t0():
+    """scripts/vsr_diagnose.py's finding: flowinterp's blocks, trained on 0 < t < 1, find little of the motion
+    asked at t = 0; F_t->1 - F_t->0 at t = 0.5 (flow_time=0.5) aligns a panned texture much better."""
+    from models.checkpoint import read_weights
+    from models.flowinterp import backward_warp
+
+    flow_weights = get_spec("flowinterp").weights_path
+    if not flow_weights.exists():
+        pytest.skip("shipped flowinterp weights absent")
+    state = {k: v for k, v in read_weights(flow_weights).items() if not k.startswith("refine.")}
+    torch.manual_seed(0)
+    frames = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 16), size=(48, 64), mode="bicubic",
+                                             align_corners=False).clamp(0, 1)
+    cur, prev = frames[..., 4:36, 4:52], frames[..., 5:37, 6:54]  # prev = cur moved by (-2, -1) px
+    errors = {}
+    for flow_time in (0.0, 0.5):
+        model = VideoFlashSR(scale=2, blocks=1, flow_time=flow_time).eval()
+        model.flow.load_state_dict(state)
+        with torch.no_grad():
+            flow = model.estimate_flow(cur, prev)
+        errors[flow_time] = float((cur - backward_warp(prev, flow)).abs()[..., 4:-4, 4:-4].mean())
+    still = float((cur - prev).abs()[..., 4:-4, 4:-4].mean())
+    assert errors[0.5] < 0.5 * errors[0.0] and errors[0.0] < still
+
+
 def test_restart_equals_fresh_start():
     model = tiny(channels=16)
     clip = moving_clip(6, 20, 24)
@@ -97,14 +144,15 @@ def test_clip_parity_catches_a_wrong_graph(tmp_path):
 
 @pytest.fixture
 def tiny_backend(monkeypatch):
-    """serve.vsr on a tiny torch model under the registered name (no shipped weights needed)."""
+    """serve.vsr on a tiny torch model under the registered name (no shipped weights needed); vsr_x2 gets
+    a tiny x2 model."""
     import serve.vsr
     from serve.backends import TorchBackend
 
-    model = tiny(channels=64)
+    models = {4: tiny(channels=64), 2: tiny(channels=64, scale=2)}
     monkeypatch.setattr(serve.vsr, "get_backend",
-                        lambda name, kind="auto", **kw: TorchBackend(name, module=model))
-    return model
+                        lambda name, kind="auto", **kw: TorchBackend(name, module=models[get_spec(name).scale]))
+    return models[4]
 
 
 def _frames(count, seed, h=24, w=32):
@@ -234,3 +282,41 @@ def test_trainer_runs_resumes_and_publishes(tmp_path):
     assert steps == ["1", "2", "3"]
     state = torch.load(run / "state.pt", weights_only=False)
     assert state["step"] == 3 and (run / "model.safetensors").exists()
+
+
+def test_serve_video_cli_runs_vsr_x2(tmp_path, tiny_backend):
+    """`python -m serve.video IN --sr vsr_x2`: every frame doubled, the cut restarts the propagation."""
+    from serve.video import main
+    from serve.video_io import make_test_clip, read_frames
+
+    src, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    make_test_clip(src, _frames(3, 9, h=32, w=48) + [f // 4 for f in _frames(2, 10, h=32, w=48)])
+    assert main([str(src), "--sr", "vsr_x2", "--backend", "torch-cpu", "--out", str(out)]) == 0
+    frames = list(read_frames(out))
+    assert len(frames) == 5 and frames[0].shape == (64, 96, 3)
+
+
+def test_the_video_tab_offers_vsr_x2_and_stops_it(tmp_path, tiny_backend):
+    """The tab lists "Video SR (multi-frame) x2" once its weights exist, and a Stop during a vsr_x2 job
+    stops at the next frame and leaves no file (the same path as the per-frame models)."""
+    from serve.video import probe
+    from serve.video_io import make_test_clip
+    from ui import video_tab
+    from ui.cancel import JobCancelled
+
+    if get_spec("vsr_x2").has_weights():
+        assert ("Video SR (multi-frame) x2: vsr_x2", "vsr_x2") in video_tab.vsr_choices()
+    src = tmp_path / "in.mp4"
+    make_test_clip(src, _frames(4, 11, h=32, w=48))
+    target = tmp_path / "out" / "out.mp4"
+    target.parent.mkdir()
+    seen = []
+
+    def report(done, total):
+        seen.append(done)
+        if done == 2:
+            raise JobCancelled("Stopped")
+
+    with pytest.raises(JobCancelled):
+        video_tab._upscale_video(str(src), target, probe(src), "vsr_x2", "torch-cpu", report)
+    assert seen == [1, 2] and not list(target.parent.iterdir())
