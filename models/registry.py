@@ -146,6 +146,10 @@ _SPECS = [
     ModelSpec("flashsr_real_x4", "flashsr", "sr", 4, {"scale": 4, "strength": True}, scalar_inputs=("strength",),
               description="FlashSR for real photos, x4: trained on Real-ESRGAN-style blur/noise/JPEG, "
                           "with a denoise strength input (0 keeps texture, 1 cleans hard)"),
+    ModelSpec("flashsr_real_gan_x2", "flashsr", "sr", 2, {"scale": 2, "strength": True}, scalar_inputs=("strength",),
+              adversarial=True, psnr_twin="flashsr_real_x2",
+              description="flashsr_real_x2 fine-tuned as a GAN (U-Net discriminator): sharper texture on real "
+                          "photos, a little lower PSNR; same strength input and speed"),
     ModelSpec("flashsr_real_gan_x4", "flashsr", "sr", 4, {"scale": 4, "strength": True}, scalar_inputs=("strength",),
               adversarial=True, psnr_twin="flashsr_real_x4",
               description="flashsr_real_x4 fine-tuned as a GAN (U-Net discriminator): sharper texture on real "
@@ -198,9 +202,10 @@ _SPECS += [
               description="Default frame interpolator: coarse-to-fine intermediate flow (RIFE-style), "
                           "grid_sample warping, fusion mask, refinement; any t in (0,1)"),
     ModelSpec("flowinterp_wide", "flowinterp", "interpolate", 1,
-              {"channels": (128, 96, 64), "refine_channels": 48}, timestep_input=True,
+              {"channels": [128, 96, 64], "refine_channels": 48, "ensemble": True}, timestep_input=True,
               description="flowinterp with twice the flow channels at every level and a wider refinement net, "
-                          "grown from flowinterp's weights and trained on real video"),
+                          "grown from flowinterp's weights and trained on real video; runs each pair also "
+                          "mirrored and time-reversed and averages (RIFE's ensemble)"),
     ModelSpec("convlstm_interp", "convlstm_interp", "interpolate", 1, timestep_input=True,
               description="Seed 000 ConvLSTM baseline: the seed's ConvLSTM cells at 1/2 resolution; shipped weights "
                           "use the seed's residual-on-the-blend head (predict='residual'), the default "

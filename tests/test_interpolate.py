@@ -105,6 +105,21 @@ def test_backward_warp_moves_by_the_flow():
     assert torch.allclose(warped[..., :-2], img[..., 2:], atol=1e-5)
 
 
+def test_ensemble_is_the_mean_of_the_pair_and_its_mirrored_time_reversal():
+    torch.manual_seed(0)
+    model = FlowInterp(channels=(16, 12, 8), refine_channels=8, ensemble=True).eval()
+    for p in model.parameters():  # zero-initialised output layers would make both passes the blend
+        p.data.add_(0.02 * torch.randn_like(p))
+    x0, x1, t = torch.rand(2, 3, 48, 64), torch.rand(2, 3, 48, 64), torch.tensor([0.3, 0.6]).view(2, 1, 1, 1)
+    with torch.no_grad():
+        both = model(x0, x1, t)
+        model.ensemble = False
+        single = model(x0, x1, t)
+        mirrored = model(x1.flip(-1), x0.flip(-1), 1 - t).flip(-1)
+    assert torch.allclose(both, (single + mirrored) / 2, atol=1e-6)
+    assert not torch.allclose(single, mirrored, atol=1e-3)
+
+
 def test_triplet_generator_is_reproducible(rng):
     images = [smooth_image(rng, 90, 120) for _ in range(3)]
     ds = TripletDataset(images, MotionConfig(size=48, max_shift=6), seed=5)
