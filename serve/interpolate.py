@@ -1,6 +1,6 @@
 """Frame interpolation: two frames -> in-between frames, and video -> video at N x or any target frame rate.
 
-    frames = interpolate_pair(frame0, frame1, "flowinterp", factor=2)   # [middle], HxWx3 float in [0,1]
+    frames = interpolate_pair(frame0, frame1, factor=2)                 # [middle], HxWx3 float in [0,1]
     info = interpolate_video("in.mp4", "out.mp4", factor=4)              # H.264 MP4, audio kept
 
 Video runs in serve.video_job (streamed: decode one frame, interpolate, encode; never the whole
@@ -9,7 +9,7 @@ scene cut between two frames (thumbnail histogram / mean-difference test, serve.
 across: the earlier frame is repeated instead. The output is written to a hidden temp file beside
 `out_path` and renamed only on success, so a failure never leaves a half-written file behind.
 
-CLI: python -m serve.interpolate IN.mp4 --factor 2 --out OUT.mp4 [--model flowinterp] [--backend auto]
+CLI: python -m serve.interpolate IN.mp4 --factor 2 --out OUT.mp4 [--model flowinterp_wide] [--backend auto]
      python -m serve.interpolate A.png B.png --factor 4 --out mid.png   (writes mid_1.png ... mid_3.png)
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 from common.images import DecodedImage, ImageLoadError, read_image, to_uint8
 
 from .contract import InputError, cli_main
-from .interp_core import interp_backend, interpolate_arrays
+from .interp_core import DEFAULT_INTERPOLATOR, interp_backend, interpolate_arrays
 from .sr import _split_array
 
 FACTORS = (2, 4)
@@ -55,7 +55,7 @@ def _as_rgb(image: Image, label: str) -> DecodedImage:
     return _split_array(image)
 
 
-def interpolate_pair(frame0: Image, frame1: Image, model_name: str = "flowinterp", factor: int = 2,
+def interpolate_pair(frame0: Image, frame1: Image, model_name: str = DEFAULT_INTERPOLATOR, factor: int = 2,
                      backend: str = "auto", *, max_pixels: int = MAX_PAIR_PIXELS, precision: str = "fp32",
                      **backend_options) -> List[np.ndarray]:
     """The factor-1 frames between frame0 and frame1 (t = 1/factor, ...), each HxWx3 float32 in [0,1].
@@ -81,7 +81,7 @@ def interpolate_pair(frame0: Image, frame1: Image, model_name: str = "flowinterp
 
 
 def interpolate_video(in_path: Union[str, os.PathLike], out_path: Union[str, os.PathLike], factor: int = 2,
-                      model_name: str = "flowinterp", *, backend: str = "auto",
+                      model_name: str = DEFAULT_INTERPOLATOR, *, backend: str = "auto",
                       max_seconds: float = DEFAULT_MAX_SECONDS, max_frames: int = DEFAULT_MAX_FRAMES,
                       sr_model: Optional[str] = None, keep_audio: bool = True,
                       progress: Optional[Callable[[int, int], None]] = None, target_fps: Optional[float] = None,
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     p.add_argument("inputs", nargs="+", help="one video, or two images")
     p.add_argument("--out", required=True, help="output .mp4 (video) or image path (pairs)")
     p.add_argument("--factor", type=int, default=2, choices=FACTORS)
-    p.add_argument("--model", default="flowinterp")
+    p.add_argument("--model", default=DEFAULT_INTERPOLATOR)
     p.add_argument("--backend", default="auto",
                    help="auto, torch, onnx, openvino, trt or a kind from serve.runtime.KINDS")
     p.add_argument("--precision", default="fp32", help="fp32 (exact), bf16, int8 (SR stage) or auto")

@@ -9,7 +9,7 @@ from models import get_spec, save_checkpoint
 
 def test_select_models_all_and_wrong_task():
     names = select_models("all", "interpolate", "blend")
-    assert names[-1] == "blend" and set(names[:-1]) <= {"flowinterp", "convlstm_interp"}
+    assert names[-1] == "blend" and set(names[:-1]) <= {"flowinterp", "flowinterp_wide", "convlstm_interp"}
     assert select_models("all", "colorize", "grey", baseline_first=True)[0] == "grey"
     with pytest.raises(SystemExit, match="is a sr model, not colorize"):
         select_models("flashsr_x2", "colorize", "grey")

@@ -319,3 +319,18 @@ def test_cli_reports_bad_input(tmp_path):
                           cwd=PROJECT_ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.startswith("error: bad.mp4: not a readable video")
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_the_default_interpolator_is_one_constant_and_leads_the_tab():
+    import inspect
+
+    from serve.interp_core import DEFAULT_INTERPOLATOR
+    from serve.interpolate import interpolate_pair
+    from serve.video_job import process_video
+    from ui.video_tab import interpolation_models
+
+    assert get_spec(DEFAULT_INTERPOLATOR).timestep_input
+    assert inspect.signature(interpolate_pair).parameters["model_name"].default == DEFAULT_INTERPOLATOR
+    assert inspect.signature(process_video).parameters["interp_model"].default == DEFAULT_INTERPOLATOR
+    if get_spec(DEFAULT_INTERPOLATOR).has_weights():
+        assert interpolation_models()[0] == DEFAULT_INTERPOLATOR

@@ -199,7 +199,8 @@ def main(argv=None) -> int:
         return {**terms, **d_stats, "lr": lr_now}
 
     step = train_loop(run, args, step, name=spec.name, train_step=train_step, training=[generator, discriminator],
-                      validate=lambda g: {"val_psnr_y": validate(g, val, device, spec.scale, args.val_strength)}, record_every=25,
+                      validate=lambda g: {"val_psnr_y": validate(g, val, device, spec.scale, args.val_strength)},
+                      record_every=25,
                       describe=lambda row, s: " ".join(f"{k} {v:.4g}" for k, v in row.items())
                       + f" val Y-PSNR {s['val_psnr_y']:.3f} dB")
     run.finish(step, args.iters, spec.weights_path, args.publish)

@@ -51,7 +51,10 @@ def interpolator() -> Callable:
 
 
 def interpolation_models() -> List[str]:
-    return [s.name for s in models_for("interpolate")]
+    """Trained interpolators, the default (serve.interp_core.DEFAULT_INTERPOLATOR) first."""
+    from serve.interp_core import DEFAULT_INTERPOLATOR
+
+    return sorted((s.name for s in models_for("interpolate")), key=lambda n: n != DEFAULT_INTERPOLATOR)
 
 
 def vsr_choices() -> List[tuple]:
@@ -88,7 +91,7 @@ def interpolate_frames(frame0, frame1, factor: str = "×2", model: Optional[str]
         frame0: the first frame.
         frame1: the second frame, the same size as the first.
         factor: "×2" (one frame between) or "×4" (three); 2 and 4 are accepted too.
-        model: interpolation model name; empty for the default ("flowinterp").
+        model: interpolation model name; empty for the default (serve.interp_core.DEFAULT_INTERPOLATOR).
         backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
         precision: "auto" (default: the fastest whose measured loss is within 0.05 dB), "exact fp32" or
             "fast bf16" (OpenVINO, where the CPU has bf16).
@@ -141,7 +144,7 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
         sr_model: an SR model name such as "flashsr_x2" to upscale every frame on its own, a video SR model
             such as "vsr_x4" (multi-frame: uses the previous frames, restarts at scene cuts), or "none".
         backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
-        interp_model: interpolation model name; empty for the default ("flowinterp").
+        interp_model: interpolation model name; empty for the default (serve.interp_core.DEFAULT_INTERPOLATOR).
         target_fps: an output frame rate from 1 to 240 (e.g. 60 for 24 -> 60, 59.94 allowed); 0 uses fps_factor.
         encoder: "h264" (default; plays everywhere), "h265", "vp9" or "av1"; all written as MP4.
         crf: quality, lower is better (H.264/H.265 0-51, VP9/AV1 0-63); -1 for the encoder's default
