@@ -19,7 +19,16 @@ import gradio as gr
 import numpy as np
 
 from .cancel import cancel_on, start_job, stop_button
-from .common import LONG_JOBS, checked_backend, limits, models_for, progress_callback, uploaded, user_errors, workdir
+from .common import (
+    LONG_JOBS,
+    checked_backend,
+    limits,
+    models_for,
+    progress_callback,
+    uploaded_video,
+    user_errors,
+    workdir,
+)
 from .inputs import flag, one_of
 
 
@@ -47,7 +56,6 @@ def colorize_video(video, model: Optional[str] = None, hints: Optional[list] = N
     except ImportError:  # the lean (ONNX-only) install: the flow that carries colours runs in PyTorch
         raise gr.Error("Video colorization needs PyTorch (it carries colours along the interpolation model's "
                        "flow), which this installation does not have.") from None
-    from serve.video import probe
     from serve.video_io import Mp4Writer, audio_format
 
     models = [spec.name for spec in models_for("colorize")]
@@ -56,12 +64,8 @@ def colorize_video(video, model: Optional[str] = None, hints: Optional[list] = N
     model = one_of(model, "model", models, default=DEFAULT_MODEL if DEFAULT_MODEL in models else models[0])
     per_frame = flag(per_frame, "per_frame")
     backend = checked_backend(backend)
-    path, name = uploaded(video, "video")
-    if isinstance(path, bytes):
-        raise gr.Error("The video must be uploaded as a file.")
+    path, name, info = uploaded_video(video, progress)
     lim = limits()
-    progress(0, desc="checking the video")
-    info = probe(path, max_seconds=lim.video_seconds, max_frames=lim.video_frames, max_frame_pixels=lim.sr_input_pixels)
     work = info.frames * min(info.width * info.height, FLOW_SIDE ** 2)
     if work > lim.video_sr_pixels:
         raise gr.Error(f"{name}: colorizing {info.frames} frames of {info.width}x{info.height} is {work / 1e6:.1f} MP "

@@ -90,6 +90,20 @@ def uploaded(value: Any, what: str = "image") -> tuple:
     return uploaded_file(value, what)
 
 
+def uploaded_video(value: Any, progress) -> tuple:
+    """(path, display name, serve.video_io probe) of an uploaded video, checked against the length, frame
+    count and frame size limits before anything is decoded; a clear gr.Error otherwise."""
+    from serve.video import probe
+
+    path, name = uploaded(value, "video")
+    if isinstance(path, bytes):
+        raise gr.Error("The video must be uploaded as a file.")
+    lim = limits()
+    progress(0, desc="checking the video")
+    info = probe(path, max_seconds=lim.video_seconds, max_frames=lim.video_frames, max_frame_pixels=lim.sr_input_pixels)
+    return path, name, info
+
+
 def load_image(value: Any, *, max_pixels: int, min_side: int = MIN_SIDE, what: str = "image") -> DecodedImage:
     """Decode an upload through common.images.read_image; errors name the uploaded file, not the temp path."""
     source, name = uploaded(value, what)

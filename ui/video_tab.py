@@ -31,7 +31,7 @@ from .common import (
     precision_select,
     progress_callback,
     save_png,
-    uploaded,
+    uploaded_video,
     user_errors,
     workdir,
 )
@@ -157,7 +157,6 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
     Returns:
         The processed video (MP4), a summary and a dict of details (streams kept, notes).
     """
-    from serve.video import probe
     from serve.video_encode import available_encoders
     from serve.video_job import output_count, output_rate
     from serve.video_job import process_video as run_job
@@ -182,12 +181,8 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
         raise gr.Error("Nothing to do: choose an SR model, a 2× / 4× frame rate or a target frame rate.")
     if retime or interp_model not in (None, ""):
         interp_model = _require_interpolation(interp_model)
-    path, name = uploaded(video, "video")
-    if isinstance(path, bytes):
-        raise gr.Error("The video must be uploaded as a file.")
+    path, name, info = uploaded_video(video, progress)
     lim = limits()
-    progress(0, desc="checking the video")
-    info = probe(path, max_seconds=lim.video_seconds, max_frames=lim.video_frames, max_frame_pixels=lim.sr_input_pixels)
     fps_out = output_rate(info, factor, target)
     frames_out = output_count(info, fps_out)
     if sr_model != NO_SR and get_spec(sr_model).recurrent_hidden:
