@@ -267,7 +267,7 @@ def test_bad_videos_give_clear_messages_and_leave_nothing(tmp_path, rng, checkpo
 
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    opts = {"backend": "torch-cpu", "weights_path": str(checkpoints["flowinterp"])}
+    opts = {"model_name": "flowinterp", "backend": "torch-cpu", "weights_path": str(checkpoints["flowinterp"])}
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(os.urandom(4096))
     with pytest.raises(InputError, match="not a readable video"):

@@ -133,7 +133,7 @@ def test_bindings_and_glue_give_the_pipelines_results(rng):
     a = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
     b = np.ascontiguousarray(a[::-1])
     out = interp.make_infer()([Request(data={"frame0": a, "frame1": b, "factor": np.array([4], np.int32)})])
-    assert np.array_equal(out[0]["frames"], np.stack(interpolate_pair(a, b, factor=4)))
+    assert np.array_equal(out[0]["frames"], np.stack(interpolate_pair(a, b, "flowinterp", factor=4)))
     image = rng.integers(0, 256, (64, 70, 3), dtype=np.uint8)
     out = unc.make_infer()([Request(data={"image": image, "passes": np.array([3], np.int32)})])
     ref = estimate_uncertainty(image, "flashsr_x2", 3, patch=64)
