@@ -199,7 +199,7 @@ _SPECS += [
 ]
 _SPECS += [
     ModelSpec("flowinterp", "flowinterp", "interpolate", 1, timestep_input=True,
-              description="Default frame interpolator: coarse-to-fine intermediate flow (RIFE-style), "
+              description="Fast frame interpolator: coarse-to-fine intermediate flow (RIFE-style), "
                           "grid_sample warping, fusion mask, refinement; any t in (0,1)"),
     ModelSpec("flowinterp_wide", "flowinterp", "interpolate", 1,
               {"channels": [128, 96, 64], "refine_channels": 48, "ensemble": True}, timestep_input=True,

@@ -9,7 +9,7 @@ scene cut between two frames (thumbnail histogram / mean-difference test, serve.
 across: the earlier frame is repeated instead. The output is written to a hidden temp file beside
 `out_path` and renamed only on success, so a failure never leaves a half-written file behind.
 
-CLI: python -m serve.interpolate IN.mp4 --factor 2 --out OUT.mp4 [--model flowinterp_wide] [--backend auto]
+CLI: python -m serve.interpolate IN.mp4 --factor 2 --out OUT.mp4 [--model flowinterp] [--backend auto]
      python -m serve.interpolate A.png B.png --factor 4 --out mid.png   (writes mid_1.png ... mid_3.png)
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 from common.images import DecodedImage, ImageLoadError, read_image, to_uint8
 
 from .contract import InputError, cli_main
-from .interp_core import DEFAULT_INTERPOLATOR, interp_backend, interpolate_arrays
+from .interp_core import DEFAULT_INTERPOLATOR, VIDEO_INTERPOLATOR, interp_backend, interpolate_arrays
 from .sr import _split_array
 
 FACTORS = (2, 4)
@@ -81,7 +81,7 @@ def interpolate_pair(frame0: Image, frame1: Image, model_name: str = DEFAULT_INT
 
 
 def interpolate_video(in_path: Union[str, os.PathLike], out_path: Union[str, os.PathLike], factor: int = 2,
-                      model_name: str = DEFAULT_INTERPOLATOR, *, backend: str = "auto",
+                      model_name: str = VIDEO_INTERPOLATOR, *, backend: str = "auto",
                       max_seconds: float = DEFAULT_MAX_SECONDS, max_frames: int = DEFAULT_MAX_FRAMES,
                       sr_model: Optional[str] = None, keep_audio: bool = True,
                       progress: Optional[Callable[[int, int], None]] = None, target_fps: Optional[float] = None,
@@ -110,7 +110,8 @@ def main(argv=None) -> int:
     p.add_argument("inputs", nargs="+", help="one video, or two images")
     p.add_argument("--out", required=True, help="output .mp4 (video) or image path (pairs)")
     p.add_argument("--factor", type=int, default=2, choices=FACTORS)
-    p.add_argument("--model", default=DEFAULT_INTERPOLATOR)
+    p.add_argument("--model", default=None,
+                   help=f"default: {DEFAULT_INTERPOLATOR} for two images, {VIDEO_INTERPOLATOR} for a video")
     p.add_argument("--backend", default="auto",
                    help="auto, torch, onnx, openvino, trt or a kind from serve.runtime.KINDS")
     p.add_argument("--precision", default="fp32", help="fp32 (exact), bf16, int8 (SR stage) or auto")
@@ -119,7 +120,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-audio", action="store_true")
     args = p.parse_args(argv)
     if len(args.inputs) == 2:
-        frames = interpolate_pair(args.inputs[0], args.inputs[1], args.model, args.factor, args.backend,
+        frames = interpolate_pair(args.inputs[0], args.inputs[1], args.model or DEFAULT_INTERPOLATOR, args.factor,
+                                  args.backend,
                                   precision=args.precision)
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +142,8 @@ def main(argv=None) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
-        info = interpolate_video(args.inputs[0], args.out, args.factor, args.model, backend=args.backend,
+        info = interpolate_video(args.inputs[0], args.out, args.factor, args.model or VIDEO_INTERPOLATOR,
+                                 backend=args.backend,
                                  max_seconds=args.max_seconds, sr_model=args.sr_model,
                                  keep_audio=not args.no_audio, progress=progress, precision=args.precision)
     print(f"{info['output']}: {info['frames_out']} frames at {info['fps_out']:.3g} fps from {info['input']}; "

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .contract import cli_main
-from .interp_core import DEFAULT_INTERPOLATOR
+from .interp_core import VIDEO_INTERPOLATOR
 from .video_encode import DEFAULT_ENCODER, DEFAULT_PIX_FMT, ENCODERS, PIX_FMTS, available_encoders
 from .video_io import (  # noqa: F401
     Mp4Writer,
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--fps-factor", type=int, default=1, help="multiply the frame rate (interpolation)")
     rate.add_argument("--target-fps", type=float, default=None, help="any output rate, e.g. 60 or 59.94")
-    p.add_argument("--interp-model", default=DEFAULT_INTERPOLATOR)
+    p.add_argument("--interp-model", default=VIDEO_INTERPOLATOR)
     p.add_argument("--dedup", choices=DEDUP_MODES, default="skip",
                    help="repeated frames: skip (copy, no interpolation across), replace (fill with "
                         "interpolated frames) or off")

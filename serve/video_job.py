@@ -47,7 +47,7 @@ import numpy as np
 from common.images import to_uint8
 
 from .contract import InputError
-from .interp_core import DEFAULT_INTERPOLATOR, interp_backend, interpolate_arrays
+from .interp_core import VIDEO_INTERPOLATOR, interp_backend, interpolate_arrays
 from .video_encode import DEFAULT_ENCODER, DEFAULT_PIX_FMT, VideoWriter, choose_encoder
 from .video_io import probe
 from .video_schedule import Anchor, drop_repeats, output_count, output_rate, read_anchors, schedule
@@ -95,7 +95,7 @@ def _job_record(in_path: Path, fps_out: Fraction, count: int, size, settings, **
 
 
 def process_video(in_path: PathLike, out_path: PathLike, *, fps_factor: int = 1, target_fps: Optional[float] = None,
-                  interp_model: Optional[str] = DEFAULT_INTERPOLATOR, sr_model: Optional[str] = None,
+                  interp_model: Optional[str] = VIDEO_INTERPOLATOR, sr_model: Optional[str] = None,
                   backend: str = "auto",
                   encoder: str = DEFAULT_ENCODER, crf: Optional[int] = None, pix_fmt: str = DEFAULT_PIX_FMT,
                   dedup: str = "skip", keep_audio: bool = True, keep_subtitles: bool = True,

@@ -321,16 +321,19 @@ def test_cli_reports_bad_input(tmp_path):
     assert not (tmp_path / "o.mp4").exists()
 
 
-def test_the_default_interpolator_is_one_constant_and_leads_the_tab():
+def test_the_default_interpolators_are_constants_and_lead_their_dropdowns():
+    """Two frames: the best model (flowinterp_wide); videos: the fast one (flowinterp)."""
     import inspect
 
-    from serve.interp_core import DEFAULT_INTERPOLATOR
-    from serve.interpolate import interpolate_pair
+    from serve.interp_core import DEFAULT_INTERPOLATOR, VIDEO_INTERPOLATOR
+    from serve.interpolate import interpolate_pair, interpolate_video
     from serve.video_job import process_video
-    from ui.video_tab import interpolation_models
+    from ui.video_tab import interpolation_models, video_interpolation_models
 
-    assert get_spec(DEFAULT_INTERPOLATOR).timestep_input
+    assert get_spec(DEFAULT_INTERPOLATOR).timestep_input and get_spec(VIDEO_INTERPOLATOR).timestep_input
     assert inspect.signature(interpolate_pair).parameters["model_name"].default == DEFAULT_INTERPOLATOR
-    assert inspect.signature(process_video).parameters["interp_model"].default == DEFAULT_INTERPOLATOR
-    if get_spec(DEFAULT_INTERPOLATOR).has_weights():
+    assert inspect.signature(interpolate_video).parameters["model_name"].default == VIDEO_INTERPOLATOR
+    assert inspect.signature(process_video).parameters["interp_model"].default == VIDEO_INTERPOLATOR
+    if get_spec(DEFAULT_INTERPOLATOR).has_weights() and get_spec(VIDEO_INTERPOLATOR).has_weights():
         assert interpolation_models()[0] == DEFAULT_INTERPOLATOR
+        assert video_interpolation_models()[0] == VIDEO_INTERPOLATOR

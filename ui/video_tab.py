@@ -50,11 +50,19 @@ def interpolator() -> Callable:
     return interpolate_pair
 
 
-def interpolation_models() -> List[str]:
-    """Trained interpolators, the default (serve.interp_core.DEFAULT_INTERPOLATOR) first."""
+def interpolation_models(first: str = "") -> List[str]:
+    """Trained interpolators, `first` (default: serve.interp_core.DEFAULT_INTERPOLATOR) leading."""
     from serve.interp_core import DEFAULT_INTERPOLATOR
 
-    return sorted((s.name for s in models_for("interpolate")), key=lambda n: n != DEFAULT_INTERPOLATOR)
+    first = first or DEFAULT_INTERPOLATOR
+    return sorted((s.name for s in models_for("interpolate")), key=lambda n: n != first)
+
+
+def video_interpolation_models() -> List[str]:
+    """Trained interpolators for videos, serve.interp_core.VIDEO_INTERPOLATOR (the fast one) leading."""
+    from serve.interp_core import VIDEO_INTERPOLATOR
+
+    return interpolation_models(VIDEO_INTERPOLATOR)
 
 
 def vsr_choices() -> List[tuple]:
@@ -74,8 +82,8 @@ def _factor(value, name: str, allowed=(1, 2, 4)) -> int:
                         allowed=allowed)
 
 
-def _require_interpolation(model: Optional[str]) -> str:
-    models = interpolation_models()
+def _require_interpolation(model: Optional[str], video: bool = False) -> str:
+    models = video_interpolation_models() if video else interpolation_models()
     if not models:
         raise gr.Error("Frame interpolation is not available yet: no interpolation model has been trained. "
                        "Use 1× frame rate to only upscale the video's frames.")
@@ -144,7 +152,7 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
         sr_model: an SR model name such as "flashsr_x2" to upscale every frame on its own, a video SR model
             such as "vsr_x4" (multi-frame: uses the previous frames, restarts at scene cuts), or "none".
         backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
-        interp_model: interpolation model name; empty for the default (serve.interp_core.DEFAULT_INTERPOLATOR).
+        interp_model: interpolation model name; empty for the default (serve.interp_core.VIDEO_INTERPOLATOR: fast).
         target_fps: an output frame rate from 1 to 240 (e.g. 60 for 24 -> 60, 59.94 allowed); 0 uses fps_factor.
         encoder: "h264" (default; plays everywhere), "h265", "vp9" or "av1"; all written as MP4.
         crf: quality, lower is better (H.264/H.265 0-51, VP9/AV1 0-63); -1 for the encoder's default
@@ -180,7 +188,7 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
     if not retime and sr_model == NO_SR:
         raise gr.Error("Nothing to do: choose an SR model, a 2× / 4× frame rate or a target frame rate.")
     if retime or interp_model not in (None, ""):
-        interp_model = _require_interpolation(interp_model)
+        interp_model = _require_interpolation(interp_model, video=True)
     path, name, info = uploaded_video(video, progress)
     lim = limits()
     fps_out = output_rate(info, factor, target)
@@ -273,6 +281,10 @@ def build() -> None:
                                  info="per-frame SR, or Video SR (multi-frame): uses the previous frames")
                 backend_v = gr.Dropdown(backend_choices(), value="auto", label="Backend")
                 precision_v = precision_select()
+            video_interp = video_interpolation_models()
+            interp_video = gr.Dropdown(video_interp, value=video_interp[0] if video_interp else None,
+                                       label="Interpolation model", interactive=bool(video_interp),
+                                       info="flowinterp: fast; flowinterp_wide: better, 2.6-3x slower")
             with gr.Accordion("Frame rate and encoding options", open=False):
                 with gr.Row():
                     target_fps = gr.Number(0, label="Target frame rate (0 = use the factor above)", minimum=0,
@@ -296,7 +308,7 @@ def build() -> None:
     clip = example_path("clip_cdfi.webm")
     if clip:
         gr.Examples([[clip]], [video], cache_examples=False)
-    event = run_video.click(process_video, [video, fps, sr, backend_v, interp_model, target_fps, encoder, crf,
+    event = run_video.click(process_video, [video, fps, sr, backend_v, interp_video, target_fps, encoder, crf,
                                             pix_fmt, duplicates, precision_v],
                             [video_out, video_info, video_details], api_name="video", concurrency_id=LONG_JOBS,
                             concurrency_limit=1, preprocess=False)
