@@ -331,12 +331,9 @@ def finish_run(run_dir: Path, weights_path: Path, *, step: int, iters: int, cloc
 
 
 def grown_tensor(old: torch.Tensor, new: torch.Tensor) -> Optional[torch.Tensor]:
-    """`new` (a wider layer's fresh init) with `old` in its leading slice, so the wider net computes the
-    old one's function at the start (Net2Net-style growth), or None when `old` does not fit.
-
-    Old output channels keep their weights and ignore every added input channel (those weights are
-    zeroed); added output channels keep their random init. Layers whose outputs are fixed (flows,
-    RGB) thus return exactly the old values, and the added channels start learning at once."""
+    """`new` (a wider layer's fresh init) with `old` in its leading slice and the old outputs' weights on
+    added inputs zeroed (Net2Net-style growth: the wider net starts as the old one, its added channels
+    keep their random init and learn at once); None when `old` does not fit."""
     if old.dim() != new.dim() or any(o > n for o, n in zip(old.shape, new.shape)):
         return None
     grown = new.detach().clone()
@@ -347,8 +344,7 @@ def grown_tensor(old: torch.Tensor, new: torch.Tensor) -> Optional[torch.Tensor]
 
 
 def init_from(model: nn.Module, path: Path, grow: bool = False) -> int:
-    """Copy tensors whose name and shape match (e.g. an x2 body into an x4 model); with `grow`, also
-    embed smaller tensors into wider layers of the same names (grown_tensor)."""
+    """Copy tensors whose name and shape match (an x2 body into x4); `grow`: also narrower ones (grown_tensor)."""
     try:
         state = read_weights(path)
     except CheckpointError as exc:
@@ -379,8 +375,8 @@ def open_run(args: argparse.Namespace, name: str, model: nn.Module, optimizer, e
     if state:
         say(f"resuming {run_dir} at step {state['step']}", file=sys.stderr)
     elif getattr(args, "init_from", None):
-        count = init_from(model, args.init_from, grow=getattr(args, "grow", False))
-        say(f"initialised {count} tensors from {args.init_from}", file=sys.stderr)
+        say(f"initialised {init_from(model, args.init_from, getattr(args, 'grow', False))} tensors from "
+            f"{args.init_from}", file=sys.stderr)
         if ema:
             ema.model.load_state_dict(model.state_dict())
     return run_dir, state, state["step"] if state else 0
