@@ -16,9 +16,11 @@ CUT_MEAN_DIFF = 0.15  # mean absolute grey difference of 64-px thumbnails, in [0
 # (on UCF101: 0 of 379 real frame pairs flagged, 376 of 378 cross-video pairs caught)
 
 
-DEFAULT_INTERPOLATOR = "flowinterp_wide"  # two frames: the best measured (README: Frame interpolation)
-# videos: flowinterp is 2.6-3x faster at 854x480 and peaks 0.65 GB lower on a 1080p pair (ORT), for 0.2-0.9 dB
-VIDEO_INTERPOLATOR = "flowinterp"
+# flowinterp_wide is 0.2-0.9 dB better (README: Frame interpolation) but not the default: on a 2 MP x4 pair it
+# peaks 0.62 GB higher (1.88 against 1.26 GB), which the server's memory bound (measured with flowinterp, 55 MB
+# under 3 GB) has no room for, and on video it is 2.6-3x slower. It is one dropdown choice away.
+DEFAULT_INTERPOLATOR = "flowinterp"  # two frames
+VIDEO_INTERPOLATOR = DEFAULT_INTERPOLATOR  # videos
 BATCH_PIXELS = 2_000_000  # frame pixels x timesteps per backend call: ~1 GB of flow-net activations
 
 

@@ -322,7 +322,7 @@ def test_cli_reports_bad_input(tmp_path):
 
 
 def test_the_default_interpolators_are_constants_and_lead_their_dropdowns():
-    """Two frames: the best model (flowinterp_wide); videos: the fast one (flowinterp)."""
+    """The pair and video defaults are serve.interp_core's constants, and each dropdown lists its own first."""
     import inspect
 
     from serve.interp_core import DEFAULT_INTERPOLATOR, VIDEO_INTERPOLATOR
