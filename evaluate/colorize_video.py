@@ -3,8 +3,8 @@
 The CDFI sequence ($STSR_DATA/vfi/sequences/cdfi_854x480, 52 real frames) is made grey and coloured
 twice by serve.colorize_video: per frame, and with chroma carried along FlowInterp's flow. Flicker
 is the mean |delta ab| (Lab units) between consecutive frames after warping the earlier one by that
-flow, over pixels where the warp holds (serve.colorize_video.flicker). The clip is a single shot,
-so the only keyframe is frame 0. Also reports PSNR against the true colour frames.
+flow, over pixels where the warp holds (serve.colorize_video.colorize_stream's info["flicker"]). The
+clip is a single shot, so the only keyframe is frame 0. Also reports PSNR against the true colour frames.
 """
 from __future__ import annotations
 

@@ -79,20 +79,6 @@ def trust(grey: np.ndarray, warped_grey: np.ndarray) -> np.ndarray:
     return np.exp(-np.abs(grey - warped_grey) / LIGHTNESS_TOLERANCE).astype(np.float32)
 
 
-def flicker(greys: Sequence[np.ndarray], abs_: Sequence[np.ndarray], flows: Sequence[Optional[torch.Tensor]]) -> float:
-    """Mean |ab_t - warp(ab_{t-1})| (Lab units) over trustworthy pixels (trust > 0.5) of consecutive
-    frames, skipping scene cuts (flow None)."""
-    total, count = 0.0, 0
-    for t in range(1, len(abs_)):
-        if flows[t] is None:
-            continue
-        ok = trust(greys[t], _warp(greys[t - 1], flows[t])) > 0.5
-        diff = np.abs(abs_[t] - _warp(abs_[t - 1], flows[t])).sum(axis=2)
-        total += float(diff[ok].sum())
-        count += int(ok.sum())
-    return total / max(1, count)
-
-
 def move_hints(hints: Sequence, flow: torch.Tensor) -> list:
     """Hints of the previous frame moved onto the next: a point at p goes to p - flow(p) (flow is
     F_t->t-1, so for small motion its value near p is minus the point's displacement); points that
@@ -141,14 +127,15 @@ def colorize_stream(frames: Iterable[np.ndarray], hints: Optional[Sequence] = No
         if t == 0 or field is None:
             info["keyframes"].append(t)
         own, _ = chroma(runner, grey, hints if (t == 0 or not per_frame) else ())
-        if field is None or per_frame:
+        if field is None:
             ab = own
-        else:
-            weight = CARRY * trust(grey, _warp(prev_grey, field))[..., None]
-            ab = weight * _warp(prev_ab, field) + (1 - weight) * own
-        if field is not None:  # flicker: as flicker() below, accumulated frame by frame
-            ok = trust(grey, _warp(prev_grey, field)) > 0.5
-            total_diff += float(np.abs(ab - _warp(prev_ab, field)).sum(axis=2)[ok].sum())
+        else:  # the warp of the previous frame feeds both the carried colour and the flicker measure
+            trusted, carried = trust(grey, _warp(prev_grey, field)), _warp(prev_ab, field)
+            weight = CARRY * trusted[..., None]
+            ab = own if per_frame else weight * carried + (1 - weight) * own
+            # flicker: mean |ab_t - warp(ab_t-1)| (Lab units) over trustworthy pixels, skipping scene cuts
+            ok = trusted > 0.5
+            total_diff += float(np.abs(ab - carried).sum(axis=2)[ok].sum())
             total_count += int(ok.sum())
         prev_grey, prev_ab = grey, ab
         info["frames"] = t + 1
