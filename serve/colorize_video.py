@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 import torch
 
+from common.images import to_uint8
 from models import load_model
 from models.flowinterp import backward_warp
 
@@ -199,7 +200,7 @@ def main(argv=None) -> int:
     h, w = colour[0].shape[:2]
     writer = Mp4Writer(args.out, Fraction(args.fps or fps).limit_denominator(1001), w, h)
     for frame in colour:
-        writer.write((np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8))
+        writer.write(to_uint8(frame))
     writer.close()
     print(f"{args.out}: {info['frames']} frames, keyframes {info['keyframes']}, flicker {info['flicker']:.3f} "
           f"(mean |delta ab| after flow warping, {info['mode']})")

@@ -16,7 +16,8 @@ import time
 from typing import Optional
 
 import gradio as gr
-import numpy as np
+
+from common.images import to_uint8
 
 from .cancel import cancel_on, start_job, stop_button
 from .common import (
@@ -84,7 +85,7 @@ def colorize_video(video, model: Optional[str] = None, hints: Optional[list] = N
         try:
             for frame in colorize_stream(itertools.islice(iter_frames(path), lim.video_frames), hints, model,
                                          backend, per_frame, info=details, progress=report, total=info.frames):
-                writer.write((np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8))
+                writer.write(to_uint8(frame))
             writer.finish_video()
             audio = writer.copy_audio(path)
             writer.close()
