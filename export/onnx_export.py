@@ -179,6 +179,7 @@ def _record(spec: ModelSpec, variant: str, out: Path, source: Path, source_sha: 
         "model": spec.name, "task": spec.task, "scale": spec.scale, "variant": variant,
         "onnx": out.name, "sha256": file_sha256(out),
         "source": {"path": project_relative(source), "sha256": source_sha},
+        "code_sha256": spec.code_fingerprint(variant.startswith("mc")),
         "opset": opset, "exporter": "torch.onnx (TorchScript)", "simplified": simplified,
         **io.describe(),
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
@@ -189,7 +190,7 @@ def _record(spec: ModelSpec, variant: str, out: Path, source: Path, source_sha: 
 def ensure_onnx(name: str, weights_path: Optional[Path] = None, out_dir: Optional[Path] = None, *,
                 mc: bool = False, half: bool = False, check: bool = True) -> Path:
     """The up-to-date export of `name`: reused when its sidecar names the current weights'
-    SHA-256, otherwise (re)built, which is logged."""
+    SHA-256 and code fingerprint, otherwise (re)built, which is logged."""
     spec = resolve_spec(name)
     weights = Path(weights_path) if weights_path else spec.weights_path
     if not weights.exists():

@@ -3,7 +3,8 @@
 The fp32 exports of the shipped models (weights/onnx/NAME.onnx, NAME_mc.onnx for MC-dropout models,
 each with NAME.onnx.json) are committed, so a Space serves them on ONNX Runtime / OpenVINO with torch
 absent. Each sidecar records the SHA-256 of the safetensors it was exported from; `stale_reason`
-compares it with the current weights, and `shipped_problems` lists every shipped export that is
+compares it with the current weights, and the fingerprint of the model's code (models/fingerprint.py)
+with the current code, and `shipped_problems` lists every shipped export that is
 missing or stale (CI's test and `python -m export onnx --check`). onnx_export.py writes these files.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from common import paths
-from models import REGISTRY
+from models import REGISTRY, get_spec
 
 from .artifacts import file_sha256, read_json
 
@@ -48,8 +49,10 @@ def read_onnx_record(path: Path) -> Optional[Dict[str, Any]]:
     return read_json(onnx_sidecar_path(path))
 
 
-def stale_reason(out: Path, record: Optional[Dict[str, Any]], name: str, weights_sha: str) -> Optional[str]:
-    """Why the export at `out` cannot be used for weights with SHA-256 `weights_sha` (None: it is current)."""
+def stale_reason(out: Path, record: Optional[Dict[str, Any]], name: str, weights_sha: str,
+                 code_sha: str) -> Optional[str]:
+    """Why the export at `out` cannot be used for weights with SHA-256 `weights_sha`, built by code with
+    fingerprint `code_sha` (ModelSpec.code_fingerprint); None: it is current."""
     if not out.exists():
         return "no ONNX file yet"
     if record is None:
@@ -58,6 +61,8 @@ def stale_reason(out: Path, record: Optional[Dict[str, Any]], name: str, weights
         return f"it was exported from '{record.get('model')}'"
     if record.get("source", {}).get("sha256") != weights_sha:
         return "the weights changed since it was exported"
+    if record.get("code_sha256") != code_sha:
+        return "the model's code changed since it was exported"
     if record.get("sha256") != file_sha256(out):
         return "the ONNX file changed since its sidecar was written"
     if record.get("variant", "").startswith("mc") and record.get("mc_graph") != MC_GRAPH:
@@ -69,7 +74,8 @@ def current_reason(name: str, weights: Path, out_dir: Optional[Path] = None, *, 
                    half: bool = False) -> Tuple[Path, Optional[str]]:
     """(the export's path, why it is not current or None) for checkpoint `weights`."""
     out = onnx_path(name, out_dir, mc=mc, half=half)
-    return out, stale_reason(out, read_onnx_record(out), name, file_sha256(weights))
+    code_sha = get_spec(name).code_fingerprint(mc)
+    return out, stale_reason(out, read_onnx_record(out), name, file_sha256(weights), code_sha)
 
 
 def project_relative(path: Path) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Option
 from common.paths import WEIGHTS_DIR
 
 from .checkpoint import CheckpointError, load_checkpoint, load_state_into, read_sidecar
+from .fingerprint import code_fingerprint
 from .io import ModelIO, contract
 
 if TYPE_CHECKING:  # torch is only needed to build a module: the registry itself loads without it
@@ -34,6 +35,10 @@ class LazyArchitectures(Mapping):
         except ImportError as exc:
             raise ImportError(f"architecture '{name}' could not be imported ({exc}); building a model needs "
                               "PyTorch: pip install -r requirements-torch.txt") from exc
+
+    def source_of(self, name: str) -> str:
+        """The ".module:Class" entry of `name` (models/fingerprint.py hashes that module's code)."""
+        return self._paths[name]
 
     def __contains__(self, name: object) -> bool:  # Mapping's default would import the module
         return name in self._paths
@@ -116,6 +121,11 @@ class ModelSpec:
     def strength_input(self) -> bool:
         """Takes a denoise strength [N,1] in [0,1] after the image (FlashSR real variants)."""
         return "strength" in self.scalar_inputs
+
+    def code_fingerprint(self, mc: bool = False) -> str:
+        """SHA-256 of the code that builds this model's graph (models/fingerprint.py); export sidecars
+        record it so a graph change re-exports even when the weights did not change."""
+        return code_fingerprint(ARCHITECTURES.source_of(self.arch), self.kwargs, ("mc_wrapper",) * mc)
 
     @property
     def io(self) -> ModelIO:

@@ -70,12 +70,12 @@ def resolve_kind(kind: str) -> str:
 
 
 def onnx_path_for(model_name: str, weights_path: Optional[Union[str, Path]] = None, mc: bool = False) -> Path:
-    """The model's ONNX file, exported by export/ once and again only when the weights change.
+    """The model's ONNX file, exported by export/ once and again only when the weights or the model's code change.
 
     Shipped weights use the committed export in weights/onnx/ when its sidecar names the current weights'
-    SHA-256 (no torch needed); a missing or stale one is re-exported there, which needs torch. Any other
-    checkpoint (benchmarks, tests) exports to the serve cache, one folder per checkpoint checksum, so it never
-    overwrites the shipped model's file. mc=True: the Monte-Carlo dropout variant NAME_mc.onnx.
+    SHA-256 and code fingerprint (no torch needed); a missing or stale one is re-exported there, which needs
+    torch. Any other checkpoint (benchmarks, tests) exports to the serve cache, one folder per checkpoint
+    checksum, so it never overwrites the shipped model's file. mc=True: the Monte-Carlo dropout variant NAME_mc.onnx.
     """
     from export.onnx_files import REGENERATE, current_reason
 

@@ -62,6 +62,10 @@ def test_a_changed_checkpoint_makes_its_export_stale(tmp_path):
     (tmp_path / shipped.name).write_bytes(b"junk")
     weights.write_bytes(REGISTRY[name].weights_path.read_bytes())
     assert current_reason(name, weights, tmp_path)[1] == "the ONNX file changed since its sidecar was written"
+    shutil.copy(shipped, tmp_path / shipped.name)
+    sidecar = tmp_path / (shipped.name + ".json")
+    sidecar.write_text(sidecar.read_text().replace(REGISTRY[name].code_fingerprint(), "0" * 64))
+    assert current_reason(name, weights, tmp_path)[1] == "the model's code changed since it was exported"
 
 
 @pytest.mark.skipif(shutil.which("git") is None or not (PROJECT_ROOT / ".git").exists(), reason="not a git checkout")
