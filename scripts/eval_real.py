@@ -1,11 +1,12 @@
 """Real-world SR table: `python scripts/eval_real.py --models bicubic,flashsr_x4,flashsr_real_x4 --sets BSD100`.
 
-Stand-in for `python -m evaluate --task sr --degradation real-...` until the evaluate/ package has
-that flag: the same protocol (mod-crop, Y-PSNR / SSIM / GMSD / detail ratio after cropping `scale`
-border pixels) with the LR made by common.degradations.degrade_preset (image i of a set uses seed
-i, so every run sees the same LR) or, for 'clean', PIL bicubic. Strength models run at each
---strength value; other models ignore it. `--sets val` uses the training images train.sr holds out
-for validation (pick strengths there, report on the benchmarks).
+A sweep beside `python -m evaluate --task sr --degradation real-...` (one strength, shipped weights):
+several strengths, several degradations and unpublished checkpoints (--weights NAME=PATH) in one run.
+The same protocol (mod-crop, Y-PSNR / SSIM / GMSD / detail ratio after cropping `scale` border
+pixels) with the LR made by common.degradations.degrade_preset (image i of a set uses seed i, so
+every run sees the same LR) or, for 'clean', PIL bicubic. Strength models run at each --strength
+value; other models ignore it. `--sets val` uses the training images train.sr holds out for
+validation (pick strengths there, report on the benchmarks).
 """
 from __future__ import annotations
 
