@@ -17,8 +17,11 @@ ghost) is not a function such weak, local, half-resolution features can express.
 (Kaiming) initialisation, and the head predicts what convolutions can learn from the recurrent
 states: intermediate flows to both frames (at 1/2 resolution, upsampled), a fusion mask and a small
 residual; both frames are backward-warped (grid_sample) and fused. Zero-initialised, it starts at
-the blend exactly, like the seed. (Not yet shown to learn: 879 CPU iterations left it at the blend;
-its flows start tiny, and flowinterp's blocks multiply theirs by 2*scale — the likely next step.)
+the blend exactly, like the seed. It sits on the blend for its first ~300-500 iterations while the
+zero-initialised flows grow, then leaves it (README, "ConvLSTM"). An earlier run of 879 iterations in
+two 11-minute chunks, each its own warm-up and cosine decay to ~0, was stopped on that plateau and
+read as "does not learn"; a larger flow gain (x8, as flowinterp's blocks scale theirs) did not
+shorten it.
 """
 from __future__ import annotations
 

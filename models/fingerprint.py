@@ -2,8 +2,9 @@
 
 An ONNX export depends on the weights *and* on the architecture's source: a graph change with the
 same checkpoint (a new head, an extra input) must not reuse an older export. `code_fingerprint`
-hashes the architecture's module, every `models/` module it imports (transitively, found with `ast`,
-so a lean install without torch can compute it) and the spec's constructor kwargs. Export sidecars
+hashes the code (the syntax tree, without docstrings and comments) of the architecture's module and
+of every `models/` module it imports (transitively, found with `ast`, so a lean install without torch
+can compute it), and the spec's constructor kwargs. Export sidecars
 record it and export/onnx_files.py compares it.
 """
 from __future__ import annotations
@@ -33,9 +34,23 @@ def _imported_siblings(source: str) -> FrozenSet[str]:
     return frozenset(names)
 
 
+def _code_only(source: str) -> str:
+    """The module's syntax tree without docstrings (comments never reach it), as text: editing
+    documentation does not make exports stale, any change to the code does."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
 @cache
 def module_sources(module: str) -> Dict[str, str]:
-    """{file name: source} of models/MODULE.py and every models/ module it reaches by imports."""
+    """{file name: code (docstring-free syntax tree)} of models/MODULE.py and every models/ module it
+    reaches by imports."""
     found: Dict[str, str] = {}
     pending = [module]
     while pending:
@@ -43,8 +58,9 @@ def module_sources(module: str) -> Dict[str, str]:
         path = PACKAGE_DIR / f"{name}.py"
         if path.name in found or not path.exists():
             continue
-        found[path.name] = path.read_text(encoding="utf-8").replace("\r\n", "\n")  # a CRLF checkout hashes the same
-        pending.extend(_imported_siblings(found[path.name]))
+        source = path.read_text(encoding="utf-8")
+        found[path.name] = _code_only(source)
+        pending.extend(_imported_siblings(source))
     return found
 
 

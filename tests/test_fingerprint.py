@@ -27,10 +27,14 @@ def test_an_imported_module_changes_the_fingerprint_an_unrelated_one_does_not(mo
     spec = REGISTRY["colorize_hint_cls"]
     before, mc_before = spec.code_fingerprint(), spec.code_fingerprint(mc=True)
     assert before != mc_before  # the MC wrapper is part of the MC graph
-    (models_copy / "flashsr.py").write_text((models_copy / "flashsr.py").read_text() + "\n# unrelated\n")
+    (models_copy / "flashsr.py").write_text((models_copy / "flashsr.py").read_text() + "\nUNRELATED = 1\n")
     fingerprint.module_sources.cache_clear()
     assert spec.code_fingerprint() == before
-    (models_copy / "lab_color.py").write_text((models_copy / "lab_color.py").read_text() + "\nCHANGED = 1\n")
+    lab = models_copy / "lab_color.py"
+    lab.write_text('"""Edited documentation."""\n# and a comment\n' + lab.read_text().split('"""', 2)[2])
+    fingerprint.module_sources.cache_clear()
+    assert spec.code_fingerprint() == before  # documentation is not code
+    lab.write_text(lab.read_text() + "\nCHANGED = 1\n")
     fingerprint.module_sources.cache_clear()
     assert spec.code_fingerprint() != before
 

@@ -69,6 +69,21 @@ def test_real_degradation_dataset_yields_strength(image_folder):
     assert torch.equal(ds[5][0], ds[5][0])  # seeded per index
 
 
+def test_strength_zero_is_given_only_with_clean_bicubic_patches():
+    from train.data import MIN_REAL_LEVEL, degrade_bicubic, degrade_real_with_strength
+
+    hr = np.random.default_rng(1).random((48, 48, 3)).astype(np.float32)
+    zeros = 0
+    for seed in range(60):
+        lr, strength = degrade_real_with_strength(hr, 4, np.random.default_rng(seed))
+        if strength == 0:
+            zeros += 1
+            np.testing.assert_array_equal(lr, degrade_bicubic(hr, 4, np.random.default_rng(0)))
+        else:
+            assert MIN_REAL_LEVEL <= strength <= 1
+    assert 0 < zeros < 30
+
+
 def test_precision_resolution():
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu) == "fp32"

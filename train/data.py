@@ -49,18 +49,20 @@ def degrade_mixed(hr: np.ndarray, scale: int, rng: np.random.Generator) -> np.nd
     return (degrade_pixelate_noise if rng.random() < 0.5 else degrade_bicubic)(hr, scale, rng)
 
 
-CLEAN_FRACTION = 0.1  # real: share of plain bicubic patches (strength 0), so clean inputs stay sharp
+CLEAN_FRACTION = 0.2  # real: share of plain bicubic patches (strength 0), so clean inputs stay sharp
+MIN_REAL_LEVEL = 0.1  # real degradations start here: strength 0 then means clean input only
 
 
 def degrade_real_with_strength(hr: np.ndarray, scale: int, rng: np.random.Generator) -> Tuple[np.ndarray, float]:
     """Real-world LR (common.degradations, two-stage) at a random level; returns (LR, strength = level).
 
     The level scales every range, so the strength the network is given says how much damage
-    to expect: 0 (and the CLEAN_FRACTION of bicubic patches) teaches it to keep detail, 1 to
-    remove heavy noise and JPEG."""
+    to expect: 0 is only ever given with the CLEAN_FRACTION of bicubic patches, so at 0 the network
+    keeps all detail (the clean benchmark), 1 removes heavy noise and JPEG. (With levels from 0 and a
+    tenth of clean patches, flashsr_real_x2 at strength 0 lost 0.49 dB to flashsr_x2 on clean BSD100.)"""
     if rng.random() < CLEAN_FRACTION:
         return degrade_bicubic(hr, scale, rng), 0.0
-    level = float(rng.random())
+    level = MIN_REAL_LEVEL + (1.0 - MIN_REAL_LEVEL) * float(rng.random())
     return degrade_real(hr, scale, rng, level=level), level
 
 
