@@ -217,9 +217,8 @@ _SPECS += [
                           "grown from flowinterp's weights and trained on real video; runs each pair also "
                           "mirrored and time-reversed and averages (RIFE's ensemble)"),
     ModelSpec("convlstm_interp", "convlstm_interp", "interpolate", 1, timestep_input=True,
-              description="Seed 000 ConvLSTM baseline: the seed's ConvLSTM cells at 1/2 resolution; shipped weights "
-                          "use the seed's residual-on-the-blend head (predict='residual'), the default "
-                          "build a flow + mask head"),
+              description="Seed 000 ConvLSTM baseline: the seed's ConvLSTM cells at 1/2 resolution with a flow + "
+                          "fusion-mask head (the seed's residual head never left the blend)"),
 ]
 _SPECS += [
     ModelSpec("vsr_x4", "vsr", "vsr", 4, {"scale": 4}, recurrent_hidden=64, min_patch=16, min_size=2,
