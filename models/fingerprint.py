@@ -4,8 +4,8 @@ An ONNX export depends on the weights *and* on the architecture's source: a grap
 same checkpoint (a new head, an extra input) must not reuse an older export. `code_fingerprint`
 hashes the code (the syntax tree, without docstrings and comments) of the architecture's module and
 of every `models/` module it imports (transitively, found with `ast`, so a lean install without torch
-can compute it), and the spec's constructor kwargs. Export sidecars
-record it and export/onnx_files.py compares it.
+can compute it), and the spec's constructor kwargs. Export sidecars record it; export/onnx_files.py
+compares it.
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def module_sources(module: str) -> Dict[str, str]:
 
 
 def code_fingerprint(arch_path: str, kwargs: Dict, extra_modules: Tuple[str, ...] = ()) -> str:
-    """SHA-256 (hex) of the sources behind ARCHITECTURES entry `arch_path` (".module:Class"), of
+    """SHA-256 (hex) of the code behind ARCHITECTURES entry `arch_path` (".module:Class"), of
     `extra_modules` (wrappers an export adds, e.g. "mc_wrapper") and of `kwargs`."""
     sources: Dict[str, str] = {}
     for module in (arch_path.partition(":")[0].lstrip("."), *extra_modules):
