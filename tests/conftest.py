@@ -52,6 +52,31 @@ def upload_dir():
 
 
 @pytest.fixture
+def stop_video_job_at_frame_2():
+    """f(source, target, model, backend): runs the video tab's upscale job, presses Stop (JobCancelled from
+    the progress callback) when frame 2 is reported and returns the frames reported; callers check that
+    nothing was left at `target`."""
+    return _stop_video_job_at_frame_2
+
+
+def _stop_video_job_at_frame_2(source, target, model: str, backend: str) -> list:
+    from serve.video import probe
+    from ui import video_tab
+    from ui.cancel import JobCancelled
+
+    seen = []
+
+    def report(done, total):
+        seen.append(done)
+        if done == 2:
+            raise JobCancelled("Stopped")
+
+    with pytest.raises(JobCancelled):
+        video_tab._upscale_video(str(source), target, probe(source), model, backend, report)
+    return seen
+
+
+@pytest.fixture
 def shared_data():
     root = data_root()
     if not (root / "benchmark" / "Set5").is_dir():

@@ -21,22 +21,8 @@ def test_stop_cancels_only_the_callers_jobs():
         theirs.check()  # another session's job runs on
 
 
-def test_a_stopped_video_leaves_no_file(tmp_path, upload_dir):
-    from serve.video import probe
-    from ui import video_tab
-
-    clip = EXAMPLES / "clip_cdfi.webm"
-    info = probe(clip)
-    target = tmp_path / "out.mp4"
-    seen = []
-
-    def report(done, total):
-        seen.append(done)
-        if done == 2:
-            raise JobCancelled("Stopped")
-
-    with pytest.raises(JobCancelled):
-        video_tab._upscale_video(str(clip), target, info, "flashsr_x2", "onnx", report)
+def test_a_stopped_video_leaves_no_file(tmp_path, upload_dir, stop_video_job_at_frame_2):
+    seen = stop_video_job_at_frame_2(EXAMPLES / "clip_cdfi.webm", tmp_path / "out.mp4", "flashsr_x2", "onnx")
     assert seen == [1, 2] and not list(tmp_path.iterdir())
 
 

@@ -296,13 +296,11 @@ def test_serve_video_cli_runs_vsr_x2(tmp_path, tiny_backend):
     assert len(frames) == 5 and frames[0].shape == (64, 96, 3)
 
 
-def test_the_video_tab_offers_vsr_x2_and_stops_it(tmp_path, tiny_backend):
+def test_the_video_tab_offers_vsr_x2_and_stops_it(tmp_path, tiny_backend, stop_video_job_at_frame_2):
     """The tab lists "Video SR (multi-frame) x2" once its weights exist, and a Stop during a vsr_x2 job
     stops at the next frame and leaves no file (the same path as the per-frame models)."""
-    from serve.video import probe
     from serve.video_io import make_test_clip
     from ui import video_tab
-    from ui.cancel import JobCancelled
 
     if get_spec("vsr_x2").has_weights():
         assert ("Video SR (multi-frame) x2: vsr_x2", "vsr_x2") in video_tab.vsr_choices()
@@ -310,13 +308,5 @@ def test_the_video_tab_offers_vsr_x2_and_stops_it(tmp_path, tiny_backend):
     make_test_clip(src, _frames(4, 11, h=32, w=48))
     target = tmp_path / "out" / "out.mp4"
     target.parent.mkdir()
-    seen = []
-
-    def report(done, total):
-        seen.append(done)
-        if done == 2:
-            raise JobCancelled("Stopped")
-
-    with pytest.raises(JobCancelled):
-        video_tab._upscale_video(str(src), target, probe(src), "vsr_x2", "torch-cpu", report)
+    seen = stop_video_job_at_frame_2(src, target, "vsr_x2", "torch-cpu")
     assert seen == [1, 2] and not list(target.parent.iterdir())
