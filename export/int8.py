@@ -3,8 +3,10 @@
     python -m export int8 --model flashsr_x4 [--mc] | --all
 
 ONNX Runtime's quantize_static turns weights/onnx/NAME.onnx into NAME.int8.onnx: the convolutions get
-per-channel int8 weights and uint8 activations with Percentile ranges from crops of $STSR_DATA/train
-(never a benchmark); the convs that write the image stay fp32 (see output_convs).
+per-channel int8 weights in 7 bits (`reduce_range`: on a CPU without VNNI/AMX full 8-bit weights
+saturate ONNX Runtime's 16-bit pair sums, up to 0.38 dB lost; common/cpu.py) and uint8 activations
+with Percentile ranges from crops of $STSR_DATA/train (never a benchmark); the convs that read and
+write the image stay fp32 (see image_convs).
 The same file runs on ONNX Runtime's CPU provider and on OpenVINO. The sidecar NAME.int8.onnx.json
 records the calibration images and the Y-PSNR change against the fp32 graph on a disjoint set of
 held-out TRAINING images, per runtime; a model that loses more than MAX_LOSS_DB there is refused
@@ -21,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from common.cpu import cpu_flags
 from common.paths import data_root
 from common.resize import bicubic_downscale, mod_crop
 from models import ModelSpec, load_model
@@ -128,18 +131,21 @@ def _openvino_runner(path: Path, hint: str) -> Optional[Runner]:
     return lambda feeds: compiled(feeds)[0]
 
 
-def output_convs(model) -> List[str]:
-    """Convs that write the image itself (the last Conv, and any feeding DepthToSpace): kept fp32.
+def image_convs(model) -> List[str]:
+    """Convs that read or write the image itself (the first Conv, the last, any feeding DepthToSpace):
+    kept fp32.
 
-    Measured on flashsr_x2 (24 held-out training crops): quantizing every op with MinMax ranges lost
-    0.114 dB; Conv only, 0.084; Conv only without the upsampler conv, 0.068; the same with Percentile
-    (99.999%) ranges, 0.032 dB. 8-bit steps on the output image are the visible part of int8's error.
+    Measured on flashsr_x2 (24 held-out training crops, 8-bit weights, AMX CPU): quantizing every op
+    with MinMax ranges lost 0.114 dB; Conv only, 0.084; Conv only without the upsampler conv, 0.068;
+    the same with Percentile (99.999%) ranges, 0.032 dB. With 7-bit weights (reduce_range) on an AVX2
+    CPU: 0.104 dB, and 0.055 with the first conv (3 input channels, cheap) kept fp32 as well.
     """
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     feeds_d2s = {i for n in model.graph.node if n.op_type == "DepthToSpace" for i in n.input}
     keep = [n.name for n in convs if set(n.output) & feeds_d2s]
-    if convs and convs[-1].name not in keep:
-        keep.append(convs[-1].name)
+    for end in convs[:1] + convs[-1:]:
+        if end.name not in keep:
+            keep.append(end.name)
     return keep
 
 
@@ -166,9 +172,10 @@ def _quantize(fp32: Path, out: Path, spec: ModelSpec, calibration, masks: Option
         # symbolic shape inference cannot resolve the dynamic H/W through Resize; ONNX's own inference can
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(Path(tmp) / out.name), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.Percentile, op_types_to_quantize=["Conv"],
-                        nodes_to_exclude=output_convs(onnx.load(str(pre), load_external_data=False)))
+                        nodes_to_exclude=image_convs(onnx.load(str(pre), load_external_data=False)))
         model = onnx.load(str(Path(tmp) / out.name))
         props = {p.key: p.value for p in onnx.load(str(fp32), load_external_data=False).metadata_props}
         props[META_PREFIX + "precision"] = "int8"
@@ -222,11 +229,13 @@ def quantize_model(name: str, *, mc: bool = False, seed: int = 0, max_loss_db: f
         f"HR crop{f', mean of {MC_SAMPLES} MC-dropout samples' if mc else ''}, mean over held-out crops",
         "held_out": {"count": len(held_files), "lr_crop": LR_CROP, "seed": seed + 1,
                      "images": [str(p.relative_to(root)) for p in held_files]},
-        "psnr_fp32_db": round(psnr["fp32"], 4), "created": utc_now(),
+        "psnr_fp32_db": round(psnr["fp32"], 4), "created": utc_now(), "measured_on_cpu_flags": list(cpu_flags()),
     }
     record = {**common, "precision": "int8", "onnx": out.name, "max_loss_db": max_loss_db,
-              "calibration": {"method": "Percentile 99.999", "format": "QDQ, per-channel int8 weights, uint8 "
-                              "activations; Conv only, the image-writing convs stay fp32",
+              "calibration": {"method": "Percentile 99.999", "format": "QDQ, per-channel int8 weights in 7 bits "
+                              "(reduce_range), uint8 activations; Conv only, the convs reading and writing "
+                              "the image stay fp32",
+                              "reduce_range": True,
                               "count": len(calibration_files), "lr_crop": LR_CROP, "seed": seed,
                               "images": [str(p.relative_to(root)) for p in calibration_files]},
               "psnr_change_db": change, "refused": refused}

@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from common.cpu import cpu_flags
 from models import CheckpointError, get_spec, save_checkpoint
 
 from .backends import Backend, module_available
@@ -308,7 +309,7 @@ def plot(rows: List[Dict[str, Any]], path: Path) -> None:
 def environment(args) -> Dict[str, Any]:
     info = {"host": platform.node(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
             "threads": args.threads, "fp16": args.fp16, "runs": args.runs, "warmup": args.warmup, "seed": args.seed,
-            "tile": args.tile, "precisions": args.precisions, "input": args.input, "cpu_flags": _cpu_flags(),
+            "tile": args.tile, "precisions": args.precisions, "input": args.input, "cpu_flags": list(cpu_flags()),
             "weights": args.weights or "shipped", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     for module in ("torch", "onnxruntime", "openvino", "tensorrt"):
         try:
@@ -316,17 +317,6 @@ def environment(args) -> Dict[str, Any]:
         except ImportError:
             info[module] = None
     return info
-
-
-def _cpu_flags() -> List[str]:
-    """The CPU features that decide bf16/int8 speed (AMX, AVX512-BF16, VNNI), from /proc/cpuinfo."""
-    wanted = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512f", "avx2")
-    try:
-        flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")),
-                     [])
-    except OSError:
-        return []
-    return [f for f in wanted if f in flags]
 
 
 def main(argv=None) -> int:

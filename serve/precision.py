@@ -16,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from common.cpu import has_int8_dot_product
+
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
 LABELS = {"exact fp32": "fp32", "fast bf16": "bf16", "fastest int8": "int8", "auto": "auto"}
 AUTO_MAX_LOSS_DB = 0.05  # auto accepts a measured PSNR drop up to this
@@ -85,6 +87,9 @@ def measured_loss(fp32_onnx: Path, kind: str, precision: str) -> Tuple[Optional[
     runtime = RUNTIME_OF_KIND.get(kind, kind)
     if record.get("refused"):
         return None, f"{precision} was refused at export: {record.get('reason', '')}"
+    if precision == "int8" and not (record.get("calibration") or {}).get("reduce_range") and not has_int8_dot_product():
+        return None, ("this int8 file has full 8-bit weights, which saturate on a CPU without VNNI/AMX like this "
+                      "one (its measured quality does not hold here); re-run `python -m export int8`")
     change = (record.get("psnr_change_db") or {}).get(runtime)
     if change is None:
         return None, f"{precision} quality was not measured on {runtime}"

@@ -106,6 +106,31 @@ def test_auto_takes_the_fastest_precision_within_the_quality_limit(fake_runtime,
     assert (backend.kind, backend.precision) == ("onnx-cpu", "fp32") and "exact fp32" in reason
 
 
+def test_an_8_bit_weight_int8_file_is_not_trusted_on_a_cpu_without_vnni(monkeypatch, tmp_path):
+    """Full 8-bit weights saturate ONNX Runtime's AVX2 int8 kernels (common/cpu.py): the record's
+    quality, measured on a VNNI/AMX CPU, does not hold there, so auto must not rely on it."""
+    import json
+
+    from serve import precision
+    from serve.precision import measured_loss
+
+    fp32 = tmp_path / "m.onnx"
+    fp32.write_bytes(b"graph")
+    from models.checkpoint import file_sha256
+
+    record = {"source_onnx_sha256": file_sha256(fp32), "refused": False, "held_out": {"count": 24},
+              "psnr_change_db": {"onnxruntime": -0.02}, "calibration": {}}
+    (tmp_path / "m.int8.onnx.json").write_text(json.dumps(record))
+    monkeypatch.setattr(precision, "has_int8_dot_product", lambda: True)
+    assert measured_loss(fp32, "onnx-cpu", "int8")[0] == 0.02
+    monkeypatch.setattr(precision, "has_int8_dot_product", lambda: False)
+    loss, why = measured_loss(fp32, "onnx-cpu", "int8")
+    assert loss is None and "without VNNI/AMX" in why
+    record["calibration"]["reduce_range"] = True
+    (tmp_path / "m.int8.onnx.json").write_text(json.dumps(record))
+    assert measured_loss(fp32, "onnx-cpu", "int8")[0] == 0.02
+
+
 def test_precision_a_kind_cannot_run_is_refused_with_the_runtimes_that_can():
     with pytest.raises(BackendUnavailable, match="bf16 runs on openvino-cpu"):
         runtime.create_backend("flashsr_x2", "onnx-cpu", precision="bf16")
@@ -212,6 +237,7 @@ def test_int8_export_records_its_quality_and_runs_on_both_runtimes(exported, sha
     assert not set(record["calibration"]["images"]) & set(record["held_out"]["images"])
     assert all(not p.startswith("benchmark") for p in record["calibration"]["images"] + record["held_out"]["images"])
     assert not record["refused"], record
+    assert record["calibration"]["reduce_range"] and isinstance(record["measured_on_cpu_flags"], list)
     fp32_onnx = tmp_path / "flashsr_x2.onnx"
     loss, why = measured_loss(fp32_onnx, "onnx-cpu", "int8")
     assert loss == max(-record["psnr_change_db"]["onnxruntime"], 0.0) and "held-out" in why

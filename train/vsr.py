@@ -55,7 +55,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--patch", type=int, default=32, help="LR patch side (HR = patch x scale)")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--pretrained-lr-factor", type=float, default=0.2,
-                   help="LR multiplier of the warm-started FlashSR and flow weights")
+                   help="LR multiplier of the warm-started FlashSR (and flow, unless --flow-lr-factor) weights")
+    p.add_argument("--flow-lr-factor", type=float, default=None,
+                   help="LR multiplier of the warm-started flow blocks (0 freezes them: no backward through the flow)")
+    p.add_argument("--flow-time", type=float, default=None,
+                   help="override the spec's flow_time (0.5 aligns far better than the shipped 0; models/vsr.py)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--loss", choices=["l1", "mse", "charbonnier"], default="charbonnier")
@@ -80,6 +84,22 @@ def check_args(args):
     if args.iters < 1 or args.batch_size < 1 or args.frames < 2:
         raise SystemExit("error: --iters and --batch-size must be positive and --frames at least 2")
     return spec
+
+
+def parameter_groups(model, args) -> list:
+    """The new fusion at the full rate, FlashSR at --pretrained-lr-factor, the flow blocks at
+    --flow-lr-factor (default: the same); a factor of 0 for the flow freezes it outright, so a step
+    does not pay for its backward pass."""
+    flow_factor = args.pretrained_lr_factor if args.flow_lr_factor is None else args.flow_lr_factor
+    groups = {"fuse": [], "sr": [], "flow": []}
+    for name, param in model.named_parameters():
+        part = name.split(".", 1)[0]
+        if part == "flow" and flow_factor == 0:
+            param.requires_grad_(False)
+            continue
+        groups[part if part in groups else "sr"].append(param)
+    factors = {"fuse": 1.0, "sr": args.pretrained_lr_factor, "flow": flow_factor}
+    return [{"params": params, "factor": factors[part]} for part, params in groups.items() if params]
 
 
 def warm_start(model, scale: int, sr_path, flow_path) -> None:
@@ -141,12 +161,10 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: {exc}") from None
     val = validation_clips(val_clip, size=min(4 * hr_size, 256)) if val_clip is not None else []
 
-    model = spec.build().to(device)
-    new = [p for n, p in model.named_parameters() if n.startswith("fuse.")]
-    old = [p for n, p in model.named_parameters() if not n.startswith("fuse.")]
-    optimizer = torch.optim.AdamW([{"params": new, "factor": 1.0},
-                                   {"params": old, "factor": args.pretrained_lr_factor}],
-                                  lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
+    model_args = dict(spec.kwargs) if args.flow_time is None else {**spec.kwargs, "flow_time": args.flow_time}
+    model = spec.build(**model_args).to(device)
+    optimizer = torch.optim.AdamW(parameter_groups(model, args), lr=args.lr, weight_decay=args.weight_decay,
+                                  betas=(0.9, 0.99))
     ema = EMA(model, args.ema) if args.ema > 0 else None
     run_dir, state, step = open_run(args, spec.name, model, optimizer, ema, device)
     if state is None:
@@ -165,7 +183,7 @@ def main(argv=None) -> int:
             **run_description(args, device)}
     net = distributed.Replicated(model, device)
     run = RunRecorder(run_dir, ["step", "loss", "lr", "val_psnr", "val_gain"], model=model, optimizer=optimizer,
-                      ema=ema, arch=spec.arch, model_args=dict(spec.kwargs), meta=meta, state=state, step=step,
+                      ema=ema, arch=spec.arch, model_args=model_args, meta=meta, state=state, step=step,
                       budget_s=args.time_budget)
     batches = iter(loader)
 
