@@ -15,6 +15,12 @@ trunk output of the previous frame) are backward-warped along it and fused into 
 1x1 output layer starts at zero. The fusion also sees the warping error of the LR frame, so it can
 learn to ignore features where the flow is wrong (occlusions). The first frame of a clip, and the first
 after a scene cut, is the step with prev = current and hidden = zeros (`start_hidden`).
+
+`fuse_at`: "head" (the shipped models) fuses before FlashSR's body, so the body can use the neighbours,
+but the fusion then compares shallow head features with deep propagated trunk features, and every
+training step back-propagates through the body; "trunk" fuses after the body, where the current and
+the propagated features are of one kind, and with FlashSR frozen a step only back-propagates through
+the fusion (and, over time, the hidden state).
 """
 from __future__ import annotations
 
@@ -35,10 +41,13 @@ class VideoFlashSR(nn.Module):
     """step(lr, prev_lr, hidden) -> (sr, hidden); forward(clip (N,T,3,H,W)) -> SR clip, for training."""
 
     def __init__(self, scale: int = 4, channels: int = 64, blocks: int = 9, flow_channels=(64, 48, 32),
-                 fuse_channels: int = 64, flow_time: float = 0.0):
+                 fuse_channels: int = 64, flow_time: float = 0.0, fuse_at: str = "head"):
         super().__init__()
+        if fuse_at not in ("head", "trunk"):
+            raise ValueError(f"fuse_at must be 'head' or 'trunk', not {fuse_at!r}")
         self.scale = scale
         self.flow_time = float(flow_time)
+        self.fuse_at = fuse_at
         self.channels = channels
         self.sr = FlashSR(scale=scale, channels=channels, blocks=blocks, dropout=0.0)
         self.flow = FlowInterp(channels=tuple(flow_channels))
@@ -80,8 +89,11 @@ class VideoFlashSR(nn.Module):
         aligned = backward_warp(hidden.float(), flow.float())
         error = lr - backward_warp(prev_lr, flow)
         feat = self.sr.head(lr)
-        feat = feat + self.fuse(torch.cat([feat, aligned, error], 1))
+        if self.fuse_at == "head":
+            feat = feat + self.fuse(torch.cat([feat, aligned, error], 1))
         trunk = feat + self.sr.body_tail(self.sr.body(feat))
+        if self.fuse_at == "trunk":  # late fusion: aligned and current features are of one kind (trunk)
+            trunk = trunk + self.fuse(torch.cat([trunk, aligned, error], 1))
         skip = F.interpolate(lr, scale_factor=self.scale, mode="bilinear", align_corners=False)
         return self.sr.upsample(trunk) + skip, trunk
 

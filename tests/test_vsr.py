@@ -44,12 +44,14 @@ def test_registered_contract():
     assert spec.build().hidden_channels == spec.recurrent_hidden
 
 
-def test_untrained_video_model_is_per_frame_flashsr():
+@pytest.mark.parametrize("fuse_at", ["head", "trunk"])
+def test_untrained_video_model_is_per_frame_flashsr(fuse_at):
     """Warm-started and with the zero fusion, every frame is FlashSR's; with the fusion trained it is not."""
     torch.manual_seed(1)
     flash = FlashSR(scale=4, channels=16, blocks=2, dropout=0.0)
     torch.nn.init.normal_(flash.upsample[0].weight, std=0.05)
-    model = VideoFlashSR(scale=4, channels=16, blocks=2, flow_channels=(16, 16, 16), fuse_channels=8)
+    model = VideoFlashSR(scale=4, channels=16, blocks=2, flow_channels=(16, 16, 16), fuse_channels=8,
+                         flow_time=0.5, fuse_at=fuse_at)
     model.sr.load_state_dict(flash.state_dict())
     model.eval()
     clip = moving_clip(5, 24, 32)
@@ -310,3 +312,18 @@ def test_the_video_tab_offers_vsr_x2_and_stops_it(tmp_path, tiny_backend, stop_v
     target.parent.mkdir()
     seen = stop_video_job_at_frame_2(src, target, "vsr_x2", "torch-cpu")
     assert seen == [1, 2] and not list(target.parent.iterdir())
+
+
+def test_factor_zero_freezes_a_part_so_a_step_skips_its_backward():
+    """train.vsr --pretrained-lr-factor 0 --flow-lr-factor 0: only the fusion is optimised or differentiated."""
+    import argparse
+
+    from train.vsr import parameter_groups
+
+    model = VideoFlashSR(scale=2, channels=8, blocks=1, flow_channels=(8, 8, 8), fuse_channels=8, fuse_at="trunk")
+    groups = parameter_groups(model, argparse.Namespace(pretrained_lr_factor=0.0, flow_lr_factor=0.0))
+    assert [g["factor"] for g in groups] == [1.0]
+    assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.fuse.parameters()}
+    assert not any(p.requires_grad for p in [*model.sr.parameters(), *model.flow.parameters()])
+    groups = parameter_groups(model, argparse.Namespace(pretrained_lr_factor=0.2, flow_lr_factor=None))
+    assert [g["factor"] for g in groups] == [1.0, 0.2, 0.2] and all(p.requires_grad for p in model.parameters())

@@ -58,6 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="LR multiplier of the warm-started FlashSR (and flow, unless --flow-lr-factor) weights")
     p.add_argument("--flow-lr-factor", type=float, default=None,
                    help="LR multiplier of the warm-started flow blocks (0 freezes them: no backward through the flow)")
+    p.add_argument("--fuse-at", choices=["head", "trunk"], default=None,
+                   help="override the spec's fuse_at (models/vsr.py: before or after FlashSR's body)")
     p.add_argument("--flow-time", type=float, default=None,
                    help="override the spec's flow_time (0.5 aligns far better than the shipped 0; models/vsr.py)")
     p.add_argument("--weight-decay", type=float, default=0.0)
@@ -88,17 +90,17 @@ def check_args(args):
 
 def parameter_groups(model, args) -> list:
     """The new fusion at the full rate, FlashSR at --pretrained-lr-factor, the flow blocks at
-    --flow-lr-factor (default: the same); a factor of 0 for the flow freezes it outright, so a step
-    does not pay for its backward pass."""
+    --flow-lr-factor (default: the same); a factor of 0 freezes a part outright, so a step does not
+    pay for its backward pass."""
     flow_factor = args.pretrained_lr_factor if args.flow_lr_factor is None else args.flow_lr_factor
+    factors = {"fuse": 1.0, "sr": args.pretrained_lr_factor, "flow": flow_factor}
     groups = {"fuse": [], "sr": [], "flow": []}
     for name, param in model.named_parameters():
         part = name.split(".", 1)[0]
-        if part == "flow" and flow_factor == 0:
-            param.requires_grad_(False)
-            continue
-        groups[part if part in groups else "sr"].append(param)
-    factors = {"fuse": 1.0, "sr": args.pretrained_lr_factor, "flow": flow_factor}
+        part = part if part in groups else "sr"
+        param.requires_grad_(factors[part] != 0)
+        if factors[part] != 0:
+            groups[part].append(param)
     return [{"params": params, "factor": factors[part]} for part, params in groups.items() if params]
 
 
@@ -161,7 +163,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: {exc}") from None
     val = validation_clips(val_clip, size=min(4 * hr_size, 256)) if val_clip is not None else []
 
-    model_args = dict(spec.kwargs) if args.flow_time is None else {**spec.kwargs, "flow_time": args.flow_time}
+    overrides = {"flow_time": args.flow_time, "fuse_at": args.fuse_at}
+    model_args = {**spec.kwargs, **{k: v for k, v in overrides.items() if v is not None}}
     model = spec.build(**model_args).to(device)
     optimizer = torch.optim.AdamW(parameter_groups(model, args), lr=args.lr, weight_decay=args.weight_decay,
                                   betas=(0.9, 0.99))
