@@ -53,14 +53,15 @@ CLEAN_FRACTION = 0.2  # real: share of plain bicubic patches (strength 0), so cl
 MIN_REAL_LEVEL = 0.1  # real degradations start here: strength 0 then means clean input only
 
 
-def degrade_real_with_strength(hr: np.ndarray, scale: int, rng: np.random.Generator) -> Tuple[np.ndarray, float]:
+def degrade_real_with_strength(hr: np.ndarray, scale: int, rng: np.random.Generator,
+                               clean_fraction: float = CLEAN_FRACTION) -> Tuple[np.ndarray, float]:
     """Real-world LR (common.degradations, two-stage) at a random level; returns (LR, strength = level).
 
     The level scales every range, so the strength the network is given says how much damage
-    to expect: 0 is only ever given with the CLEAN_FRACTION of bicubic patches, so at 0 the network
+    to expect: 0 is only ever given with the `clean_fraction` of bicubic patches, so at 0 the network
     keeps all detail (the clean benchmark), 1 removes heavy noise and JPEG. (With levels from 0 and a
     tenth of clean patches, flashsr_real_x2 at strength 0 lost 0.49 dB to flashsr_x2 on clean BSD100.)"""
-    if rng.random() < CLEAN_FRACTION:
+    if rng.random() < clean_fraction:
         return degrade_bicubic(hr, scale, rng), 0.0
     level = MIN_REAL_LEVEL + (1.0 - MIN_REAL_LEVEL) * float(rng.random())
     return degrade_real(hr, scale, rng, level=level), level
@@ -126,6 +127,7 @@ class PatchConfig:
     lr_patch: int = 48
     degradation: str = "bicubic"
     augment: bool = True
+    clean_fraction: float = CLEAN_FRACTION  # "real" only: share of clean bicubic patches (strength 0)
 
 
 class SRPatchDataset(Dataset):
@@ -167,7 +169,9 @@ class SRPatchDataset(Dataset):
         if cfg.augment:
             hr = augment(hr, rng)
         hr = np.ascontiguousarray(hr)
-        lr = DEGRADATIONS[cfg.degradation](hr, cfg.scale, rng)
+        degrade = DEGRADATIONS[cfg.degradation]
+        lr = (degrade(hr, cfg.scale, rng, clean_fraction=cfg.clean_fraction) if cfg.degradation == "real"
+              else degrade(hr, cfg.scale, rng))
         strength = None
         if isinstance(lr, tuple):
             lr, strength = lr

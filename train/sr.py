@@ -20,7 +20,16 @@ from common.metrics import psnr_y
 from common.paths import data_root
 
 from . import distributed
-from .data import DEGRADATIONS, DataError, PatchConfig, SRPatchDataset, load_folder, split_validation, validation_pairs
+from .data import (
+    CLEAN_FRACTION,
+    DEGRADATIONS,
+    DataError,
+    PatchConfig,
+    SRPatchDataset,
+    load_folder,
+    split_validation,
+    validation_pairs,
+)
 from .loop import (
     EMA,
     RunRecorder,
@@ -72,6 +81,8 @@ def add_degradation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-degradation", choices=["auto", "bicubic", *PRESETS], default="auto",
                    help="validation LR: auto = real-medium for --degradation real, else bicubic")
     p.add_argument("--val-strength", type=float, default=0.5, help="strength models: the strength validation uses")
+    p.add_argument("--clean-fraction", type=float, default=CLEAN_FRACTION,
+                   help="real: share of clean bicubic patches, given strength 0 (keeps clean input sharp)")
 
 
 def sr_spec_or_exit(args: argparse.Namespace):
@@ -142,7 +153,9 @@ def prepare_sr_run(args: argparse.Namespace, spec, degradation: str):
     try:
         images, names = load_folder(data_dir, limit=args.data_limit)
         train_imgs, _, val_imgs, val_names = split_validation(images, names, args.val_count)
-        dataset = SRPatchDataset(train_imgs, PatchConfig(spec.scale, args.patch, degradation), seed=args.seed)
+        config = PatchConfig(spec.scale, args.patch, degradation,
+                             clean_fraction=getattr(args, "clean_fraction", CLEAN_FRACTION))
+        dataset = SRPatchDataset(train_imgs, config, seed=args.seed)
     except DataError as exc:
         raise SystemExit(f"error: {exc}") from None
     val_degradation = getattr(args, "val_degradation", "auto")
