@@ -251,6 +251,11 @@ def quantize_model(name: str, *, mc: bool = False, seed: int = 0, max_loss_db: f
         write_json(bf16_path, {**common, "precision": "bf16",
                                "psnr_change_db": {"openvino": round(float(psnr["openvino bf16"] - psnr["fp32"]), 4)}})
         record["bf16_change_db"] = round(float(psnr["openvino bf16"] - psnr["fp32"]), 4)
+    elif (read_json(bf16_path) or {}).get("source_onnx_sha256") != common["source_onnx_sha256"]:
+        # no bf16 on this CPU: an honest record for this export (auto then skips bf16: nothing measured)
+        # instead of a stale one; a record of this same export measured elsewhere is kept
+        write_json(bf16_path, {**common, "precision": "bf16", "psnr_change_db": {},
+                               "not_measured": "this CPU has no native bf16; re-run `python -m export int8` on one"})
     log.info("%s: int8 %s (%s)", out.name, "refused" if refused else "written", change)
     return record
 

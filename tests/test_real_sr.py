@@ -85,6 +85,17 @@ def test_strength_zero_is_given_only_with_clean_bicubic_patches():
     assert 0 < zeros < 30
 
 
+def test_clean_fraction_sets_the_share_of_clean_patches_in_the_dataset():
+    """train.sr --clean-fraction reaches the patches: 1 gives only clean strength-0 pairs, 0 none."""
+    from train.data import PatchConfig, SRPatchDataset
+
+    images = [np.random.default_rng(2).random((64, 64, 3)).astype(np.float32)]
+    for fraction, want in ((1.0, {0.0}), (0.0, set())):
+        data = SRPatchDataset(images, PatchConfig(2, 16, "real", clean_fraction=fraction), seed=0)
+        strengths = {float(data[i][2]) for i in range(12)}
+        assert (strengths & {0.0}) == want and (fraction == 1.0 or min(strengths) > 0)
+
+
 def test_precision_resolution():
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu) == "fp32"
