@@ -153,8 +153,10 @@ def prepare_sr_run(args: argparse.Namespace, spec, degradation: str):
     try:
         images, names = load_folder(data_dir, limit=args.data_limit)
         train_imgs, _, val_imgs, val_names = split_validation(images, names, args.val_count)
-        config = PatchConfig(spec.scale, args.patch, degradation,
-                             clean_fraction=getattr(args, "clean_fraction", CLEAN_FRACTION))
+        clean_fraction = getattr(args, "clean_fraction", CLEAN_FRACTION)
+        if not 0.0 <= clean_fraction <= 1.0:
+            raise DataError(f"--clean-fraction must be in [0, 1], not {clean_fraction}")
+        config = PatchConfig(spec.scale, args.patch, degradation, clean_fraction=clean_fraction)
         dataset = SRPatchDataset(train_imgs, config, seed=args.seed)
     except DataError as exc:
         raise SystemExit(f"error: {exc}") from None
