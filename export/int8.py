@@ -184,6 +184,27 @@ def _quantize(fp32: Path, out: Path, spec: ModelSpec, calibration, masks: Option
         (Path(tmp) / out.name).replace(out)
 
 
+def mc_masks(name: str, mc: bool, seed: int) -> Optional[np.ndarray]:
+    """The fixed dropout masks an MC variant is measured with (None for the standard graph)."""
+    if not mc:
+        return None
+    from models.mc_dropout import sample_masks
+
+    model = load_model(name)
+    return sample_masks(MC_SAMPLES, int(model.mask_channels), float(model.dropout_p), seed)
+
+
+def held_out_psnr(spec: ModelSpec, fp32: Path, quantized: Path, held, masks: Optional[np.ndarray]) -> Dict[str, float]:
+    """Mean Y-PSNR on the held-out crops of the fp32 graph and of the int8 file on ONNX Runtime and
+    OpenVINO (and of OpenVINO bf16 on the fp32 graph where the CPU has bf16), keyed by runtime label."""
+    runners: Dict[str, Runner] = {"fp32": _ort_runner(fp32), "onnxruntime": _ort_runner(quantized)}
+    for label, path, hint in (("openvino", quantized, "f32"), ("openvino bf16", fp32, "bf16")):
+        runner = _openvino_runner(path, hint)
+        if runner is not None:
+            runners[label] = runner
+    return measure(spec, runners, held, masks)
+
+
 def quantize_model(name: str, *, mc: bool = False, seed: int = 0, max_loss_db: float = MAX_LOSS_DB,
                    out_dir: Optional[Path] = None, calibration: int = CALIBRATION_IMAGES,
                    held_out: int = HELD_OUT_IMAGES) -> Dict[str, Any]:
@@ -205,20 +226,10 @@ def quantize_model(name: str, *, mc: bool = False, seed: int = 0, max_loss_db: f
     calibration_files, held_files = split_training_images(seed, calibration, held_out)
     calibration = sr_crops(calibration_files, spec.scale, seed)
     held = sr_crops(held_files, spec.scale, seed + 1)
-    masks = None
-    if mc:
-        from models.mc_dropout import sample_masks
-
-        model = load_model(name)
-        masks = sample_masks(MC_SAMPLES, int(model.mask_channels), float(model.dropout_p), seed)
+    masks = mc_masks(name, mc, seed)
     out.unlink(missing_ok=True)
     _quantize(fp32, out, spec, calibration, masks)
-    runners: Dict[str, Runner] = {"fp32": _ort_runner(fp32), "onnxruntime": _ort_runner(out)}
-    for label, path, hint in (("openvino", out, "f32"), ("openvino bf16", fp32, "bf16")):
-        runner = _openvino_runner(path, hint)
-        if runner is not None:
-            runners[label] = runner
-    psnr = measure(spec, runners, held, masks)
+    psnr = held_out_psnr(spec, fp32, out, held, masks)
     change = {k: round(float(v - psnr["fp32"]), 4) for k, v in psnr.items() if k not in ("fp32", "openvino bf16")}
     worst = min(change.values())
     refused = bool(worst < -max_loss_db)

@@ -28,19 +28,8 @@ def main(names) -> int:
         base = name.removesuffix("_mc")
         spec = resolve_spec(base)
         fp32 = onnx_path(base, mc=mc)
-        quantized = low_precision_path(fp32, "int8")
-        masks = None
-        if mc:
-            from models import load_model
-            from models.mc_dropout import sample_masks
-
-            model = load_model(base)
-            masks = sample_masks(int8.MC_SAMPLES, int(model.mask_channels), float(model.dropout_p), 0)
-        runners = {"fp32": int8._ort_runner(fp32), "onnxruntime": int8._ort_runner(quantized)}
-        openvino = int8._openvino_runner(quantized, "f32")
-        if openvino is not None:
-            runners["openvino"] = openvino
-        psnr = int8.measure(spec, runners, int8.sr_crops(held_files, spec.scale, 1), masks)
+        held = int8.sr_crops(held_files, spec.scale, 1)  # export int8's held-out crops (its seed 0, + 1)
+        psnr = int8.held_out_psnr(spec, fp32, low_precision_path(fp32, "int8"), held, int8.mc_masks(base, mc, 0))
         change = "  ".join(f"{k} {v - psnr['fp32']:+.4f} dB" for k, v in psnr.items() if k != "fp32")
         print(f"{name:<18} fp32 {psnr['fp32']:.3f} dB  {change}", flush=True)
     return 0
