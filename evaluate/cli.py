@@ -43,10 +43,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--update-sidecar", action="store_true", help="store the results in the weights' JSON sidecar")
     p.add_argument("--bench-json", type=Path, default=None,
                    help="serve.bench's bench.json: adds its ORT CPU latency at 256x256 to the Markdown table")
-    real = p.add_argument_group("--task sr: real-world degradations (common.degradations)")
+    real = p.add_argument_group("--task sr / vsr: real-world degradations (common.degradations)")
     real.add_argument("--degradation", choices=sr.DEGRADATIONS, default="clean",
                       help="LR of each HR: clean = bicubic (the standard protocol), real-* = the fixed presets "
-                           "(blur + bicubic + noise + JPEG; image i of a set uses seed i)")
+                           "(blur + bicubic + noise + JPEG; image i of a set uses seed i; video: each frame its own)")
     real.add_argument("--strength", type=float, default=0.5,
                       help="denoise strength (0..1) for models that take one (flashsr_real_*)")
     real.add_argument("--precision", default=None,

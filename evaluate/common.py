@@ -100,7 +100,8 @@ def run_jobs(jobs: Iterable, evaluate_one: Callable[[object], List[dict]], args,
         name = job[0] if isinstance(job, tuple) else job
         result = evaluate_one(job)
         rows += result
-        if args.update_sidecar and name not in baselines and not getattr(args, "precision", None):
+        # baselines and serving modes without weights of their own ('flashsr_x4+fusion') keep no sidecar
+        if args.update_sidecar and name not in baselines and name in REGISTRY and not getattr(args, "precision", None):
             automatic = [r for r in result if not r.get("hints")]  # hint-curve rows stay out of the sidecar
             record_metrics(args.weights or get_spec(name).weights_path, automatic, tuple(metrics))
         if always_log or not args.json:

@@ -2,7 +2,8 @@
 and the video I/O names (serve.video_io) under their old module name.
 
     python -m serve.video IN.mp4 --sr flashsr_x2 --target-fps 60 --encoder h265 --crf 20 --out OUT.mp4
-    python -m serve.video IN.mp4 --sr vsr_x4 --out OUT.mp4        # multi-frame video SR (or vsr_x2)
+    python -m serve.video IN.mp4 --sr flashsr_x4+fusion --out OUT.mp4  # multi-frame: fused over 7 frames
+    python -m serve.video IN.mp4 --sr vsr_x4 --out OUT.mp4        # multi-frame, recurrent (or vsr_x2)
     python -m serve.video --list-encoders
 """
 from __future__ import annotations
@@ -35,8 +36,9 @@ def main(argv=None) -> int:
     p.add_argument("input", nargs="?", help="the video (any container/codec FFmpeg reads)")
     p.add_argument("--out", help="output .mp4 (default), .mkv, .webm or .mov; default: IN_out.mp4 beside the input")
     p.add_argument("--sr", default=None, metavar="MODEL",
-                   help="upscale every frame with this SR model (flashsr_x2), or with a multi-frame video SR model "
-                        "(vsr_x4, vsr_x2: uses the previous frames, restarts at scene cuts)")
+                   help="upscale every frame with this SR model (flashsr_x2); MODEL+fusion (flashsr_x4+fusion: each "
+                        "frame fused with its 6 neighbours along the motion, the best multi-frame result) or a "
+                        "recurrent video SR model (vsr_x4, vsr_x2); multi-frame modes restart at scene cuts")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--fps-factor", type=int, default=1, help="multiply the frame rate (interpolation)")
     rate.add_argument("--target-fps", type=float, default=None, help="any output rate, e.g. 60 or 59.94")

@@ -13,6 +13,8 @@ duration is kept: 24 frames at 24 fps -> 60 frames at 60 fps.
 A video SR model (serve.vsr, multi-frame) carries features from frame to frame: alone it upscales the
 emitted frames in order, restarting at each segment; with interpolation it upscales the source frames
 and the in-between frames are interpolated at the output size (the better order, scripts/vsr_spacetime.py).
+An SR model name + '+fusion' (serve.vsr_fusion: per-frame SR fused with its 6 neighbours along the motion)
+always upscales the source frames, 3 frames behind the decoder, before any interpolation.
 
 Duplicate frames (a frame repeating the previous one, e.g. animation "on twos" or a VFR->CFR
 conversion's fillers): `dedup="skip"` (default) copies instead of interpolating across them;
@@ -53,6 +55,7 @@ from .video_io import probe
 from .video_schedule import Anchor, drop_repeats, output_count, output_rate, read_anchors, schedule
 from .video_streams import assemble, plan_streams
 from .vsr import upscaled_anchors
+from .vsr_fusion import FusionUpscaler, back_projects, fused_anchors, split_name, sr_scale
 
 PathLike = Union[str, os.PathLike]
 DEFAULT_SEGMENT_FRAMES = 240
@@ -129,10 +132,8 @@ def process_video(in_path: PathLike, out_path: PathLike, *, fps_factor: int = 1,
     upscale, sr_info = (None, {})
     width, height = info.width, info.height
     if sr_model:
-        from models import get_spec
-
         upscale, sr_info = _sr_stage(sr_model, backend, {"precision": precision, **(sr_options or {})})
-        width, height = width * get_spec(sr_model).scale, height * get_spec(sr_model).scale
+        width, height = width * sr_scale(sr_model), height * sr_scale(sr_model)
     count = output_count(info, fps_out)
     plans = plan_streams(in_path, settings.container, keep_audio=keep_audio, keep_subtitles=keep_subtitles)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +149,9 @@ def process_video(in_path: PathLike, out_path: PathLike, *, fps_factor: int = 1,
         anchors = _watch(read_anchors(in_path, info, detect=interpolate), stats)
         if interpolate and dedup == "replace":
             anchors = drop_repeats(anchors, dropped)
-        if interpolate and hasattr(upscale, "reset"):  # video SR: upscale the source frames, interpolate at HR
+        if isinstance(upscale, FusionUpscaler):  # needs the neighbours: the source frames, before anything else
+            anchors, upscale = fused_anchors(anchors, upscale), None
+        elif interpolate and hasattr(upscale, "reset"):  # video SR: upscale the source frames, interpolate at HR
             anchors, upscale = upscaled_anchors(anchors, upscale), None
         frames = schedule(anchors, count, fps_out, interpolate)
         _encode_segments(frames, count, segment_frames, work, set(reused), settings, fps_out, (width, height),
@@ -175,10 +178,18 @@ def process_video(in_path: PathLike, out_path: PathLike, *, fps_factor: int = 1,
 
 def _sr_stage(sr_model: str, backend: str, options: dict):
     """A frame -> upscaled uint8 frame function, and a dict that holds the last call's backend info."""
-    from models import get_spec
+    from models import REGISTRY, get_spec
 
     from .sr import upscale
 
+    per_frame = split_name(sr_model)
+    if per_frame is not None:  # per-frame SR of any backend, fused over neighbouring frames
+        if per_frame not in REGISTRY or get_spec(per_frame).task != "sr":
+            raise InputError(f"'{sr_model}': multi-frame fusion needs a per-frame SR model before '+fusion'")
+        run, info = _sr_stage(per_frame, backend, options)
+        return FusionUpscaler(run, sr_scale(per_frame), back_project=back_projects(per_frame)), info
+    if sr_model not in REGISTRY:
+        raise InputError(f"unknown SR model '{sr_model}'")
     if get_spec(sr_model).task == "vsr":  # multi-frame: stateful, restarts at cuts and segments (serve.vsr)
         from .vsr import VideoUpscaler
 

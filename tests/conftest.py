@@ -53,16 +53,21 @@ def upload_dir():
 
 @pytest.fixture
 def stop_video_job_at_frame_2():
-    """f(source, target, model, backend): runs the video tab's upscale job, presses Stop (JobCancelled from
-    the progress callback) when frame 2 is reported and returns the frames reported; callers check that
-    nothing was left at `target`."""
+    """f(source, target, model, backend): runs the video tab's upscale job on `source` (a file, or a list of
+    frames written as a clip), presses Stop (JobCancelled from the progress callback) when frame 2 is
+    reported and returns the frames reported; callers check that nothing was left at `target`."""
     return _stop_video_job_at_frame_2
 
 
 def _stop_video_job_at_frame_2(source, target, model: str, backend: str) -> list:
-    from serve.video import probe
+    from serve.video import make_test_clip, probe
     from ui import video_tab
     from ui.cancel import JobCancelled
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(source, list):  # frames: written as a clip beside the target's folder
+        make_test_clip(target.parent.parent / "in.mp4", source)
+        source = target.parent.parent / "in.mp4"
 
     seen = []
 

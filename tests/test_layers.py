@@ -23,7 +23,7 @@ SIDEWAYS = {
                                               "exporter that writes them; serve reads them to choose a precision",
     ("export.tensorrt_build", "serve."): "a new engine is checked with the runtime that will serve it",
     ("export.__main__", "serve.trt_runtime"): "`python -m export trt` asks the runtime whether TensorRT is here",
-    ("evaluate.", "serve."): "evaluation measures the serving pipelines (the uncertainty map)",
+    ("evaluate.", "serve."): "evaluation measures the serving pipelines (the uncertainty map, the video fusion)",
     ("train.evaluate", "evaluate."): "deprecated alias `python -m train.evaluate`, removed after one release",
 }
 NEVER = {"serve": {"train"}, "ui": {"train"}, "app": {"train"}}

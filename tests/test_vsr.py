@@ -263,6 +263,19 @@ def test_temporal_consistency_figure():
     assert flicker(frozen, [np.zeros_like(f) for f in flows], 4) == 0.0
 
 
+def test_temporal_error_is_zero_for_the_truth_and_counts_both_flicker_and_freezing():
+    from evaluate.vsr import temporal_error, truth_flows
+
+    frames = [f.astype(np.float32) / 255 for f in _frames(4, 8, h=40, w=56)]
+    flows = truth_flows(frames)
+    assert temporal_error(frames, frames, flows, 4) == 0.0
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(f + rng.normal(0, 0.03, f.shape), 0, 1) for f in frames]
+    assert temporal_error(noisy, frames, flows, 4) > 3.0
+    frozen = [frames[0]] * 4  # perfectly "stable", but it does not move as the truth does
+    assert temporal_error(frozen, frames, flows, 4) > 1.0
+
+
 def test_trainer_runs_resumes_and_publishes(tmp_path):
     """A few bf16-or-fp32 steps on synthetic motion, then a resume that continues from the saved step."""
     from PIL import Image
@@ -299,18 +312,14 @@ def test_serve_video_cli_runs_vsr_x2(tmp_path, tiny_backend):
 
 
 def test_the_video_tab_offers_vsr_x2_and_stops_it(tmp_path, tiny_backend, stop_video_job_at_frame_2):
-    """The tab lists "Video SR (multi-frame) x2" once its weights exist, and a Stop during a vsr_x2 job
+    """The tab lists "Video SR (multi-frame, recurrent) x2" once its weights exist, and a Stop during a vsr_x2 job
     stops at the next frame and leaves no file (the same path as the per-frame models)."""
-    from serve.video_io import make_test_clip
     from ui import video_tab
 
     if get_spec("vsr_x2").has_weights():
-        assert ("Video SR (multi-frame) x2: vsr_x2", "vsr_x2") in video_tab.vsr_choices()
-    src = tmp_path / "in.mp4"
-    make_test_clip(src, _frames(4, 11, h=32, w=48))
+        assert ("Video SR (multi-frame, recurrent) x2: vsr_x2", "vsr_x2") in video_tab.vsr_choices()
     target = tmp_path / "out" / "out.mp4"
-    target.parent.mkdir()
-    seen = stop_video_job_at_frame_2(src, target, "vsr_x2", "torch-cpu")
+    seen = stop_video_job_at_frame_2(_frames(4, 11, h=32, w=48), target, "vsr_x2", "torch-cpu")
     assert seen == [1, 2] and not list(target.parent.iterdir())
 
 

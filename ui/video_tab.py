@@ -14,7 +14,9 @@ from typing import Callable, List, Optional
 
 import gradio as gr
 
-from models import get_spec
+from models import REGISTRY, get_spec
+from serve.vsr_fusion import MAX_OUTPUT_PIXELS as FUSION_MAX_OUTPUT_PIXELS
+from serve.vsr_fusion import split_name, sr_scale
 
 from .cancel import cancel_on, start_job, stop_button
 from .common import (
@@ -66,8 +68,14 @@ def video_interpolation_models() -> List[str]:
 
 
 def vsr_choices() -> List[tuple]:
-    """(label, name) of the trained multi-frame models, offered beside the per-frame ones."""
-    return [(f"Video SR (multi-frame) x{s.scale}: {s.name}", s.name) for s in models_for("vsr")]
+    """(label, name) of the multi-frame modes, offered beside the per-frame models: fusion of the
+    per-frame FlashSR models over 7 frames (serve.vsr_fusion, the better one) and the recurrent models."""
+    from serve.vsr_fusion import OFFERED, SUFFIX
+
+    per_frame = {s.name: s for s in models_for("sr")}
+    fused = [(f"Video SR (multi-frame, 7-frame fusion) x{per_frame[n].scale}: {n}", n + SUFFIX)
+             for n in OFFERED if n in per_frame]
+    return fused + [(f"Video SR (multi-frame, recurrent) x{s.scale}: {s.name}", s.name) for s in models_for("vsr")]
 
 
 def _encoders() -> List[str]:
@@ -149,8 +157,10 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
     Args:
         video: the video file (MP4, WebM, MOV, MKV ...; short clips on the public Space).
         fps_factor: 1 (keep the frame rate), 2 or 4.
-        sr_model: an SR model name such as "flashsr_x2" to upscale every frame on its own, a video SR model
-            such as "vsr_x4" (multi-frame: uses the previous frames, restarts at scene cuts), or "none".
+        sr_model: an SR model name such as "flashsr_x2" to upscale every frame on its own; "flashsr_x4+fusion"
+            (also flashsr_x2, flashsr_real_x4, flashsr_real_x2 + "+fusion": each frame fused with its 6
+            neighbours along the motion, the best multi-frame result), a recurrent video SR model such as
+            "vsr_x4"; multi-frame modes restart at scene cuts; or "none".
         backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
         interp_model: interpolation model name; empty for the default (serve.interp_core.VIDEO_INTERPOLATOR: fast).
         target_fps: an output frame rate from 1 to 240 (e.g. 60 for 24 -> 60, 59.94 allowed); 0 uses fps_factor.
@@ -170,8 +180,8 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
     from serve.video_job import process_video as run_job
 
     factor = _factor(fps_factor, "fps_factor")
-    sr_model = one_of(sr_model, "sr_model", [NO_SR] + [s.name for s in models_for("sr") + models_for("vsr")],
-                      default=NO_SR)
+    sr_model = one_of(sr_model, "sr_model", [NO_SR] + [s.name for s in models_for("sr")]
+                      + [name for _, name in vsr_choices()], default=NO_SR)
     backend = checked_backend(backend)
     target = real_number(0 if target_fps in (None, "") else target_fps, "target_fps", 0, 240) or None
     if target is not None and target < 1:
@@ -193,7 +203,11 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
     lim = limits()
     fps_out = output_rate(info, factor, target)
     frames_out = output_count(info, fps_out)
-    if sr_model != NO_SR and get_spec(sr_model).recurrent_hidden:
+    if split_name(sr_model) and info.width * info.height * sr_scale(sr_model) ** 2 > FUSION_MAX_OUTPUT_PIXELS:
+        raise gr.Error(f"{name}: {info.width}x{info.height} frames upscaled x{sr_scale(sr_model)} are over the "
+                       f"multi-frame fusion's limit of {FUSION_MAX_OUTPUT_PIXELS / 1e6:.1f} MP per output frame; "
+                       "choose a per-frame SR model.")
+    if sr_model in REGISTRY and get_spec(sr_model).recurrent_hidden:
         from serve.vsr import MAX_FRAME_PIXELS
 
         if info.width * info.height > MAX_FRAME_PIXELS:
@@ -226,7 +240,7 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
                "sr_model": None if sr_model == NO_SR else sr_model,
                "interpolation_model": interp_model if retime else None, "seconds": round(seconds, 2)}
     size = result.get("size", [info.width, info.height])
-    scale = 1 if sr_model == NO_SR else get_spec(sr_model).scale
+    scale = 1 if sr_model == NO_SR else sr_scale(sr_model)
     padded = list(size) != [info.width * scale, info.height * scale]
     kept = [n for n in result.get("streams", []) if not n.endswith("left out (asked)")]
     text = (f"{info.frames} frames at {float(info.fps):.2f} fps ({info.width}×{info.height}) → "
