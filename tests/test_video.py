@@ -311,6 +311,24 @@ def test_video_tab_options(upload_dir):
     assert "audio #1 aac (eng): copied" in text and "converted to mov_text" in text
 
 
+def test_video_tab_runs_multi_frame_fusion_and_checks_its_size_limit(upload_dir, monkeypatch):
+    """The tab's "Video SR (multi-frame, 7-frame fusion)" choice end to end, and its frame-size check
+    before the job starts."""
+    import gradio as gr
+
+    from ui import video_tab
+
+    video = {"path": str(make_clip(upload_dir / "clip.mp4", frames=5)), "orig_name": "clip.mp4"}
+    out, text, details = video_tab.process_video(video, "1", "flashsr_x2+fusion", "torch-cpu",
+                                                 progress=lambda *a, **k: None)
+    frames, _ = _frames(out)
+    assert len(frames) == 5 and frames[0][0].shape[:2] == (2 * H, 2 * W)
+    assert details["sr_model"] == "flashsr_x2+fusion" and out.endswith("_flashsr_x2_fusion.mp4")  # no '+' in a URL
+    monkeypatch.setattr(video_tab, "FUSION_MAX_OUTPUT_PIXELS", 4 * W * H - 1)
+    with pytest.raises(gr.Error, match="multi-frame fusion's limit"):
+        video_tab.process_video(video, "1", "flashsr_x2+fusion", "torch-cpu", progress=lambda *a, **k: None)
+
+
 def test_the_video_cli_passes_the_precision_through(monkeypatch, tmp_path):
     """`python -m serve.video --precision int8` reaches process_video (the CPU-speed choice, #15)."""
     import serve.video as video_cli

@@ -221,7 +221,8 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
                            f"{lim.video_sr_pixels / 1e6:.0f} MP; use a shorter or smaller clip.")
     stem = name.rsplit(".", 1)[0][:60] or "video"
     rate = f"{float(fps_out):.4g}fps" if target is not None else f"{factor}x_fps"
-    out_name = f"{stem}_{rate}{'' if sr_model == NO_SR else '_' + sr_model}{'' if encoder == 'h264' else '_' + encoder}"
+    sr_part = "" if sr_model == NO_SR else "_" + sr_model.replace("+", "_")  # no '+' in a file URL
+    out_name = f"{stem}_{rate}{sr_part}{'' if encoder == 'h264' else '_' + encoder}"
     target_path = workdir("video") / f"{out_name}.mp4"
     job = {"encoder": encoder, "crf": None if crf < 0 else crf, "pix_fmt": pix_fmt, "precision": precision}
 
