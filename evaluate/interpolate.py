@@ -6,8 +6,10 @@ Vimeo-90K septuplets in vsr/vimeo_septuplet, 'Vimeo7wide' frames 1 and 7 -> 4 (l
 'CDFI' makes real triplets (i, i+1, i+2) from the 854x480 frame sequence in
 vfi/sequences/cdfi_854x480 (gap 2), 'CDFI4' (i, i+2, i+4) (gap 4, large motion); any other name is
 a benchmark image folder (e.g. BSD68) turned into held-out synthetic triplets (common/motion.py,
-256 px, t=0.5, fixed seed). `blend` is the linear cross-fade baseline. Output: one object per
-(model, set) with keys model, set, psnr, ssim (+ images, seconds), and for models `cpu_ms_256`: the
+256 px, t=0.5, fixed seed). `blend` is the linear cross-fade baseline, `dis` OpenCV's DIS flow alone (both
+frames warped to t and cross-faded, no model); `MODEL+dis` is the model fused with DIS
+(serve/interp_fusion.py; its time includes the fusion, OpenCV on the same 2 threads). Output: one object
+per (model, set) with keys model, set, psnr, ssim (+ images, seconds), and for models `cpu_ms_256`: the
 median CPU time of one 256x256 pair (ONNX Runtime, 2 threads; torch when onnxruntime is missing).
 """
 from __future__ import annotations
@@ -27,11 +29,13 @@ from common.motion import heldout_triplets
 from common.paths import data_root
 from models import get_spec, load_model
 from models.io import TIMESTEP
+from serve import interp_fusion
 from serve.bench import time_runs
 
 from .common import by_model_and_set, load_set, markdown_table, mean, model_runner, select_models
 
 BASELINE = "blend"
+DIS_ONLY = "dis"  # a second baseline: the classical flow alone
 SEQUENCES = {"CDFI": ("vfi/sequences/cdfi_854x480", 2), "CDFI4": ("vfi/sequences/cdfi_854x480", 4)}  # (folder, gap)
 REAL_SETS = {"UCF101": ("vfi/UCF101", ("frame_00.png", "frame_01_gt.png", "frame_02.png"))}
 SEPTUPLETS = {"Vimeo7": ("vsr/vimeo_septuplet", ("im3.png", "im4.png", "im5.png")),  # SEQ/CLIP/im1..im7
@@ -91,6 +95,17 @@ def evaluate_interpolation(model_name: str, sets: Dict[str, list], weights: Opti
         def interpolate(f0, f1, **scalars):
             t = scalars[TIMESTEP]
             return (1 - t) * f0 + t * f1
+    elif model_name == DIS_ONLY:
+        def interpolate(f0, f1, **scalars):
+            t = scalars[TIMESTEP]
+            return interp_fusion.dis_only(f0, f1, t, interp_fusion.pair_flows(f0, f1))
+    elif interp_fusion.split_name(model_name):
+        runner = model_runner(interp_fusion.split_name(model_name), weights, device)
+
+        def interpolate(f0, f1, **scalars):
+            t = scalars[TIMESTEP]
+            own = np.clip(runner(f0, f1, **scalars), 0.0, 1.0)
+            return interp_fusion.fuse_frame(own, f0, f1, t, interp_fusion.pair_flows(f0, f1))
     else:
         interpolate = model_runner(model_name, weights, device)
     rows = []
@@ -104,11 +119,33 @@ def evaluate_interpolation(model_name: str, sets: Dict[str, list], weights: Opti
             ssims.append(ssim(quantize(pred), quantize(ft)))
         rows.append({"model": model_name, "set": set_name, "psnr": mean(psnrs, 4), "ssim": mean(ssims, 5),
                      "images": len(triplets), "seconds": round(seconds, 3)})
-    if model_name != BASELINE and rows:
-        ms, runtime = cpu_ms_per_pair(model_name, weights)
+    if model_name == DIS_ONLY and rows:
+        for r in rows:
+            r.update(cpu_ms_256=fusion_ms_per_pair(), runtime="OpenCV")
+    elif model_name != BASELINE and rows:
+        base = interp_fusion.split_name(model_name)
+        ms, runtime = cpu_ms_per_pair(base or model_name, weights)
+        if base:
+            ms, runtime = round(ms + fusion_ms_per_pair(), 1), runtime + " + OpenCV"
         for r in rows:
             r.update(cpu_ms_256=ms, runtime=runtime)
     return rows
+
+
+def fusion_ms_per_pair(size: int = SPEED_SIZE, threads: int = SPEED_THREADS, runs: int = SPEED_RUNS) -> float:
+    """Median ms of the DIS fusion of one size x size pair at t = 0.5 (both flows included), OpenCV on
+    `threads` threads: what MODEL+dis adds to the model's time."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    base = cv2.resize(rng.random((size // 8, size // 8, 3), dtype=np.float32), (size + 8, size + 8))
+    f0, f1 = np.ascontiguousarray(base[:size, :size]), np.ascontiguousarray(base[4:, 4:][:size, :size])
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        return _median_ms(lambda: interp_fusion.fuse_frame(f0, f0, f1, 0.5, interp_fusion.pair_flows(f0, f1)), runs)
+    finally:
+        cv2.setNumThreads(previous)
 
 
 def cpu_ms_per_pair(model_name: str, weights: Optional[Path] = None, size: int = SPEED_SIZE,
@@ -153,12 +190,17 @@ load_one_set = load_triplets  # (set name, --limit) -> what evaluate_job takes p
 
 
 def plan(args) -> List[str]:
-    return select_models(args.model, "interpolate", BASELINE)
+    """--model names; 'MODEL+dis' (serve/interp_fusion.py) for any trained interpolation MODEL."""
+    names = [n.strip() for n in str(args.model).split(",") if n.strip()]
+    plain = [interp_fusion.split_name(n) or n for n in names if n != DIS_ONLY]
+    if plain:
+        select_models(",".join(plain), "interpolate", BASELINE)  # validates
+    return select_models(args.model, "interpolate", BASELINE) if names == ["all"] else names
 
 
 
 def evaluate_job(name, sets, args) -> List[dict]:
-    return evaluate_interpolation(name, sets, args.weights if name != BASELINE else None, args.device)
+    return evaluate_interpolation(name, sets, args.weights if name not in (BASELINE, DIS_ONLY) else None, args.device)
 
 
 def line(r: dict) -> str:

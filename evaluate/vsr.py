@@ -43,6 +43,7 @@ from models.checkpoint import CheckpointError
 from models.registry import positional_module
 from serve import vsr_fusion
 from serve.bench import time_runs
+from serve.dis_flow import make_flow_estimator
 
 from .common import by_model_and_set, markdown_table, mean, model_runner
 from .sr import make_sr_pair, set_label
@@ -233,7 +234,7 @@ def fusion_ms_per_frame(scale: int, runs: int = SPEED_RUNS) -> float:
     rng = np.random.default_rng(0)
     frames = [rng.random((*SPEED_HR_HW, 3), dtype=np.float32) for _ in range(2 * vsr_fusion.RADIUS + 1)]
     guides = [vsr_fusion.guide(f[::scale, ::scale], SPEED_HR_HW) for f in frames]
-    flow = vsr_fusion.make_flow_estimator()
+    flow = make_flow_estimator()
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:

@@ -30,7 +30,8 @@ from evaluate.common import model_runner  # noqa: E402
 from models import load_model  # noqa: E402
 from models.flowinterp import PAD_MULTIPLE  # noqa: E402
 from models.frame_padding import pad_tensor_to_multiple  # noqa: E402
-from serve.vsr_fusion import back_project, compose, fuse, guide, make_flow_estimator, warp  # noqa: E402
+from serve.dis_flow import make_flow_estimator, warp  # noqa: E402
+from serve.vsr_fusion import back_project, compose, fuse, guide  # noqa: E402
 from train.vsr_data import load_hr_clips  # noqa: E402
 
 FRAMES, HEIGHT, WIDTH = 7, 256, 448

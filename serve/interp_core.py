@@ -19,7 +19,9 @@ CUT_MEAN_DIFF = 0.15  # mean absolute grey difference of 64-px thumbnails, in [0
 # flowinterp_wide is 0.2-0.9 dB better (README: Frame interpolation) but not the default: on a 2 MP x4 pair it
 # peaks 0.62 GB higher (1.88 against 1.26 GB), which the server's memory bound (measured with flowinterp, 55 MB
 # under 3 GB) has no room for, and on video it is 2.6-3x slower. It is one dropdown choice away.
-DEFAULT_INTERPOLATOR = "flowinterp"  # two frames
+# The default is flowinterp fused with DIS flow (serve.interp_fusion): better on every benchmark set
+# (README: Fusion with a classical flow) for a few ms per pair.
+DEFAULT_INTERPOLATOR = "flowinterp+dis"  # two frames
 VIDEO_INTERPOLATOR = DEFAULT_INTERPOLATOR  # videos
 BATCH_PIXELS = 2_000_000  # frame pixels x timesteps per backend call: ~1 GB of flow-net activations
 
@@ -41,12 +43,17 @@ def interpolate_arrays(runner, rgb0: np.ndarray, rgb1: np.ndarray, times: Sequen
 
 
 def interp_backend(model_name: str, backend: str, precision: str = "fp32", **backend_options):
-    """The interpolator's backend; int8 applies to SR only, so an interpolator asked for it runs fp32."""
-    spec = get_spec(model_name)
+    """The interpolator's backend; int8 applies to SR only, so an interpolator asked for it runs fp32.
+    MODEL+dis: the model's backend wrapped in serve.interp_fusion.FusedInterpolator (DIS flow fusion)."""
+    from .interp_fusion import FusedInterpolator, split_name
+
+    base = split_name(model_name) or model_name
+    spec = get_spec(base)
     if not spec.timestep_input:
         raise ValueError(f"'{model_name}' is a {spec.task} model, not a frame interpolator")
     precision = "fp32" if str(precision).split()[-1] == "int8" else precision
-    return get_backend(model_name, backend, precision=precision, **backend_options)
+    runner = get_backend(base, backend, precision=precision, **backend_options)
+    return FusedInterpolator(runner, model_name) if base != model_name else runner
 
 
 def thumbnail(rgb: np.ndarray) -> np.ndarray:

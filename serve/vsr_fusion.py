@@ -36,6 +36,7 @@ from PIL import Image
 from common.images import to_uint8
 
 from .contract import InputError
+from .dis_flow import make_flow_estimator, warp
 from .interp_core import is_scene_cut, thumbnail
 
 RADIUS = 3  # neighbours on each side
@@ -43,9 +44,6 @@ RADIUS = 3  # neighbours on each side
 # step (which repairs part of a wrong neighbour's harm) a laxer one pays (scripts/vsr_fusion_tune.py)
 SIGMA, SIGMA_BACK_PROJECTED = 0.01, 0.02
 SUFFIX = "+fusion"  # "flashsr_x4+fusion": the per-frame model with multi-frame fusion
-PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-           "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
-PRESET = "medium"
 # offered in the app: the pixel-loss FlashSR models (a GAN's invented texture differs from frame to frame,
 # so its neighbours disagree and mostly go unused); the CLI and API take any SR model + SUFFIX
 OFFERED = ("flashsr_x4", "flashsr_x2", "flashsr_real_x4", "flashsr_real_x2")
@@ -69,23 +67,6 @@ def guide(lr: np.ndarray, size_hw: Sequence[int]) -> np.ndarray:
     rgb = lr if lr.dtype == np.uint8 else to_uint8(np.clip(lr, 0.0, 1.0))
     up = cv2.resize(rgb, (int(size_hw[1]), int(size_hw[0])), interpolation=cv2.INTER_CUBIC)
     return cv2.cvtColor(up, cv2.COLOR_RGB2GRAY)
-
-
-def make_flow_estimator(preset: str = PRESET) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """f(grey_a, grey_b) -> flow (HxWx2, px) such that sampling b at x + flow gives a (OpenCV's DIS)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown DIS preset {preset!r}; use one of {', '.join(PRESETS)}")
-    dis = cv2.DISOpticalFlow_create(PRESETS[preset])
-    return lambda a, b: dis.calc(a, b, None)
-
-
-def warp(img: np.ndarray, flow: np.ndarray) -> tuple:
-    """(img sampled at x + flow, bicubic; mask of the positions inside the frame)."""
-    h, w = flow.shape[:2]
-    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1) + flow
-    out = cv2.remap(img, grid[..., 0], grid[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    inside = (grid[..., 0] >= 0) & (grid[..., 0] <= w - 1) & (grid[..., 1] >= 0) & (grid[..., 1] <= h - 1)
-    return out, inside
 
 
 def compose(first: np.ndarray, then: np.ndarray) -> np.ndarray:

@@ -326,14 +326,16 @@ def test_the_default_interpolators_are_constants_and_lead_their_dropdowns():
     import inspect
 
     from serve.interp_core import DEFAULT_INTERPOLATOR, VIDEO_INTERPOLATOR
+    from serve.interp_fusion import split_name
     from serve.interpolate import interpolate_pair, interpolate_video
     from serve.video_job import process_video
     from ui.video_tab import interpolation_models, video_interpolation_models
 
-    assert get_spec(DEFAULT_INTERPOLATOR).timestep_input and get_spec(VIDEO_INTERPOLATOR).timestep_input
+    plain, video_plain = split_name(DEFAULT_INTERPOLATOR), split_name(VIDEO_INTERPOLATOR)  # both fused with DIS
+    assert get_spec(plain).timestep_input and get_spec(video_plain).timestep_input
     assert inspect.signature(interpolate_pair).parameters["model_name"].default == DEFAULT_INTERPOLATOR
     assert inspect.signature(interpolate_video).parameters["model_name"].default == VIDEO_INTERPOLATOR
     assert inspect.signature(process_video).parameters["interp_model"].default == VIDEO_INTERPOLATOR
-    if get_spec(DEFAULT_INTERPOLATOR).has_weights() and get_spec(VIDEO_INTERPOLATOR).has_weights():
+    if get_spec(plain).has_weights() and get_spec(video_plain).has_weights():
         assert interpolation_models()[0] == DEFAULT_INTERPOLATOR
         assert video_interpolation_models()[0] == VIDEO_INTERPOLATOR

@@ -53,11 +53,14 @@ def interpolator() -> Callable:
 
 
 def interpolation_models(first: str = "") -> List[str]:
-    """Trained interpolators, `first` (default: serve.interp_core.DEFAULT_INTERPOLATOR) leading."""
+    """Trained interpolators, each also fused with DIS flow ('+dis', serve.interp_fusion: the better ones,
+    listed first), `first` (default: serve.interp_core.DEFAULT_INTERPOLATOR) leading."""
     from serve.interp_core import DEFAULT_INTERPOLATOR
+    from serve.interp_fusion import SUFFIX
 
     first = first or DEFAULT_INTERPOLATOR
-    return sorted((s.name for s in models_for("interpolate")), key=lambda n: n != first)
+    trained = [s.name for s in models_for("interpolate")]
+    return sorted([n + SUFFIX for n in trained] + trained, key=lambda n: (n != first, not n.endswith(SUFFIX)))
 
 
 def video_interpolation_models() -> List[str]:
@@ -107,7 +110,8 @@ def interpolate_frames(frame0, frame1, factor: str = "×2", model: Optional[str]
         frame0: the first frame.
         frame1: the second frame, the same size as the first.
         factor: "×2" (one frame between) or "×4" (three); 2 and 4 are accepted too.
-        model: interpolation model name; empty for the default (serve.interp_core.DEFAULT_INTERPOLATOR).
+        model: interpolation model name such as "flowinterp+dis" (the model fused with DIS optical flow,
+            better) or "flowinterp_wide"; empty for the default (serve.interp_core.DEFAULT_INTERPOLATOR).
         backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
         precision: "auto" (default: the fastest whose measured loss is within 0.05 dB), "exact fp32" or
             "fast bf16" (OpenVINO, where the CPU has bf16).
@@ -162,7 +166,8 @@ def process_video(video, fps_factor="1", sr_model: str = NO_SR, backend: str = "
             neighbours along the motion, the best multi-frame result), a recurrent video SR model such as
             "vsr_x4"; multi-frame modes restart at scene cuts; or "none".
         backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
-        interp_model: interpolation model name; empty for the default (serve.interp_core.VIDEO_INTERPOLATOR: fast).
+        interp_model: interpolation model name ("flowinterp+dis", "flowinterp_wide+dis", "flowinterp", ...);
+            empty for the default (serve.interp_core.VIDEO_INTERPOLATOR).
         target_fps: an output frame rate from 1 to 240 (e.g. 60 for 24 -> 60, 59.94 allowed); 0 uses fps_factor.
         encoder: "h264" (default; plays everywhere), "h265", "vp9" or "av1"; all written as MP4.
         crf: quality, lower is better (H.264/H.265 0-51, VP9/AV1 0-63); -1 for the encoder's default
