@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 import torch
 
+from common.dis_flow import make_flow_estimator
 from common.images import ImageLoadError, list_images, read_image, to_uint8
 from common.metrics import psnr_y, quantize, rgb_to_y, ssim_y
 from common.paths import data_root
@@ -43,7 +44,6 @@ from models.checkpoint import CheckpointError
 from models.registry import positional_module
 from serve import vsr_fusion
 from serve.bench import time_runs
-from serve.dis_flow import make_flow_estimator
 
 from .common import by_model_and_set, markdown_table, mean, model_runner
 from .sr import make_sr_pair, set_label

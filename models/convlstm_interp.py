@@ -128,6 +128,11 @@ class ConvLSTMInterpolator(nn.Module):
         nn.init.zeros_(self.decode[2].bias)
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_flow(frame0, frame1, t)[0]
+
+    def forward_with_flow(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> tuple:
+        """(frame at t, flows (N,4,H,W): F_t->0 and F_t->1 in pixels, or None for the residual head);
+        train.interpolate --distill-weight supervises the flows with DIS's."""
         x0, h, w = pad_tensor_to_multiple(frame0, 2)
         x1, _, _ = pad_tensor_to_multiple(frame1, 2)
         plane = t * torch.ones_like(x0[:, :1])
@@ -138,10 +143,10 @@ class ConvLSTMInterpolator(nn.Module):
         half_plane = t * torch.ones_like(outputs[:, 0, :1])
         out = self.decode(torch.cat([outputs[:, 1], outputs[:, 2], half_plane], 1))
         if self.predict == "residual":
-            return (blend(x0, x1, t) + F.pixel_shuffle(out, 2))[:, :, :h, :w]
+            return (blend(x0, x1, t) + F.pixel_shuffle(out, 2))[:, :, :h, :w], None
         flow = F.interpolate(out[:, :4], scale_factor=2.0, mode="bilinear", align_corners=False) * 2.0
         mask = F.interpolate(out[:, 4:5], scale_factor=2.0, mode="bilinear", align_corners=False)
         tc = t.clamp(1e-3, 1 - 1e-3)
         weight = torch.sigmoid(mask + torch.log(1 - tc) - torch.log(tc))  # zero mask: weight 1-t, the blend
         fused = backward_warp(x0, flow[:, :2]) * weight + backward_warp(x1, flow[:, 2:4]) * (1 - weight)
-        return (fused + F.pixel_shuffle(out[:, 5:], 2))[:, :, :h, :w]
+        return (fused + F.pixel_shuffle(out[:, 5:], 2))[:, :, :h, :w], flow[:, :, :h, :w]

@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.dis_flow import make_flow_estimator, warp  # noqa: E402
 from common.images import to_uint8  # noqa: E402
 from common.metrics import psnr_y  # noqa: E402
 from common.paths import data_root  # noqa: E402
@@ -30,7 +31,6 @@ from evaluate.common import model_runner  # noqa: E402
 from models import load_model  # noqa: E402
 from models.flowinterp import PAD_MULTIPLE  # noqa: E402
 from models.frame_padding import pad_tensor_to_multiple  # noqa: E402
-from serve.dis_flow import make_flow_estimator, warp  # noqa: E402
 from serve.vsr_fusion import back_project, compose, fuse, guide  # noqa: E402
 from train.vsr_data import load_hr_clips  # noqa: E402
 

@@ -20,9 +20,8 @@ from typing import Dict, Optional, Tuple
 import cv2
 import numpy as np
 
+from common.dis_flow import intermediate_flows, make_flow_estimator, warp
 from models.io import FRAME0, FRAME1, FRAME_OUT, TIMESTEP
-
-from .dis_flow import make_flow_estimator, warp
 
 SUFFIX = "+dis"
 GAIN, SIGMA = 0.75, 0.4  # scripts/interp_fusion_tune.py: best for flowinterp_wide, and summed with flowinterp
@@ -49,9 +48,8 @@ def pair_flows(rgb0: np.ndarray, rgb1: np.ndarray, flow=None) -> Tuple[np.ndarra
 def dis_warps(rgb0: np.ndarray, rgb1: np.ndarray, t: float, flows: Tuple[np.ndarray, np.ndarray]) -> tuple:
     """Both frames warped to time t along the DIS flows (Super SloMo's linear approximation of the flows
     from t, F_t->0 = -t(1-t) F0->1 + t^2 F1->0 and F_t->1 = (1-t)^2 F0->1 - t(1-t) F1->0)."""
-    f01, f10 = flows
-    w0 = warp(rgb0.astype(np.float32), -t * (1 - t) * f01 + t * t * f10)[0]
-    w1 = warp(rgb1.astype(np.float32), (1 - t) * (1 - t) * f01 - t * (1 - t) * f10)[0]
+    to0, to1 = intermediate_flows(*flows, t)
+    w0, w1 = warp(rgb0.astype(np.float32), to0)[0], warp(rgb1.astype(np.float32), to1)[0]
     return np.clip(w0, 0.0, 1.0), np.clip(w1, 0.0, 1.0)
 
 

@@ -33,10 +33,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from common.dis_flow import make_flow_estimator, warp
 from common.images import to_uint8
 
 from .contract import InputError
-from .dis_flow import make_flow_estimator, warp
 from .interp_core import is_scene_cut, thumbnail
 
 RADIUS = 3  # neighbours on each side

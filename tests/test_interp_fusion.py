@@ -95,3 +95,36 @@ def test_pair_and_video_interpolation_with_fusion(tmp_path):
     info = process_video(tmp_path / "in.mp4", tmp_path / "out.mp4", fps_factor=2, interp_model="flowinterp+dis",
                          backend="torch-cpu")
     assert info["model"] == "flowinterp+dis" and len(list(read_frames(tmp_path / "out.mp4"))) == 8
+
+
+def test_dis_flow_targets_for_distillation():
+    """train.interpolate --distill-weight: frames 4 px apart (a 2-px-per-frame pan, the middle frame the truth):
+    DIS's intermediate flows at t = 0.5 are +2 / -2 px in x, 0 in y, with high confidence inside the frame."""
+    import torch
+
+    from train.interpolate import dis_targets
+
+    f0, _, f1 = _pan(2)
+    x0, x1 = (torch.from_numpy(f.transpose(2, 0, 1))[None] for f in (f0, f1))
+    target, confidence = dis_targets(x0, x1, torch.full((1, 1, 1, 1), 0.5))
+    assert target.shape == (1, 4, 64, 64) and confidence.shape == (1, 1, 64, 64)
+    inner = target[0, :, 12:-12, 12:-12].mean(dim=(1, 2))  # F_t->0 (x, y), F_t->1 (x, y)
+    assert torch.allclose(inner, torch.tensor([2.0, 0.0, -2.0, 0.0]), atol=0.25)
+    assert float(confidence[0, 0, 12:-12, 12:-12].mean()) > 0.8
+
+
+def test_distillation_trains_the_convlstm_and_is_refused_for_models_without_flows(tmp_path, image_folder):
+    import torch
+
+    from models.convlstm_interp import ConvLSTMInterpolator
+    from train.interpolate import main
+
+    model = ConvLSTMInterpolator().eval()
+    x0, x1, t = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48), torch.full((1, 1, 1, 1), 0.5)
+    frame, flow = model.forward_with_flow(x0, x1, t)
+    assert torch.equal(frame, model(x0, x1, t)) and flow.shape == (1, 4, 32, 48)
+    common = ["--iters", "2", "--batch-size", "2", "--patch", "48", "--data", str(image_folder), "--val-count", "2",
+              "--val-every", "2", "--video-dir", "none", "--precision", "fp32", "--distill-weight", "0.1"]
+    assert main(["--model", "convlstm_interp", "--run-dir", str(tmp_path / "c")] + common) == 0
+    with pytest.raises(SystemExit, match="needs a model that returns its flows"):
+        main(["--model", "flowinterp", "--run-dir", str(tmp_path / "f")] + common)

@@ -64,6 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--loss", choices=["l1", "mse", "charbonnier"], default="charbonnier")
     p.add_argument("--level-weight", type=float, default=0.25, help="loss weight of each coarse level's fused frame")
+    p.add_argument("--distill-weight", type=float, default=0.0,
+                   help="weight of an L1 term pulling the model's flows towards DIS's (common/dis_flow.py), where "
+                        "DIS's two warped frames agree; models with forward_with_flow (convlstm_interp)")
     p.add_argument("--ema", type=float, default=0.995, help="EMA decay (0 disables)")
     p.add_argument("--val-count", type=int, default=10, help="training images held out for validation")
     p.add_argument("--init-from", type=Path, default=None, help="start from a checkpoint's matching tensors")
@@ -86,6 +89,26 @@ def check_args(args):
     if args.iters < 1 or args.batch_size < 1:
         raise SystemExit("error: --iters and --batch-size must be positive")
     return spec
+
+
+def dis_targets(f0: torch.Tensor, f1: torch.Tensor, t: torch.Tensor, sigma: float = 0.05) -> tuple:
+    """DIS's intermediate flows for a batch, (N,4,H,W) F_t->0, F_t->1, and a confidence (N,1,H,W): where the
+    two frames warped along them agree (exp(-(d / sigma)^2)), so occlusions and DIS's errors teach nothing."""
+    import cv2
+
+    from common.dis_flow import intermediate_flows, make_flow_estimator, warp
+
+    flow_of = make_flow_estimator()
+    targets, weights = [], []
+    for a, b, tt in zip(f0.cpu().numpy(), f1.cpu().numpy(), t.view(-1).tolist()):
+        a, b = np.ascontiguousarray(a.transpose(1, 2, 0)), np.ascontiguousarray(b.transpose(1, 2, 0))
+        grey = [cv2.cvtColor(np.clip(np.rint(x * 255), 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) for x in (a, b)]
+        to0, to1 = intermediate_flows(flow_of(grey[0], grey[1]), flow_of(grey[1], grey[0]), tt)
+        d = np.abs(warp(a, to0)[0] - warp(b, to1)[0]).mean(-1)
+        weights.append(np.exp(-np.square(cv2.GaussianBlur(d, (5, 5), 0) / sigma))[None])
+        targets.append(np.concatenate([to0, to1], -1).transpose(2, 0, 1))
+    as_tensor = lambda xs: torch.from_numpy(np.stack(xs).astype(np.float32)).to(f0.device)  # noqa: E731
+    return as_tensor(targets), as_tensor(weights)
 
 
 @torch.no_grad()
@@ -138,6 +161,10 @@ def main(argv=None) -> int:
                      "video_fraction": args.video_fraction if clips else 0.0, "max_gap": args.max_gap},
             **run_description(args, device)}
     levels = hasattr(model, "forward_levels") and args.level_weight > 0
+    distill = args.distill_weight > 0
+    if distill and not hasattr(model, "forward_with_flow"):
+        raise SystemExit(f"error: --distill-weight needs a model that returns its flows; {spec.name} does not")
+    meta["distill_weight"] = args.distill_weight
     net = distributed.Replicated(model, device)
     run = RunRecorder(run_dir, ["step", "loss", "lr", "val_psnr", "val_video_psnr"], model=model,
                       optimizer=optimizer, ema=ema,
@@ -151,12 +178,20 @@ def main(argv=None) -> int:
         t = t.view(-1, 1, 1, 1)
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(args, step, clock)
+        flow = None
         with autocast(precision, device):
-            outs = net.call("forward_levels", f0, f1, t, all_levels=True) if levels else [net(f0, f1, t)]
+            if distill:
+                out, flow = net.call("forward_with_flow", f0, f1, t)
+                outs = [out]
+            else:
+                outs = net.call("forward_levels", f0, f1, t, all_levels=True) if levels else [net(f0, f1, t)]
         outs = [o.float() for o in outs]
         loss = pixel_loss(args.loss, outs[-1], ft)
-        if levels:
+        if levels and not distill:
             loss = loss + args.level_weight * sum(pixel_loss(args.loss, o, ft) for o in outs[:-1])
+        if distill and flow is not None:
+            target, confidence = dis_targets(f0, f1, t)
+            loss = loss + args.distill_weight * (confidence * (flow.float() - target).abs()).mean()
         optimizer_step(model, optimizer, loss, ema, step)
         return {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}
 

@@ -1,5 +1,6 @@
 """OpenCV's DIS optical flow and a bicubic backward warp: what the multi-frame video SR fusion
-(serve.vsr_fusion) and the interpolation fusion (serve.interp_fusion) align frames with.
+(serve.vsr_fusion) and the interpolation fusion (serve.interp_fusion) align frames with, and the flow
+targets train.interpolate can distil into a learned interpolator.
 
 DIS (Kroeger et al. 2016, "Fast Optical Flow using Dense Inverse Search") is a classical coarse-to-fine
 method, deterministic and a few ms per 448x256 pair; on the training videos it warps 1.6x more
@@ -32,3 +33,10 @@ def warp(img: np.ndarray, flow: np.ndarray) -> tuple:
     out = cv2.remap(img, grid[..., 0], grid[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     inside = (grid[..., 0] >= 0) & (grid[..., 0] <= w - 1) & (grid[..., 1] >= 0) & (grid[..., 1] <= h - 1)
     return out, inside
+
+
+def intermediate_flows(f01: np.ndarray, f10: np.ndarray, t: float) -> tuple:
+    """(F_t->0, F_t->1) from the flows between the frames, by Super SloMo's linear approximation:
+    F_t->0 = -t(1-t) F0->1 + t^2 F1->0, F_t->1 = (1-t)^2 F0->1 - t(1-t) F1->0 (sampling frame k at
+    x + F_t->k gives the frame at t)."""
+    return -t * (1 - t) * f01 + t * t * f10, (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
