@@ -16,7 +16,7 @@ import gradio as gr
 
 from models import REGISTRY, get_spec
 from serve.vsr_fusion import MAX_OUTPUT_PIXELS as FUSION_MAX_OUTPUT_PIXELS
-from serve.vsr_fusion import split_name, sr_scale
+from serve.vsr_fusion import OFFERED, SUFFIX, split_name, sr_scale
 
 from .cancel import cancel_on, start_job, stop_button
 from .common import (
@@ -56,11 +56,11 @@ def interpolation_models(first: str = "") -> List[str]:
     """Trained interpolators, each also fused with DIS flow ('+dis', serve.interp_fusion: the better ones,
     listed first), `first` (default: serve.interp_core.DEFAULT_INTERPOLATOR) leading."""
     from serve.interp_core import DEFAULT_INTERPOLATOR
-    from serve.interp_fusion import SUFFIX
+    from serve.interp_fusion import SUFFIX as DIS
 
     first = first or DEFAULT_INTERPOLATOR
     trained = [s.name for s in models_for("interpolate")]
-    return sorted([n + SUFFIX for n in trained] + trained, key=lambda n: (n != first, not n.endswith(SUFFIX)))
+    return sorted([n + DIS for n in trained] + trained, key=lambda n: (n != first, not n.endswith(DIS)))
 
 
 def video_interpolation_models() -> List[str]:
@@ -73,8 +73,6 @@ def video_interpolation_models() -> List[str]:
 def vsr_choices() -> List[tuple]:
     """(label, name) of the multi-frame modes, offered beside the per-frame models: fusion of the
     per-frame FlashSR models over 7 frames (serve.vsr_fusion, the better one) and the recurrent models."""
-    from serve.vsr_fusion import OFFERED, SUFFIX
-
     per_frame = {s.name: s for s in models_for("sr")}
     fused = [(f"Video SR (multi-frame, 7-frame fusion) x{per_frame[n].scale}: {n}", n + SUFFIX)
              for n in OFFERED if n in per_frame]
