@@ -40,3 +40,29 @@ def intermediate_flows(f01: np.ndarray, f10: np.ndarray, t: float) -> tuple:
     F_t->0 = -t(1-t) F0->1 + t^2 F1->0, F_t->1 = (1-t)^2 F0->1 - t(1-t) F1->0 (sampling frame k at
     x + F_t->k gives the frame at t)."""
     return -t * (1 - t) * f01 + t * t * f10, (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
+
+
+def grey_uint8(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8, or float in [0, 1] -> the grey uint8 frame DIS reads."""
+    if rgb.dtype != np.uint8:
+        rgb = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def pair_flows(rgb0: np.ndarray, rgb1: np.ndarray, flow=None) -> tuple:
+    """(F0->1, F1->0) by DIS: sampling frame 1 at x + F0->1 gives frame 0, and the other way round."""
+    flow = flow or make_flow_estimator()
+    g0, g1 = grey_uint8(rgb0), grey_uint8(rgb1)
+    return flow(g0, g1), flow(g1, g0)
+
+
+def warps_at(rgb0: np.ndarray, rgb1: np.ndarray, t: float, flows: tuple) -> tuple:
+    """Both frames (HxWx3 float) warped to time t along the flows between them (not clipped)."""
+    to0, to1 = intermediate_flows(*flows, t)
+    return warp(rgb0.astype(np.float32), to0)[0], warp(rgb1.astype(np.float32), to1)[0]
+
+
+def agreement(w0: np.ndarray, w1: np.ndarray, sigma: float) -> np.ndarray:
+    """HxW exp(-(d / sigma)^2), d = the mean |w0 - w1| over channels after a 5x5 blur: near 1 where the two
+    warped frames agree (the flow is right), near 0 at occlusions and flow errors."""
+    return np.exp(-np.square(cv2.GaussianBlur(np.abs(w0 - w1).mean(-1), (5, 5), 0) / sigma))

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Tuple
 
-import cv2
 import numpy as np
 
-from common.dis_flow import intermediate_flows, make_flow_estimator, warp
+from common.dis_flow import agreement, make_flow_estimator, pair_flows, warps_at
 from models.io import FRAME0, FRAME1, FRAME_OUT, TIMESTEP
 
 SUFFIX = "+dis"
 GAIN, SIGMA = 0.75, 0.4  # scripts/interp_fusion_tune.py: best for flowinterp_wide, and summed with flowinterp
-BLUR = (5, 5)
 
 
 def split_name(name: str) -> Optional[str]:
@@ -33,23 +31,10 @@ def split_name(name: str) -> Optional[str]:
     return name[: -len(SUFFIX)] if isinstance(name, str) and name.endswith(SUFFIX) else None
 
 
-def _grey(rgb: np.ndarray) -> np.ndarray:
-    """HxWx3 float [0, 1] -> grey uint8, what DIS reads."""
-    return cv2.cvtColor(np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
-
-
-def pair_flows(rgb0: np.ndarray, rgb1: np.ndarray, flow=None) -> Tuple[np.ndarray, np.ndarray]:
-    """(F0->1, F1->0) by DIS: sampling frame 1 at x + F0->1 gives frame 0, and the other way round."""
-    flow = flow or make_flow_estimator()
-    g0, g1 = _grey(rgb0), _grey(rgb1)
-    return flow(g0, g1), flow(g1, g0)
-
-
 def dis_warps(rgb0: np.ndarray, rgb1: np.ndarray, t: float, flows: Tuple[np.ndarray, np.ndarray]) -> tuple:
     """Both frames warped to time t along the DIS flows (Super SloMo's linear approximation of the flows
-    from t, F_t->0 = -t(1-t) F0->1 + t^2 F1->0 and F_t->1 = (1-t)^2 F0->1 - t(1-t) F1->0)."""
-    to0, to1 = intermediate_flows(*flows, t)
-    w0, w1 = warp(rgb0.astype(np.float32), to0)[0], warp(rgb1.astype(np.float32), to1)[0]
+    from t, common.dis_flow.intermediate_flows), clipped to [0, 1]."""
+    w0, w1 = warps_at(rgb0, rgb1, t, flows)
     return np.clip(w0, 0.0, 1.0), np.clip(w1, 0.0, 1.0)
 
 
@@ -69,8 +54,7 @@ def fuse_frame(model_frame: np.ndarray, rgb0: np.ndarray, rgb1: np.ndarray, t: f
 
 def dis_weight(w0: np.ndarray, w1: np.ndarray, gain: float = GAIN, sigma: float = SIGMA) -> np.ndarray:
     """HxWx1 share of the DIS frame: `gain` where its two warped frames agree, less where they do not."""
-    disagreement = cv2.GaussianBlur(np.abs(w0 - w1).mean(-1), BLUR, 0)[..., None]
-    return gain * np.exp(-np.square(disagreement / sigma))
+    return gain * agreement(w0, w1, sigma)[..., None]
 
 
 class FusedInterpolator:
@@ -79,6 +63,7 @@ class FusedInterpolator:
 
     def __init__(self, runner, name: str):
         self.runner, self.name = runner, name
+        self.flow = make_flow_estimator()
         self._pair: Optional[tuple] = None  # (frame0, frame1, flows) of the last pair
 
     def describe(self) -> Dict[str, object]:
@@ -86,7 +71,7 @@ class FusedInterpolator:
 
     def _flows(self, rgb0: np.ndarray, rgb1: np.ndarray) -> tuple:
         if self._pair is None or not (np.array_equal(self._pair[0], rgb0) and np.array_equal(self._pair[1], rgb1)):
-            self._pair = (rgb0.copy(), rgb1.copy(), pair_flows(rgb0, rgb1))
+            self._pair = (rgb0.copy(), rgb1.copy(), pair_flows(rgb0, rgb1, self.flow))
         return self._pair[2]
 
     def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from common.dis_flow import make_flow_estimator, warp
+from common.dis_flow import grey_uint8, make_flow_estimator, warp
 from common.images import to_uint8
 
 from .contract import InputError
@@ -65,8 +65,7 @@ def sr_scale(name: str) -> int:
 def guide(lr: np.ndarray, size_hw: Sequence[int]) -> np.ndarray:
     """The grey uint8 frame flow is computed on: the LR frame bicubic-upscaled to the output size."""
     rgb = lr if lr.dtype == np.uint8 else to_uint8(np.clip(lr, 0.0, 1.0))
-    up = cv2.resize(rgb, (int(size_hw[1]), int(size_hw[0])), interpolation=cv2.INTER_CUBIC)
-    return cv2.cvtColor(up, cv2.COLOR_RGB2GRAY)
+    return grey_uint8(cv2.resize(rgb, (int(size_hw[1]), int(size_hw[0])), interpolation=cv2.INTER_CUBIC))
 
 
 def compose(first: np.ndarray, then: np.ndarray) -> np.ndarray:

@@ -51,7 +51,7 @@ class _Blend:
 def test_the_wrapper_computes_the_flows_once_per_pair(monkeypatch):
     calls = []
     original = interp_fusion.pair_flows
-    monkeypatch.setattr(interp_fusion, "pair_flows", lambda a, b: calls.append(1) or original(a, b))
+    monkeypatch.setattr(interp_fusion, "pair_flows", lambda a, b, *flow: calls.append(1) or original(a, b, *flow))
     f0, truth, f1 = _pan(2)
     runner = FusedInterpolator(_Blend(), "blend+dis")
     x0, x1 = (np.repeat(f.transpose(2, 0, 1)[None], 3, 0) for f in (f0, f1))

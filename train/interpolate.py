@@ -94,19 +94,15 @@ def check_args(args):
 def dis_targets(f0: torch.Tensor, f1: torch.Tensor, t: torch.Tensor, sigma: float = 0.05) -> tuple:
     """DIS's intermediate flows for a batch, (N,4,H,W) F_t->0, F_t->1, and a confidence (N,1,H,W): where the
     two frames warped along them agree (exp(-(d / sigma)^2)), so occlusions and DIS's errors teach nothing."""
-    import cv2
-
-    from common.dis_flow import intermediate_flows, make_flow_estimator, warp
+    from common.dis_flow import agreement, intermediate_flows, make_flow_estimator, pair_flows, warps_at
 
     flow_of = make_flow_estimator()
     targets, weights = [], []
     for a, b, tt in zip(f0.cpu().numpy(), f1.cpu().numpy(), t.view(-1).tolist()):
         a, b = np.ascontiguousarray(a.transpose(1, 2, 0)), np.ascontiguousarray(b.transpose(1, 2, 0))
-        grey = [cv2.cvtColor(np.clip(np.rint(x * 255), 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) for x in (a, b)]
-        to0, to1 = intermediate_flows(flow_of(grey[0], grey[1]), flow_of(grey[1], grey[0]), tt)
-        d = np.abs(warp(a, to0)[0] - warp(b, to1)[0]).mean(-1)
-        weights.append(np.exp(-np.square(cv2.GaussianBlur(d, (5, 5), 0) / sigma))[None])
-        targets.append(np.concatenate([to0, to1], -1).transpose(2, 0, 1))
+        flows = pair_flows(a, b, flow_of)
+        weights.append(agreement(*warps_at(a, b, tt, flows), sigma)[None])
+        targets.append(np.concatenate(intermediate_flows(*flows, tt), -1).transpose(2, 0, 1))
     as_tensor = lambda xs: torch.from_numpy(np.stack(xs).astype(np.float32)).to(f0.device)  # noqa: E731
     return as_tensor(targets), as_tensor(weights)
 
