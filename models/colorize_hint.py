@@ -182,7 +182,14 @@ class ColorizeHint(ColorizeLab):
         if hint_ab is None:
             hint_ab = grey.new_zeros(grey.shape[0], 2, *grey.shape[2:])
             hint_mask = grey.new_zeros(grey.shape)
-        ab = self.head_ab(self.trunk(grey, hint_ab, hint_mask)) * gain
+        return self.hinted_ab(self.head_ab(self.trunk(grey, hint_ab, hint_mask)), grey, hint_ab, hint_mask, gain)
+
+    def hinted_ab(self, ab: torch.Tensor, grey: torch.Tensor, hint_ab: torch.Tensor, hint_mask: torch.Tensor,
+                  gain: float) -> torch.Tensor:
+        """The network's quarter-resolution ab (Lab units) -> the output's ab at the input's size: times
+        `gain` (and `hinted_share` on an image with hints) plus the spread hint corrections. Split out of
+        predict_ab so training can score the hinted output itself (train.colorize --hinted-weight)."""
+        ab = ab * gain
         if self.hinted_share != 1.0:  # any hint: 1 - (1 - share) = share; none: exactly 1 (automatic unchanged)
             hinted_image = (hint_mask.amax(dim=(1, 2, 3), keepdim=True) > 0).to(ab.dtype)
             ab = ab * (1.0 - (1.0 - self.hinted_share) * hinted_image)

@@ -1,6 +1,7 @@
 """How the weight-free hint paths of colorize_hint_cls do on the held-out training images (never benchmarks).
 
     python scripts/colorize_hint_spread.py [--model colorize_hint_cls] [--variants 0:1,17:1,17:0.25,17:0]
+        [--weights runs/NAME/model.safetensors]
 
 Each variant is HINT_BINS:HINTED_SHARE (models/colorize_hint.py; bins 0 = the first version's
 luminance-blind pull-push). Images: the 24 `val_images` of the weights' sidecar (held out of training),
@@ -43,9 +44,11 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="colorize_hint_cls")
     p.add_argument("--variants", default="0:1,17:1,17:0.25,17:0")
     p.add_argument("--hints", default="1,5,10,20")
+    p.add_argument("--weights", type=Path, default=None, help="a checkpoint instead of the shipped weights "
+                   "(its sidecar's chroma_gain; held-out images from the shipped sidecar)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    model = load_model(args.model).eval()
+    model = load_model(args.model, args.weights).eval()
     sidecar = json.loads(Path(f"weights/{args.model}.json").read_text())
     crops = held_out_crops(sidecar, data_root())
     counts = [int(c) for c in args.hints.split(",")]

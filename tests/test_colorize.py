@@ -120,6 +120,43 @@ def test_training_smoke_run(image_folder, tmp_path, model):
     assert bad.returncode != 0 and "train.sr" in bad.stderr
 
 
+@pytest.mark.slow
+def test_hint_training_keeps_the_hinted_mix_when_the_gain_rule_moves_the_gain(image_folder, tmp_path):
+    """--hinted-weight trains the hinted output; --calibrate-gain then sets the automatic gain and rescales
+    hinted_share so that gain * share (the network's say on hinted images) stays what training used."""
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "train.colorize", "--model", "colorize_hint_cls", "--iters", "4", "--batch-size", "2",
+           "--patch", "64", "--val-count", "2", "--val-every", "4", "--threads", "1", "--run-dir", str(run_dir),
+           "--hinted-weight", "40", "--hinted-share", "0.5", "--calibrate-gain"]
+    proc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=_env(image_folder.parent), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    args = json.loads((run_dir / "model.json").read_text())["args"]
+    assert abs(args["chroma_gain"] * args["hinted_share"] - 0.5) < 1e-5  # trained at gain 1.0 (the spec's)
+    # a soup of the run with itself keeps its args; re-running the gain rule on it (train.colorize_calibrate)
+    # finds the same gain on the same held-out images, and --hinted-share sets the hint mix
+    soup = [sys.executable, "-m", "train.soup", "--model", "colorize_hint_cls", "--tuned", str(run_dir / "model.safetensors"),
+            "--base", str(run_dir / "model.safetensors"), "--alpha", "0.5", "--out-dir", str(tmp_path / "soup")]
+    assert subprocess.run(soup, cwd=PROJECT_ROOT, env=_env(image_folder.parent), capture_output=True,
+                          timeout=120).returncode == 0
+    souped = tmp_path / "soup" / "colorize_hint_cls_alpha0.5.safetensors"
+    assert json.loads(souped.with_suffix(".json").read_text())["args"] == args
+    calibrate = [sys.executable, "-m", "train.colorize_calibrate", "--model", "colorize_hint_cls", "--weights",
+                 str(souped), "--threads", "1", "--hinted-share", "0.2"]
+    proc = subprocess.run(calibrate, cwd=PROJECT_ROOT, env=_env(image_folder.parent), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = json.loads(souped.with_suffix(".json").read_text())
+    assert info["args"] == {**args, "hinted_share": 0.2} and "val_psnr_hints" in info
+    assert "train.colorize_calibrate" in info["lineage"][-1]
+    bad = subprocess.run(calibrate[:-1] + ["1.5"], cwd=PROJECT_ROOT, env=_env(image_folder.parent),
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "--hinted-share" in bad.stderr
+    bad = subprocess.run(cmd[:3] + ["colorize_lab", "--hinted-weight", "1"], cwd=PROJECT_ROOT,
+                         env=_env(image_folder.parent), capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "--hinted-weight" in bad.stderr
+
+
 def test_evaluation_json(tmp_path, rng, monkeypatch, capsys, random_weights):
     folder = tmp_path / "benchmark" / "Tiny"
     folder.mkdir(parents=True)

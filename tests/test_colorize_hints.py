@@ -162,6 +162,31 @@ def test_the_inference_head_equals_the_training_decode(head):
     assert torch.allclose(got, want, atol=0.02)  # Lab units (of +-110): float rounding of peaked softmaxes
 
 
+def test_the_hinted_output_loss_scores_the_output_of_hinted_images_only():
+    """train.colorize --hinted-weight: L1 of hinted_ab(decode(logits)) (= the model's own output) against
+    the truth, on images with hints; images without hints add nothing and get no gradient."""
+    from train.colorize_losses import hinted_output_loss
+
+    torch.manual_seed(4)
+    model = ColorizeHint(widths=(8, 16), head="classify", chroma_gain=0.5, hinted_share=0.5)
+    for p in model.parameters():
+        p.data.add_(torch.randn_like(p) * 0.3)
+    grey, truth = torch.rand(2, 1, 32, 48), (torch.rand(2, 2, 32, 48) - 0.5) * 60
+    hint_ab, mask = torch.zeros(2, 2, 32, 48), torch.zeros(2, 1, 32, 48)
+    hint_ab[1, :, 10:15, 10:15], mask[1, :, 10:15, 10:15] = 0.3, 1.0  # only image 1 has hints
+    logits = model.logits_or_ab(grey, hint_ab, mask)
+    logits.retain_grad()
+    loss = hinted_output_loss(model, logits, grey, (hint_ab, mask), truth)
+    with torch.no_grad():
+        out = model.predict_ab(grey, hint_ab, mask, model.chroma_gain)
+    want = ((out[1] - truth[1]).abs() / AB_RANGE).mean()
+    assert abs(loss.item() - want.item()) < 1e-3  # the inference path's output (head_ab vs decode: rounding)
+    loss.backward()
+    assert logits.grad[0].abs().max() == 0 and logits.grad[1].abs().max() > 0
+    none = hinted_output_loss(model, logits.detach(), grey, (torch.zeros_like(hint_ab), torch.zeros_like(mask)), truth)
+    assert float(none) == 0.0
+
+
 def test_warm_start_reproduces_colorize_lab():
     torch.manual_seed(2)
     lab = ColorizeLab(widths=(8, 16), chroma_gain=0.7)

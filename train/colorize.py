@@ -23,7 +23,7 @@ from models.lab_color import grey_from_rgb, grey_to_rgb, rgb_to_lab
 
 from . import distributed
 from .colorize_hints import bin_weights_from, load_folders, sample_hints, warm_start
-from .colorize_losses import RGB_LOSSES, bin_classification_loss, chroma_loss
+from .colorize_losses import RGB_LOSSES, bin_classification_loss, chroma_loss, hinted_output_loss
 from .data import DataError, load_folder, split_validation
 from .loop import (
     EMA,
@@ -68,6 +68,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--also-data", type=str, nargs="*", default=[],
                    help="more image folders, e.g. $STSR_DATA/colorize/ImageNet1000")
     p.add_argument("--init-from", type=Path, default=None, help="start from a checkpoint's matching tensors")
+    p.add_argument("--hinted-weight", type=float, default=0.0,
+                   help="classify: weight of an L1 on the hinted output itself (network + spread hints) on "
+                        "crops with hints, so the network learns to complement the weight-free spread")
+    p.add_argument("--hinted-share", type=float, default=None,
+                   help="hint models: the network's share of its chroma on an image with hints (default: "
+                        "the model's); kept in the checkpoint's args")
     add_run_arguments(p, val_every=250, threads_default=0)
     return p.parse_args(argv)
 
@@ -87,6 +93,11 @@ def check_args(args: argparse.Namespace):
         raise SystemExit("error: --calibrate-gain applies to the Lab model only")
     if args.patch < 16 or args.patch % spec.pad_multiple:
         raise SystemExit(f"error: --patch must be >= 16 and a multiple of {spec.pad_multiple} for {spec.name}")
+    if args.hinted_weight and args.loss != "classify":
+        raise SystemExit("error: --hinted-weight applies to the classification loss (colorize_hint_cls); "
+                         "the chroma loss already scores the hinted output")
+    if args.hinted_share is not None and spec.arch != "colorize_hint":
+        raise SystemExit("error: --hinted-share applies to hint models (colorize_hint_*) only")
     if args.iters < 1 or args.batch_size < 1:
         raise SystemExit("error: --iters and --batch-size must be positive")
     return spec
@@ -188,9 +199,11 @@ def calibrate_gain(model, crops, device, log=sys.stderr, target: float = COLOUR_
 
 
 def compute_loss(name: str, net: distributed.Replicated, rgb: torch.Tensor, rebalance: float = 1.0,
-                 saturation: float = 1.0, precision: str = "fp32", hint_rng=None, bin_weights=None) -> torch.Tensor:
+                 saturation: float = 1.0, precision: str = "fp32", hint_rng=None, bin_weights=None,
+                 hinted_weight: float = 0.0) -> torch.Tensor:
     """The network runs under `precision` (train.loop.autocast); targets and the loss stay fp32.
-    `hint_rng` (hint models): random truth hints per image (train/colorize_hints.sample_hints)."""
+    `hint_rng` (hint models): random truth hints per image (train/colorize_hints.sample_hints).
+    `hinted_weight` (classify): plus that times train.colorize_losses.hinted_output_loss."""
     grey = grey_from_rgb(rgb)
     ab_true = rgb_to_lab(rgb)[:, 1:] if name in ("chroma", "classify") else None
     hints = sample_hints(ab_true, hint_rng) if hint_rng is not None else ()
@@ -200,7 +213,10 @@ def compute_loss(name: str, net: distributed.Replicated, rgb: torch.Tensor, reba
         else:
             pred = net.call("predict_ab", grey, *hints) if name == "chroma" else net(grey)
     if name == "classify":
-        return bin_classification_loss(pred.float(), ab_true, net.module.bins.reshape(2, -1).t(), bin_weights)
+        loss = bin_classification_loss(pred.float(), ab_true, net.module.bins.reshape(2, -1).t(), bin_weights)
+        if hinted_weight and hints:
+            loss = loss + hinted_weight * hinted_output_loss(net.module, pred.float(), grey, hints, ab_true)
+        return loss
     if name == "chroma":
         return chroma_loss(pred.float(), ab_true, rebalance, saturation)
     return RGB_LOSSES[name](pred.float(), rgb)
@@ -228,6 +244,8 @@ def main(argv=None) -> int:
 
     model = spec.build().to(device)
     model_args = dict(spec.kwargs)
+    if args.hinted_share is not None:
+        model.hinted_share = model_args["hinted_share"] = args.hinted_share
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.99))
     ema = EMA(model, args.ema) if args.ema > 0 else None
     hint_model, init_path = spec.arch == "colorize_hint", args.init_from
@@ -259,7 +277,7 @@ def main(argv=None) -> int:
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(args, step, clock)
         loss = compute_loss(args.loss, net, next(batches).to(device), args.rebalance, args.saturation,
-                            precision, hint_rng, bin_weights)
+                            precision, hint_rng, bin_weights, args.hinted_weight)
         optimizer_step(model, optimizer, loss, ema, step)
         return {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}
 
@@ -271,9 +289,12 @@ def main(argv=None) -> int:
                                                            if "val_psnr_hints" in s else ""))
     final = run.eval_model()
     if args.calibrate_gain and val and distributed.is_main():
-        gain = calibrate_gain(final, val, device, target=args.colour_target)
+        gain, trained_gain = calibrate_gain(final, val, device, target=args.colour_target), final.chroma_gain
         final.chroma_gain = model.chroma_gain = gain
         model_args["chroma_gain"] = gain
+        if hint_model and gain != trained_gain:  # the rule sets automatic mode; hinted images keep the trained mix
+            final.hinted_share = model.hinted_share = model_args["hinted_share"] = \
+                round(final.hinted_share * trained_gain / gain, 6)
         run.scores = validate(final, val, device, VAL_HINTS if hint_model else 0)
         print(f"chroma gain {gain:.2f}", file=sys.stderr)
     run.finish(step, args.iters, spec.weights_path, args.publish)

@@ -114,3 +114,19 @@ def bin_classification_loss(logits: torch.Tensor, ab_true: torch.Tensor, bins: t
     pixel_weight = weights.to(logits)[target.argmax(dim=1)]  # (N,h,w)
     ce = -(target * torch.log_softmax(logits.float(), dim=1)).sum(dim=1)
     return (pixel_weight * ce).mean()
+
+
+def hinted_output_loss(model, logits: torch.Tensor, grey: torch.Tensor, hints: tuple,
+                       ab_true: torch.Tensor) -> torch.Tensor:
+    """L1 (in AB_RANGE units) between the truth and what a hint model outputs for images with hints: the
+    decoded network chroma times its gain and hinted share plus the weight-free spread of the hints
+    (models.colorize_hint.ColorizeHint.hinted_ab). The bin loss alone trains the network's own guess,
+    which the output then mostly overrides with the spread; this trains it to fill what the spread
+    misses. Images without hints count zero."""
+    hint_ab, hint_mask = hints
+    out = model.hinted_ab(model.decode(logits), grey, hint_ab, hint_mask, model.chroma_gain)
+    hinted = (hint_mask.amax(dim=(1, 2, 3)) > 0).to(out.dtype)  # (N,)
+    if not bool(hinted.any()):
+        return out.new_zeros(())
+    per_image = ((out - ab_true).abs() / AB_RANGE).mean(dim=(1, 2, 3))
+    return (per_image * hinted).sum() / hinted.sum()

@@ -10,8 +10,10 @@ degradations) against the base's strength (clean bicubic input) smoothly, withou
 networks the same way). Tensors the base lacks (a real model's strength MLP) are embedded as the
 architecture builds them: a layer the constructor zero-initialises (the MLP's output) is zero in the
 base, so the embedded base computes exactly the base model; other missing tensors take the tuned
-values (they only feed that zero layer). Each alpha is written as a checkpoint whose sidecar says how
-it was made; pick alpha on held-out images (`python scripts/eval_real.py --sets val --weights ...`).
+values (they only feed that zero layer). The soup keeps the tuned checkpoint's constructor args (a
+colorizer's chroma gain: re-pick it with train.colorize_calibrate). Each alpha is written as a
+checkpoint whose sidecar says how it was made; pick alpha on held-out images
+(`python scripts/eval_real.py --sets val --weights ...`).
 """
 from __future__ import annotations
 
@@ -77,7 +79,7 @@ def main(argv=None) -> int:
         meta = {k: v for k, v in info.items() if k not in ("sha256", "saved", "params", "metrics")}
         meta["lineage"] = list(info.get("lineage", [])) + [
             f"train.soup: (1 - {alpha:g}) x {args.tuned} + {alpha:g} x {args.base} (WiSE-FT weight interpolation)"]
-        save_checkpoint(out, model, arch=spec.arch, args=dict(spec.kwargs), meta=meta)
+        save_checkpoint(out, model, arch=spec.arch, args=dict(info.get("args", spec.kwargs)), meta=meta)
         print(f"alpha {alpha:g}: {out}")
     return 0
 
