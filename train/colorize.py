@@ -198,6 +198,21 @@ def calibrate_gain(model, crops, device, log=sys.stderr, target: float = COLOUR_
     return colourful[0] if colourful else beat_grey[-1][0]
 
 
+def set_gain(models, model_args: dict, gain: float, hinted_share: float = None) -> None:
+    """Give `models` (copies of one model) and their checkpoint args the chroma gain `gain`. The gain rule
+    sets automatic mode; a hint model keeps its hinted mix (gain x hinted_share stays what it was) unless
+    `hinted_share` is given."""
+    old_gain, share = models[0].chroma_gain, getattr(models[0], "hinted_share", None)
+    if share is not None and (hinted_share is not None or gain != old_gain):
+        share = round(hinted_share if hinted_share is not None else share * old_gain / gain, 6)
+        model_args["hinted_share"] = share
+    for m in models:
+        m.chroma_gain = gain
+        if share is not None:
+            m.hinted_share = share
+    model_args["chroma_gain"] = gain
+
+
 def compute_loss(name: str, net: distributed.Replicated, rgb: torch.Tensor, rebalance: float = 1.0,
                  saturation: float = 1.0, precision: str = "fp32", hint_rng=None, bin_weights=None,
                  hinted_weight: float = 0.0) -> torch.Tensor:
@@ -289,12 +304,8 @@ def main(argv=None) -> int:
                                                            if "val_psnr_hints" in s else ""))
     final = run.eval_model()
     if args.calibrate_gain and val and distributed.is_main():
-        gain, trained_gain = calibrate_gain(final, val, device, target=args.colour_target), final.chroma_gain
-        final.chroma_gain = model.chroma_gain = gain
-        model_args["chroma_gain"] = gain
-        if hint_model and gain != trained_gain:  # the rule sets automatic mode; hinted images keep the trained mix
-            final.hinted_share = model.hinted_share = model_args["hinted_share"] = \
-                round(final.hinted_share * trained_gain / gain, 6)
+        gain = calibrate_gain(final, val, device, target=args.colour_target)
+        set_gain((final, model), model_args, gain)
         run.scores = validate(final, val, device, VAL_HINTS if hint_model else 0)
         print(f"chroma gain {gain:.2f}", file=sys.stderr)
     run.finish(step, args.iters, spec.weights_path, args.publish)

@@ -6,7 +6,8 @@
 Why: a checkpoint that was not trained by train.colorize --calibrate-gain (a weight soup of two runs,
 train.soup) still needs the gain the rule picks on its own held-out images. The images are the ones its
 sidecar lists as held out (`data.val_images`, the same 256-px centre crops as training's validation). A
-hint model keeps its hinted mix: gain x hinted_share stays what it was (train.colorize does the same).
+hint model keeps its hinted mix: gain x hinted_share stays what it was (train.colorize.set_gain, as
+training's own --calibrate-gain).
 The checkpoint is rewritten in place with the new args, the validation scores and a lineage line.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from common.images import read_image
 from models import CheckpointError, get_spec, load_model
 from models.checkpoint import read_sidecar, save_checkpoint
 
-from .colorize import COLOUR_TARGET, VAL_HINTS, calibrate_gain, validate, validation_crops
+from .colorize import COLOUR_TARGET, VAL_HINTS, calibrate_gain, set_gain, validate, validation_crops
 
 
 def held_out_images(info: dict) -> list:
@@ -65,11 +66,8 @@ def main(argv=None) -> int:
     hint_model = spec.arch == "colorize_hint"
     old_gain = model.chroma_gain
     gain = calibrate_gain(model, crops, "cpu", target=args.colour_target)
-    model_args = dict(info.get("args", {}), chroma_gain=gain)
-    model.chroma_gain = gain
-    if hint_model:
-        share = args.hinted_share if args.hinted_share is not None else model.hinted_share * old_gain / gain
-        model.hinted_share = model_args["hinted_share"] = round(share, 6)
+    model_args = dict(info.get("args", {}))
+    set_gain((model,), model_args, gain, args.hinted_share)
     scores = validate(model, crops, "cpu", VAL_HINTS if hint_model else 0)
     meta = {k: v for k, v in info.items() if k not in ("format", "arch", "args", "params", "sha256", "saved",
                                                        "metrics")}

@@ -76,7 +76,8 @@ def main(argv=None) -> int:
     for alpha in alphas:
         model.load_state_dict(interpolate(tuned, base_in_layout, alpha))
         out = args.out_dir / f"{spec.name}_alpha{alpha:g}.safetensors"
-        meta = {k: v for k, v in info.items() if k not in ("sha256", "saved", "params", "metrics")}
+        meta = {k: v for k, v in info.items() if k not in ("format", "arch", "args", "sha256", "saved", "params",
+                                                           "metrics")}
         meta["lineage"] = list(info.get("lineage", [])) + [
             f"train.soup: (1 - {alpha:g}) x {args.tuned} + {alpha:g} x {args.base} (WiSE-FT weight interpolation)"]
         save_checkpoint(out, model, arch=spec.arch, args=dict(info.get("args", spec.kwargs)), meta=meta)
