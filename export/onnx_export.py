@@ -137,8 +137,6 @@ def export_onnx(name: str, weights_path: Optional[Path] = None, out_dir: Optiona
             raise ExportError(f"{out.name}: graph holds random ops {stochastic}; exports must be deterministic")
         stamp = {"model": name, "task": spec.task, "scale": str(spec.scale), "variant": variant,
                  "source_sha256": source_sha}
-        if callable(getattr(model, "receptive_radius", None)):  # serve.tiling reads it (RADIUS_STAMP)
-            stamp["receptive_radius"] = str(model.receptive_radius())
         onnx.helper.set_model_props(graph, {META_PREFIX + k: v for k, v in stamp.items()})
         try:
             onnx.checker.check_model(graph)

@@ -53,7 +53,6 @@ class LazyArchitectures(Mapping):
 # a new architecture is one entry "arch": ".module:Class" (imported on first use, so the registry needs no torch)
 ARCHITECTURES = LazyArchitectures({
     "flashsr": ".flashsr:FlashSR",
-    "flashsr_ms": ".flashsr_ms:FlashSRMultiScale",
     "flowinterp": ".flowinterp:FlowInterp",
     "convlstm_interp": ".convlstm_interp:ConvLSTMInterpolator",
     "grey2rgb": ".grey2rgb:Grey2RGBAutoEncoder",
@@ -157,9 +156,6 @@ _SPECS = [
     ModelSpec("flashsr_real_x4", "flashsr", "sr", 4, {"scale": 4, "strength": True}, scalar_inputs=("strength",),
               description="FlashSR for real photos, x4: trained on Real-ESRGAN-style blur/noise/JPEG, "
                           "with a denoise strength input (0 keeps texture, 1 cleans hard)"),
-    ModelSpec("flashsr_real_ms_x4", "flashsr_ms", "sr", 4, {"scale": 4}, scalar_inputs=("strength",), pad_multiple=2,
-              description="flashsr_real_x4 with a multi-scale body: 5 of its 9 blocks at half resolution and "
-                          "twice the channels (same cost, 4x the weights there, twice the reach for noise and JPEG)"),
     ModelSpec("flashsr_real_gan_x2", "flashsr", "sr", 2, {"scale": 2, "strength": True}, scalar_inputs=("strength",),
               adversarial=True, psnr_twin="flashsr_real_x2",
               description="flashsr_real_x2 fine-tuned as a GAN (U-Net discriminator): sharper texture on real "

@@ -27,7 +27,6 @@ MAX_TILE = int(os.environ.get("STSR_MAX_TILE", 1024))  # the largest tile side "
 # channels per pixel: 4 tiles of 512 px held ~1.3 GB in ORT, one 0.45 GB), and batching large tiles does
 # not make a CPU faster, so large tiles run one per call. Raise it on a GPU for throughput.
 MAX_CALL_PIXELS = int(os.environ.get("STSR_MAX_CALL_PIXELS", 512 * 512))
-RADIUS_STAMP = "stsr.receptive_radius"  # ONNX metadata key: a radius the conv sum would undercount
 
 
 def bounded_tile(tile: int, height: int, width: int) -> int:
@@ -68,14 +67,10 @@ def receptive_radius(module) -> int:
     """Upper bound on a CNN's receptive radius in input pixels: sum of every conv's half-kernel x dilation.
 
     Exact for nets whose convs lie on one path (FlashSR); an over-estimate for branchy ones, which
-    only makes the tiling overlap larger than needed, never wrong. A model whose convs do not all run at
-    the input's resolution (models/flashsr_ms.py) says its own radius with a `receptive_radius()` method.
+    only makes the tiling overlap larger than needed, never wrong.
     """
     from torch import nn
 
-    for m in module.modules():  # the model itself, or the one a serving wrapper holds
-        if callable(getattr(m, "receptive_radius", None)):
-            return int(m.receptive_radius())
     radius = 0
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
@@ -86,16 +81,11 @@ def receptive_radius(module) -> int:
 
 
 def onnx_receptive_radius(path) -> int:
-    """The same bound read from an ONNX graph's Conv nodes (kernel_shape, or the weight's dims, x dilations),
-    or the radius the export stamped into the file for models that say their own (see receptive_radius)."""
+    """The same bound read from an ONNX graph's Conv nodes (kernel_shape, or the weight's dims, x dilations)."""
     import onnx
     from onnx import helper, numpy_helper
 
-    model = onnx.load(str(path), load_external_data=False)
-    stamped = {p.key: p.value for p in model.metadata_props}.get(RADIUS_STAMP)
-    if stamped is not None:
-        return int(stamped)
-    graph = model.graph
+    graph = onnx.load(str(path), load_external_data=False).graph
     weights = {init.name: init for init in graph.initializer}
     radius = 0
     for node in graph.node:
@@ -132,15 +122,11 @@ def plan_for(radius: int, tile: int = 256, blend: int = 8, batch_size: int = 4, 
     return TilePlan(tile=tile, overlap=overlap, blend=blend, batch_size=batch_size, window=window)
 
 
-def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> List[int]:
-    """Start offsets covering [0, length) with tiles of `tile` (or one of `length` if shorter).
-
-    With `align` > 1 (the model's pad_multiple; length and tile are multiples of it) every start is a
-    multiple of it, so a model that groups pixels (pixel unshuffle) sees the same grid in every tile.
-    """
+def tile_starts(length: int, tile: int, overlap: int) -> List[int]:
+    """Start offsets covering [0, length) with tiles of `tile` (or one of `length` if shorter)."""
     if length <= tile:
         return [0]
-    stride = max(align, (tile - overlap) // align * align)
+    stride = tile - overlap
     starts = list(range(0, length - tile, stride))
     starts.append(length - tile)  # the last tile sits flush with the border
     return starts
@@ -195,7 +181,7 @@ def tiled_apply(run_batch: RunBatch, image: np.ndarray, scale: int, plan: TilePl
     hp, wp = padded.shape[-2:]
     tile = max(pad_multiple, plan.tile // pad_multiple * pad_multiple)
     th, tw = min(tile, hp), min(tile, wp)
-    ys, xs = tile_starts(hp, th, plan.overlap, pad_multiple), tile_starts(wp, tw, plan.overlap, pad_multiple)
+    ys, xs = tile_starts(hp, th, plan.overlap), tile_starts(wp, tw, plan.overlap)
     boxes = [(n, y, x) for n in range(padded.shape[0]) for y in ys for x in xs]
     weight_y = {y: edge_weights(th * scale, scale, y > 0, y + th < hp, plan) for y in ys}
     weight_x = {x: edge_weights(tw * scale, scale, x > 0, x + tw < wp, plan) for x in xs}

@@ -190,8 +190,7 @@ def _tile_count(h: int, w: int, plan, pad_multiple: int) -> int:
     """How many tiles tiled_apply will run (for progress fractions)."""
     hp, wp = pad_to_multiple(np.zeros((1, 1, h, w), np.float32), pad_multiple)[0].shape[-2:]
     tile = max(pad_multiple, plan.tile // pad_multiple * pad_multiple)
-    return (len(tile_starts(hp, min(tile, hp), plan.overlap, pad_multiple))
-            * len(tile_starts(wp, min(tile, wp), plan.overlap, pad_multiple)))
+    return len(tile_starts(hp, min(tile, hp), plan.overlap)) * len(tile_starts(wp, min(tile, wp), plan.overlap))
 
 
 def max_batch(runner, input_name: str) -> Optional[int]:
