@@ -60,6 +60,13 @@ def save_checkpoint(weights_path: Path, model: nn.Module, *, arch: str, args: Di
     return info
 
 
+def carried_meta(info: Dict[str, Any]) -> Dict[str, Any]:
+    """The sidecar fields a rewrite of the checkpoint keeps (its `meta`): all but those save_checkpoint
+    writes itself and the metrics, which described the weights before the rewrite."""
+    own = ("format", "arch", "args", "params", "sha256", "saved", "metrics")
+    return {k: v for k, v in info.items() if k not in own}
+
+
 def write_sidecar(weights_path: Path, info: Dict[str, Any]) -> None:
     path = sidecar_path(weights_path)
     tmp = path.with_suffix(".json.tmp")

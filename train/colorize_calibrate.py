@@ -20,7 +20,7 @@ import torch
 
 from common.images import read_image
 from models import CheckpointError, get_spec, load_model
-from models.checkpoint import read_sidecar, save_checkpoint
+from models.checkpoint import carried_meta, read_sidecar, save_checkpoint
 
 from .colorize import COLOUR_TARGET, VAL_HINTS, calibrate_gain, set_gain, validate, validation_crops
 
@@ -69,8 +69,7 @@ def main(argv=None) -> int:
     model_args = dict(info.get("args", {}))
     set_gain((model,), model_args, gain, args.hinted_share)
     scores = validate(model, crops, "cpu", VAL_HINTS if hint_model else 0)
-    meta = {k: v for k, v in info.items() if k not in ("format", "arch", "args", "params", "sha256", "saved",
-                                                       "metrics")}
+    meta = carried_meta(info)
     meta.update({k: round(v, 3) for k, v in scores.items()})
     meta["lineage"] = list(info.get("lineage", [])) + [
         f"train.colorize_calibrate: chroma gain {old_gain:g} -> {gain:g} (colour target {args.colour_target:g})"

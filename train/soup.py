@@ -25,7 +25,7 @@ from typing import Dict
 import torch
 
 from models import CheckpointError, get_spec
-from models.checkpoint import read_sidecar, read_weights, save_checkpoint
+from models.checkpoint import carried_meta, read_sidecar, read_weights, save_checkpoint
 
 
 def embedded_base(tuned: Dict[str, torch.Tensor], base: Dict[str, torch.Tensor],
@@ -76,8 +76,7 @@ def main(argv=None) -> int:
     for alpha in alphas:
         model.load_state_dict(interpolate(tuned, base_in_layout, alpha))
         out = args.out_dir / f"{spec.name}_alpha{alpha:g}.safetensors"
-        meta = {k: v for k, v in info.items() if k not in ("format", "arch", "args", "sha256", "saved", "params",
-                                                           "metrics")}
+        meta = carried_meta(info)
         meta["lineage"] = list(info.get("lineage", [])) + [
             f"train.soup: (1 - {alpha:g}) x {args.tuned} + {alpha:g} x {args.base} (WiSE-FT weight interpolation)"]
         save_checkpoint(out, model, arch=spec.arch, args=dict(info.get("args", spec.kwargs)), meta=meta)
