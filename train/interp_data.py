@@ -2,6 +2,7 @@
 mixed with real-motion triplets from the video clips (decoded once, cached as .npy under runs/)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Dict, Sequence
 
@@ -62,8 +63,8 @@ def decode_clip(path: Path, cache_dir: Path, scales: Sequence[int] = VIDEO_SCALE
                 h, w = rgb.shape[:2]
                 for s in scales:
                     frames[s].append(cv2.resize(rgb, (w // s, h // s), interpolation=cv2.INTER_AREA))
-        for s in scales:
-            tmp = files[s].with_suffix(".tmp.npy")
+        for s in scales:  # a per-process temporary name: two runs filling one cache never share a file
+            tmp = files[s].with_suffix(f".{os.getpid()}.tmp.npy")
             np.save(tmp, np.stack(frames[s]))
             tmp.replace(files[s])
     return {s: np.load(f, mmap_mode="r") for s, f in files.items()}
