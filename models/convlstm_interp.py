@@ -98,13 +98,11 @@ class ConvLSTMInterpolator(nn.Module):
     """(frame0, frame1 (N,C,H,W) in [0,1], t (N,1,1,1)) -> frame at t (not clamped; callers clamp)."""
 
     def __init__(self, in_channels: int = 3, features: int = 24, hidden_dims: Sequence[int] = (32, 32),
-                 alpha: float = 0.5, predict: str = "flow", levels: int = 1):
+                 alpha: float = 0.5, predict: str = "flow"):
         super().__init__()
         if predict not in ("flow", "residual"):
             raise ValueError(f"predict must be 'flow' or 'residual', not '{predict}'")
-        if levels < 1 or (levels > 1 and predict != "flow"):
-            raise ValueError(f"levels must be >= 1 (and 1 for the residual head), not {levels}")
-        self.in_channels, self.predict, self.levels = in_channels, predict, int(levels)
+        self.in_channels, self.predict = in_channels, predict
         self.encode = nn.Sequential(nn.Conv2d(in_channels + 1, features, 3, stride=2, padding=1),
                                     nn.LeakyReLU(0.1, inplace=True),
                                     nn.Conv2d(features, features, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
@@ -134,39 +132,21 @@ class ConvLSTMInterpolator(nn.Module):
 
     def forward_with_flow(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> tuple:
         """(frame at t, flows (N,4,H,W): F_t->0 and F_t->1 in pixels, or None for the residual head);
-        train.interpolate --distill-weight supervises the flows with DIS's.
-
-        levels > 1: coarse to fine with the same weights. The frames are first average-pooled by
-        2^(levels-1) and their flows estimated there, where a motion is 2^(levels-1) times shorter and
-        fits the recurrence's reach (about 8 px at full size: an encoder conv, 2 cells over 3 steps and
-        the head, all at 1/2 resolution); each finer pass sees both frames warped by the flows so far
-        and adds what is left. The last pass's mask and residual fuse the frames, warped once."""
-        x0, h, w = pad_tensor_to_multiple(frame0, 2 ** self.levels)
-        x1, _, _ = pad_tensor_to_multiple(frame1, 2 ** self.levels)
-        if self.predict == "residual":
-            return (blend(x0, x1, t) + F.pixel_shuffle(self.head(x0, x1, t), 2))[:, :, :h, :w], None
-        flow = None
-        for level in reversed(range(self.levels)):
-            size = 2 ** level
-            a, b = (F.avg_pool2d(x0, size), F.avg_pool2d(x1, size)) if size > 1 else (x0, x1)
-            if flow is not None:
-                flow = F.interpolate(flow, size=a.shape[-2:], mode="bilinear", align_corners=False) * 2.0
-                a, b = backward_warp(a, flow[:, :2]), backward_warp(b, flow[:, 2:4])
-            out = self.head(a, b, t)
-            delta = F.interpolate(out[:, :4], scale_factor=2.0, mode="bilinear", align_corners=False) * 2.0
-            flow = delta if flow is None else flow + delta
-        mask = F.interpolate(out[:, 4:5], scale_factor=2.0, mode="bilinear", align_corners=False)
-        tc = t.clamp(1e-3, 1 - 1e-3)
-        weight = torch.sigmoid(mask + torch.log(1 - tc) - torch.log(tc))  # zero mask: weight 1-t, the blend
-        fused = backward_warp(x0, flow[:, :2]) * weight + backward_warp(x1, flow[:, 2:4]) * (1 - weight)
-        return (fused + F.pixel_shuffle(out[:, 5:], 2))[:, :, :h, :w], flow[:, :, :h, :w]
-
-    def head(self, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The recurrence over (x0, x1) (even sizes) -> the head's raw output at 1/2 resolution."""
+        train.interpolate --distill-weight supervises the flows with DIS's."""
+        x0, h, w = pad_tensor_to_multiple(frame0, 2)
+        x1, _, _ = pad_tensor_to_multiple(frame1, 2)
         plane = t * torch.ones_like(x0[:, :1])
         shift = 0.5 if self.predict == "flow" else 0.0  # centred inputs: the seed's [0,1] frames starve the gates
         seq = torch.stack([self.encode(torch.cat([x0 - shift, plane], 1)),
                            self.encode(torch.cat([x1 - shift, plane], 1))], dim=1)
         outputs, _ = self.lstm(seq)
         half_plane = t * torch.ones_like(outputs[:, 0, :1])
-        return self.decode(torch.cat([outputs[:, 1], outputs[:, 2], half_plane], 1))
+        out = self.decode(torch.cat([outputs[:, 1], outputs[:, 2], half_plane], 1))
+        if self.predict == "residual":
+            return (blend(x0, x1, t) + F.pixel_shuffle(out, 2))[:, :, :h, :w], None
+        flow = F.interpolate(out[:, :4], scale_factor=2.0, mode="bilinear", align_corners=False) * 2.0
+        mask = F.interpolate(out[:, 4:5], scale_factor=2.0, mode="bilinear", align_corners=False)
+        tc = t.clamp(1e-3, 1 - 1e-3)
+        weight = torch.sigmoid(mask + torch.log(1 - tc) - torch.log(tc))  # zero mask: weight 1-t, the blend
+        fused = backward_warp(x0, flow[:, :2]) * weight + backward_warp(x1, flow[:, 2:4]) * (1 - weight)
+        return (fused + F.pixel_shuffle(out[:, 5:], 2))[:, :, :h, :w], flow[:, :, :h, :w]

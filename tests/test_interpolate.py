@@ -11,7 +11,6 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from common.motion import MotionConfig, heldout_triplets
@@ -61,9 +60,6 @@ def test_grey_convlstm_and_fresh_models_start_at_the_blend():
     a, b, t = torch.rand(1, 1, 24, 40), torch.rand(1, 1, 24, 40), torch.full((1, 1, 1, 1), 0.25)
     with torch.no_grad():
         assert torch.allclose(ConvLSTMInterpolator(in_channels=1)(a, b, t), 0.75 * a + 0.25 * b, atol=1e-5)
-        for levels in (1, 2, 3):  # coarse to fine starts at the blend too (zero flows at every pass)
-            assert torch.allclose(ConvLSTMInterpolator(in_channels=1, levels=levels)(a, b, t), 0.75 * a + 0.25 * b,
-                                  atol=1e-5)
         seed_head = ConvLSTMInterpolator(in_channels=1, features=16, hidden_dims=(16, 16), predict="residual")
         assert torch.allclose(seed_head(a, b, t), 0.75 * a + 0.25 * b, atol=1e-6)
         a3, b3 = a.repeat(1, 3, 1, 1), b.repeat(1, 3, 1, 1)
@@ -81,32 +77,6 @@ def test_convlstm_hidden_states_carry_signal():
         feats = model.encode(seq_in)
         outputs, _ = model.lstm(torch.stack([feats, feats.roll(1, 3)], 1))
     assert float(outputs[:, -1].std(dim=(0, 2, 3)).mean()) > 0.02
-
-
-def test_convlstm_coarse_to_fine_adds_each_pass_flow_at_its_scale(monkeypatch):
-    """levels=3: passes at 1/4, 1/2 and full size, each on frames pre-warped by the flows so far; a pass's
-    flow is in its own pixels, so 1 px per pass is 4 + 2 + 1 = 7 px at full size."""
-    model = ConvLSTMInterpolator(levels=3)
-    seen = []
-
-    def one_pixel_right(a, b, t):  # the head's output is at half the pass's size: 0.5 there = 1 px
-        seen.append(a)
-        out = a.new_zeros(a.shape[0], 5 + 4 * 3, a.shape[2] // 2, a.shape[3] // 2)
-        out[:, 0] = 0.5
-        return out
-
-    monkeypatch.setattr(model, "head", one_pixel_right)
-    x0, x1, t = torch.rand(1, 3, 40, 64), torch.rand(1, 3, 40, 64), torch.full((1, 1, 1, 1), 0.5)
-    with torch.no_grad():
-        out, flow = model.forward_with_flow(x0, x1, t)
-    assert [a.shape[-1] for a in seen] == [16, 32, 64]
-    assert torch.allclose(flow[:, 0], torch.full_like(flow[:, 0], 7.0)) and float(flow[:, 1:].abs().max()) == 0
-    assert torch.allclose(seen[1], backward_warp(F.avg_pool2d(x0, 2), torch.full((1, 2, 20, 32), 2.0) *
-                                                 torch.tensor([1.0, 0.0]).view(1, 2, 1, 1)), atol=1e-6)
-    shifted = backward_warp(x0, torch.full((1, 2, 40, 64), 7.0) * torch.tensor([1.0, 0.0]).view(1, 2, 1, 1))
-    assert torch.allclose(out, 0.5 * shifted + 0.5 * x1, atol=1e-5)  # zero mask at t = 0.5: half each
-    with pytest.raises(ValueError, match="levels"):
-        ConvLSTMInterpolator(levels=2, predict="residual")
 
 
 def test_video_triplets_from_cached_clips(tmp_path, rng):
