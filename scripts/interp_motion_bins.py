@@ -42,6 +42,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     names = [n for n in args.models.split(",") if n]
+    if any("=" not in w for w in args.weights):
+        p.error("--weights takes NAME=checkpoint")
     weights = dict(w.split("=", 1) for w in args.weights)
     models = {n: load_model(n, weights.get(n)).eval() for n in names}
     motion, scores = [], {"blend": [], **{n: [] for n in names}}
