@@ -16,14 +16,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.dis_flow import pair_flows  # noqa: E402
 from common.metrics import psnr_rgb  # noqa: E402
-from evaluate.interpolate import load_triplets  # noqa: E402
-from models import load_model  # noqa: E402
+from evaluate.common import model_runner  # noqa: E402
+from evaluate.interpolate import TIMESTEP, load_triplets  # noqa: E402
 
 BINS = ((0, 1), (1, 2), (2, 4), (4, 8), (8, 16), (16, float("inf")))
 
@@ -40,21 +39,17 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--weights", action="append", default=[], help="NAME=checkpoint (repeatable)")
     args = p.parse_args(argv)
-    torch.set_num_threads(1)
     names = [n for n in args.models.split(",") if n]
     if any("=" not in w for w in args.weights):
         p.error("--weights takes NAME=checkpoint")
     weights = dict(w.split("=", 1) for w in args.weights)
-    models = {n: load_model(n, weights.get(n)).eval() for n in names}
+    runners = {n: model_runner(n, weights.get(n)) for n in names}  # as `python -m evaluate` runs them
     motion, scores = [], {"blend": [], **{n: [] for n in names}}
-    with torch.no_grad():
-        for f0, ft, f1, t in load_triplets(args.set, args.limit):
-            motion.append(motion_p90(f0, f1))
-            scores["blend"].append(psnr_rgb((1 - t) * f0 + t * f1, ft))
-            a, b = (torch.from_numpy(np.ascontiguousarray(f.transpose(2, 0, 1)))[None].float() for f in (f0, f1))
-            for n, m in models.items():
-                out = m(a, b, torch.full((1, 1, 1, 1), float(t))).clamp(0, 1)[0].numpy().transpose(1, 2, 0)
-                scores[n].append(psnr_rgb(out, ft))
+    for f0, ft, f1, t in load_triplets(args.set, args.limit):
+        motion.append(motion_p90(f0, f1))
+        scores["blend"].append(psnr_rgb((1 - t) * f0 + t * f1, ft))
+        for n, run in runners.items():
+            scores[n].append(psnr_rgb(run(f0, f1, **{TIMESTEP: t}), ft))
     motion = np.array(motion)
     table = {k: np.array(v) for k, v in scores.items()}
     gap = table[names[1]] - table[names[0]] if len(names) > 1 else None
