@@ -32,17 +32,15 @@ The stub: PyTriton 0.7 runs its proxy inside Triton's Python-backend stub, which
 numpy 1.x C ABI; with numpy 2 its output tensors arrive empty and non-uint8 inputs garbled. The project
 keeps numpy 2, so the stub gets its own numpy 1.26 (`--setup` puts it in STSR_TRITON_STUB_SITE, default
 ~/.cache/stsr/triton-stub) and the proxy model file is given that folder first on its path. This process keeps numpy 2.
+That, and the proxy's handshake made robust on a busy machine, is `serve/triton_stub.py`.
 """
 from __future__ import annotations
 
 import argparse
 import functools
 import logging
-import os
 import signal
-import subprocess
 import sys
-import sysconfig
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,102 +51,19 @@ import numpy as np
 from models import get_spec
 
 from .contract import REQUEST_ERRORS, InputError, error_message
+from .triton_stub import check_stub, prepare_environment, setup_stub, stub_needs_numpy1
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODELS = ("flashsr_x2", "flashsr_x4", "colorize_hint_cls", "colorize_lab", "flowinterp",
                   "flashsr_x2_uncertainty")
 UNCERTAINTY_SUFFIX = "_uncertainty"
-STUB_NUMPY = "numpy>=1.26,<2"
 UNCERTAINTY_PATCH = 64  # the app's uncertainty tab crops to and ranks 64-px patches
 DEFAULT_PASSES = 8
 
 
 class RequestRefused(ValueError):
     """What a Triton client sees as the last line of a refused request: the pipeline's own message."""
-
-
-def stub_site() -> Path:
-    return Path(os.environ.get("STSR_TRITON_STUB_SITE", Path.home() / ".cache" / "stsr" / "triton-stub"))
-
-
-def _numpy_major(dist_infos: Sequence[Path]) -> Optional[int]:
-    for info in dist_infos:
-        try:
-            return int(info.name.split("-")[1].split(".")[0])
-        except (IndexError, ValueError):
-            continue
-    return None
-
-
-def stub_needs_numpy1() -> bool:
-    return int(np.__version__.split(".")[0]) >= 2
-
-
-def setup_stub(target: Optional[Path] = None) -> Path:
-    """pip-install numpy<2 into the stub's private folder (not into this environment)."""
-    target = Path(target or stub_site())
-    target.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--upgrade", "--target", str(target),
-                    STUB_NUMPY], check=True)
-    return target
-
-
-def check_stub(target: Optional[Path] = None) -> Optional[Path]:
-    """The folder to put first on the stub's path (None when this environment's numpy already fits)."""
-    if not stub_needs_numpy1():
-        return None
-    target = Path(target or stub_site())
-    major = _numpy_major(sorted(target.glob("numpy-*.dist-info")))
-    if major is None or major >= 2:
-        raise RuntimeError(f"Triton's Python-backend stub needs numpy<2 in {target} (this environment has numpy "
-                           f"{np.__version__}); run once: python -m serve.triton --setup")
-    return target
-
-
-def prepare_environment(stub_path: Optional[Path]) -> None:
-    """Make the stub load this interpreter (and its site-packages) and, if needed, the numpy-1 folder.
-
-    The stub links libpython3.X.so from the library path; without this interpreter's LIBDIR first it
-    picks a system libpython whose sys.path lacks this environment's packages."""
-    libdir = sysconfig.get_config_var("LIBDIR")
-    if sysconfig.get_config_var("Py_ENABLE_SHARED") and libdir:
-        current = os.environ.get("LD_LIBRARY_PATH", "")
-        if libdir not in current.split(":"):
-            os.environ["LD_LIBRARY_PATH"] = f"{libdir}:{current}" if current else libdir
-    _patch_proxy_files(stub_path)
-
-
-HANDSHAKE_DEFAULT = b"def get_config_from_handshake_server(socket_path: pathlib.Path, timeout_s: float = 1.0)"
-HANDSHAKE_TIMEOUT_S = 60
-
-
-def _patch_proxy_files(stub_path: Optional[Path]) -> None:
-    """Adjust the proxy files PyTriton sends into the stub: the numpy-1 folder first on sys.path, and
-    the instances' 1-second handshake timeout raised (on a busy 2-core machine the second instance of
-    a model missed it and the model failed to load)."""
-    import pytriton.models.model as pytriton_model
-
-    current = pytriton_model.Model.get_proxy_model_files
-    original = getattr(current, "_stsr_original", current)
-    prefix = f"import sys\nsys.path.insert(0, {str(stub_path)!r})\n".encode() if stub_path else b""
-
-    def get_proxy_model_files(self):
-        files = original(self)
-        for key, source in files.items():
-            if key.endswith("/model.py") and prefix:
-                if b"from __future__" in source:
-                    raise RuntimeError("PyTriton's proxy model.py changed (a __future__ import); cannot prefix it")
-                files[key] = prefix + source
-            elif key.endswith("/communication.py"):
-                if HANDSHAKE_DEFAULT not in source:
-                    raise RuntimeError("PyTriton's proxy communication.py changed; cannot raise its handshake timeout")
-                files[key] = source.replace(HANDSHAKE_DEFAULT, HANDSHAKE_DEFAULT.replace(
-                    b"1.0)", f"{HANDSHAKE_TIMEOUT_S:.1f})".encode()))
-        return files
-
-    get_proxy_model_files._stsr_original = original
-    pytriton_model.Model.get_proxy_model_files = get_proxy_model_files
 
 
 @dataclass

@@ -177,6 +177,53 @@ def test_the_hint_colorizer_takes_dense_hint_maps(rng):
             infer([Request(data=data)])
 
 
+def _handshake_module(source: bytes, name: str):
+    import types
+
+    module = types.ModuleType(name)
+    exec(compile(source, name, "exec"), module.__dict__)
+    return module
+
+
+def test_the_handshake_waits_for_a_socket_bound_but_not_yet_listening(tmp_path):
+    """The CI failure of stop 33: instance 1 found the socket file between instance 0's bind and listen
+    and was refused. The patched proxy retries; PyTriton's own file fails the same way CI did."""
+    import json
+    import socket
+    import threading
+    import time
+
+    pytest.importorskip("pytriton")
+    import pytriton.proxy.communication as communication
+
+    from serve.triton_stub import patch_handshake_source
+
+    original = Path(communication.__file__).read_bytes()
+    path = tmp_path / "m-config.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))  # the file exists from here on; nothing listens yet
+    with pytest.raises(ConnectionRefusedError):
+        _handshake_module(original, "original_communication").get_config_from_handshake_server(path, 2.0)
+
+    def listen_late():
+        time.sleep(0.3)
+        server.listen(1)
+        conn, _ = server.accept()
+        assert conn.recv(64) == b"get_config\n"
+        payload = json.dumps({"authkey": "k"}).encode()
+        conn.sendall(len(payload).to_bytes(4, "big") + payload)
+        conn.close()
+
+    thread = threading.Thread(target=listen_late)
+    thread.start()
+    patched = _handshake_module(patch_handshake_source(original), "patched_communication")
+    assert patched.get_config_from_handshake_server(path, 5.0) == {"authkey": "k"}
+    thread.join()
+    server.close()
+    with pytest.raises(RuntimeError, match="changed"):
+        patch_handshake_source(original.replace(b"sock.connect(", b"sock.connect_ex("))
+
+
 # ----------------------------------------------------------------------------- a real server
 
 @pytest.fixture(scope="module")
