@@ -1,10 +1,11 @@
 """How the weight-free hint paths of colorize_hint_cls do on the held-out training images (never benchmarks).
 
-    python scripts/colorize_hint_spread.py [--model colorize_hint_cls] [--variants 0:1,17:1,17:0.25,17:0]
+    python scripts/colorize_hint_spread.py [--model colorize_hint_cls] [--variants 0:0.25,17:0.25:0,9:0.25:3]
         [--weights runs/NAME/model.safetensors]
 
-Each variant is HINT_BINS:HINTED_SHARE (models/colorize_hint.py; bins 0 = the first version's
-luminance-blind pull-push). Images: the 24 `val_images` of the weights' sidecar (held out of training),
+Each variant is HINT_BINS:HINTED_SHARE[:TEXTURE_BINS[:FALLBACK[:SPAN_LO:SPAN_HI]]] (models/colorize_hint.py;
+bins 0 = the first version's luminance-blind pull-push; texture bins 0 = lightness only; omitted
+fields are the model's defaults). Images: the 24 `val_images` of the weights' sidecar (held out of training),
 centre crops of at most 512 px (a multiple of 32); hints: models.hints.truth_hints with seed = image
 index, as evaluate --task colorize. Prints mean RGB PSNR per hint count and over the counts.
 """
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="colorize_hint_cls")
-    p.add_argument("--variants", default="0:1,17:1,17:0.25,17:0")
+    p.add_argument("--variants", default="0:0.25,17:0.25:0,9:0.25:3")
     p.add_argument("--hints", default="1,5,10,20")
     p.add_argument("--weights", type=Path, default=None, help="a checkpoint instead of the shipped weights "
                    "(its sidecar's chroma_gain; held-out images from the shipped sidecar)")
@@ -53,8 +54,11 @@ def main(argv=None) -> int:
     crops = held_out_crops(sidecar, data_root())
     counts = [int(c) for c in args.hints.split(",")]
     for variant in args.variants.split(","):
-        bins, share = variant.split(":")
-        model.hint_bins, model.hinted_share = int(bins), float(share)
+        fields = variant.split(":")
+        defaults = [None, None, model.texture_bins, model.hint_fallback, *model.texture_span]
+        bins, share, texture, fallback, low, high = fields + [str(d) for d in defaults[len(fields):]]
+        model.hint_bins, model.hinted_share, model.texture_bins = int(bins), float(share), int(texture)
+        model.hint_fallback, model.texture_span = float(fallback), (float(low), float(high))
         scores = {}
         for count in counts:
             psnrs = []
@@ -66,7 +70,8 @@ def main(argv=None) -> int:
                 psnrs.append(psnr_rgb(out, rgb))
             scores[count] = float(np.mean(psnrs))
         text = "  ".join(f"{c} hints {v:.2f}" for c, v in scores.items())
-        print(f"bins {bins:>2} share {share:>4}: {text}  mean {np.mean(list(scores.values())):.2f} dB", flush=True)
+        label = f"bins {bins:>2} share {share:>4} texture {texture} fallback {fallback} span {low},{high}"
+        print(f"{label}: {text}  mean {np.mean(list(scores.values())):.2f} dB", flush=True)
     return 0
 
 

@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from models import get_spec, save_checkpoint
-from models.colorize_hint import ColorizeHint, ab_bins, propagate_hints, spread_hints, warm_start_from_lab
+from models.colorize_hint import (
+    ColorizeHint,
+    ab_bins,
+    propagate_hints,
+    spread_hints,
+    texture_weights,
+    warm_start_from_lab,
+)
 from models.colorize_lab import AB_RANGE, ColorizeLab
 from models.hints import encode_hints, rgb_to_ab, truth_hints
 from serve.colorize_hints import MAX_HINTS, check_hints, parse_colour
@@ -112,7 +119,29 @@ def test_the_edge_aware_spread_is_zero_without_hints_and_stops_at_lightness_edge
     assert abs(blind[0, 0, 8, 11]) < 20.0 and abs(blind[0, 0, 8, 12]) < 20.0
 
 
-@pytest.mark.parametrize("hint_bins", [0, 17])
+def test_the_texture_guide_keeps_a_hint_on_its_own_texture_at_equal_lightness():
+    """A smooth half (sky) and a textured half (leaves) of the same mean lightness: lightness alone
+    cannot tell them apart, so its spread blends the two hints at the seam; with the texture guide
+    each half keeps its own hint. Texture is measured about each cell's mean (exact in fp16 too)."""
+    grey = torch.full((1, 1, 64, 96), 0.5)
+    checker = (torch.arange(64).view(-1, 1) + torch.arange(96).view(1, -1)) % 2 * 2.0 - 1.0
+    grey[..., 48:] += 0.1 * checker[:, 48:]  # textured right half, same 4x4-cell means
+    texture = texture_weights(grey)
+    assert texture.shape == (1, 3, 16, 24) and torch.allclose(texture.sum(1), torch.ones(1, 16, 24))
+    assert texture[0, 0, :, :12].min() == 1.0 and texture[0, 2, :, 12:].min() == 1.0  # smooth / textured ends
+    assert torch.equal(texture_weights(grey.half()).float(), texture)
+    lightness = torch.nn.functional.avg_pool2d(grey, 4)
+    residual, mask = torch.zeros(1, 2, 16, 24), torch.zeros(1, 1, 16, 24)
+    residual[0, :, 8, 2], mask[0, 0, 8, 2] = torch.tensor([30.0, 10.0]), 1.0  # in the smooth half
+    residual[0, :, 8, 21], mask[0, 0, 8, 21] = torch.tensor([-30.0, -10.0]), 1.0  # in the textured half
+    guided = spread_hints(residual, mask, lightness, texture=texture, texture_bins=3)
+    assert guided[0, 0, 8, 11] > 25.0 and guided[0, 0, 8, 12] < -25.0
+    blind = spread_hints(residual, mask, lightness)
+    assert abs(blind[0, 0, 8, 11]) < 20.0 and abs(blind[0, 0, 8, 12]) < 20.0
+    assert not spread_hints(residual * 0, mask * 0, lightness, texture=texture, texture_bins=3).any()
+
+
+@pytest.mark.parametrize("hint_bins", [0, 9])
 def test_hinted_share_scales_the_network_only_on_images_with_hints(hint_bins):
     torch.manual_seed(3)
     full, shared = (ColorizeHint(widths=(8, 16), hint_bins=hint_bins, hinted_share=s).eval() for s in (1.0, 0.25))
