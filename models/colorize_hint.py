@@ -23,14 +23,15 @@ cell is blurred by a heavy-tailed multi-scale pyramid, and each pixel reads the 
 lightness and texture, so a hint colours what is near it *and* about as light and as textured as
 it, and stops at edges of either (a small guide-blind share fills areas no hint of their kind
 reaches). Texture is what tells sky from foliage, or skin from cloth, of one lightness: on the
-held-out training images it raised 10 hints from 27.75 to 28.28 dB (`texture_bins` 0 -> 3;
-scripts/colorize_hint_spread.py). `hint_bins` = 0: the first version's
+held-out training images it raised 10 hints from 27.77 to 28.28 dB (17 lightness bins, fallback
+0.03 -> 9 x 3 bins, 0.01; scripts/colorize_hint_spread.py). `hint_bins` = 0: the first version's
 luminance-blind pull-push pyramid (`propagate_hints`), which spreads hints as broad washes. On an
 image with any hint the network's own chroma is scaled by `hinted_share` (0.25) before the
 corrections are added: on the held-out training images the spread hints are a better guess than the
 network's low-gain colours (10 hints, with the lightness-only spread: 26.59 dB at share 1, 27.77 at
-0.25, 27.85 at 0; scripts/colorize_hint_spread.py). 0.25, not 0, keeps the network's say where hints are far (0.06 dB
-mean cost there). Both are weight-free; the learned paths above refine this during training.
+0.25, 27.85 at 0; scripts/colorize_hint_spread.py). 0.25, not 0, keeps the network's say where hints
+are far (0.06 dB mean cost there). Both are weight-free; the learned paths above refine this during
+training.
 """
 from __future__ import annotations
 
