@@ -22,6 +22,11 @@ zero-initialised flows grow, then leaves it (README, "ConvLSTM"). An earlier run
 two 11-minute chunks, each its own warm-up and cosine decay to ~0, was stopped on that plateau and
 read as "does not learn"; a larger flow gain (x8, as flowinterp's blocks scale theirs) did not
 shorten it.
+
+`context` (3, the shipped weights; 0 = the model before) adds dilated 3x3 convs (dilation 2, 4, 8) over
+the decoder's input beside its first layer: the flows were made by 3x3 stacks that reach about 10
+half-resolution pixels, and the model lost most to flowinterp on motion over 4 px (README, "ConvLSTM").
+Its output layer starts at zero, so the branch was grown from the context=0 weights and trained on.
 """
 from __future__ import annotations
 
@@ -98,7 +103,7 @@ class ConvLSTMInterpolator(nn.Module):
     """(frame0, frame1 (N,C,H,W) in [0,1], t (N,1,1,1)) -> frame at t (not clamped; callers clamp)."""
 
     def __init__(self, in_channels: int = 3, features: int = 24, hidden_dims: Sequence[int] = (32, 32),
-                 alpha: float = 0.5, predict: str = "flow"):
+                 alpha: float = 0.5, predict: str = "flow", context: int = 3):
         super().__init__()
         if predict not in ("flow", "residual"):
             raise ValueError(f"predict must be 'flow' or 'residual', not '{predict}'")
@@ -126,6 +131,17 @@ class ConvLSTMInterpolator(nn.Module):
                 nn.init.constant_(cell.conv.bias[: 3 * hid], 2.0)
         nn.init.zeros_(self.decode[2].weight)
         nn.init.zeros_(self.decode[2].bias)
+        # context > 0: dilated 3x3 convs (dilation 2, 4, 8, ...) over the decoder's input, added to its
+        # hidden layer, for reach over large motion; the last one zero-initialised (starts as without)
+        layers, dim = [], 2 * top + 1
+        for k in range(context):
+            layers += [nn.Conv2d(dim, 2 * features, 3, padding=2 ** (k + 1), dilation=2 ** (k + 1)),
+                       nn.LeakyReLU(0.1, inplace=True)]
+            dim = 2 * features
+        self.context = nn.Sequential(*layers, nn.Conv2d(dim, 4 * features, 1)) if context else None
+        if self.context is not None:
+            nn.init.zeros_(self.context[-1].weight)
+            nn.init.zeros_(self.context[-1].bias)
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.forward_with_flow(frame0, frame1, t)[0]
@@ -141,7 +157,11 @@ class ConvLSTMInterpolator(nn.Module):
                            self.encode(torch.cat([x1 - shift, plane], 1))], dim=1)
         outputs, _ = self.lstm(seq)
         half_plane = t * torch.ones_like(outputs[:, 0, :1])
-        out = self.decode(torch.cat([outputs[:, 1], outputs[:, 2], half_plane], 1))
+        states = torch.cat([outputs[:, 1], outputs[:, 2], half_plane], 1)
+        hidden = self.decode[0](states)
+        if self.context is not None:
+            hidden = hidden + self.context(states)
+        out = self.decode[2](self.decode[1](hidden))
         if self.predict == "residual":
             return (blend(x0, x1, t) + F.pixel_shuffle(out, 2))[:, :, :h, :w], None
         flow = F.interpolate(out[:, :4], scale_factor=2.0, mode="bilinear", align_corners=False) * 2.0

@@ -67,6 +67,27 @@ def test_grey_convlstm_and_fresh_models_start_at_the_blend():
         assert torch.allclose(FlowInterp()(a3, b3, t), 0.5 * (a3 + b3), atol=1e-5)
 
 
+def test_the_convlstm_context_branch_starts_as_a_no_op_and_widens_the_reach():
+    """context=3 adds dilated 3x3 convs (dilation 2, 4, 8) beside the decoder's first layer: zero-initialised
+    output, so a model grown from context=0 weights starts exactly where it was; once trained, a change far
+    from a pixel reaches that pixel's flow through it (reach 2 + 4 + 8 = 14 half-resolution px more)."""
+    torch.manual_seed(0)
+    plain = ConvLSTMInterpolator(context=0).eval()
+    grown = ConvLSTMInterpolator(context=3).eval()
+    grown.load_state_dict(plain.state_dict(), strict=False)
+    for p in plain.decode[2].parameters():  # a decoder that is not zero, so flows depend on the states
+        torch.nn.init.normal_(p, std=0.1)
+    grown.decode[2].load_state_dict(plain.decode[2].state_dict())
+    a, b, t = torch.rand(1, 3, 128, 128), torch.rand(1, 3, 128, 128), torch.full((1, 1, 1, 1), 0.5)
+    with torch.no_grad():
+        assert torch.equal(plain(a, b, t), grown(a, b, t))
+        torch.nn.init.normal_(grown.context[-1].weight, std=0.1)
+        far = a.clone()
+        far[..., 100:, 100:] = torch.rand(1, 3, 28, 28)  # change only the far corner
+        flows = [m.forward_with_flow(x, b, t)[1][..., 60, 60] for m in (plain, grown) for x in (a, far)]
+    assert torch.equal(flows[0], flows[1]) and not torch.equal(flows[2], flows[3])
+
+
 def test_convlstm_hidden_states_carry_signal():
     """The seed's initialisation left the hidden states nearly constant (std ~1e-4): no gradient, no learning."""
     torch.manual_seed(0)
