@@ -99,14 +99,15 @@ def hat_weights(value: torch.Tensor, bins: int) -> torch.Tensor:
     return torch.relu(1.0 - (value - centres).abs() * (bins - 1))
 
 
-def texture_weights(grey: torch.Tensor, bins: int = TEXTURE_BINS, span=TEXTURE_SPAN) -> torch.Tensor:
-    """(N,1,H,W) L/100 -> (N,bins,h,w) hat weights, at the chroma's quarter resolution, over the log
+def texture_weights(grey: torch.Tensor, cell_mean: torch.Tensor, bins: int = TEXTURE_BINS,
+                    span=TEXTURE_SPAN) -> torch.Tensor:
+    """(N,1,H,W) L/100 and its 4x4-cell means `cell_mean` (avg_pool2d(grey, 4, ceil_mode=True), the
+    lightness spread_hints reads) -> (N,bins,h,w) hat weights, at the chroma's quarter resolution, over the log
     standard deviation of the lightness within each 4x4 cell, from smooth (10^span[0] and below) to
     textured (10^span[1] and above). Sky and skin are smooth, leaves and fabric textured, at the same
     lightness. The variance is taken about the cell's mean, not as E[x^2] - E[x]^2, which fp16 and
     bf16 engines would round away."""
-    mean = F.avg_pool2d(grey, 4, ceil_mode=True)
-    near = F.interpolate(mean, scale_factor=4.0, mode="nearest")[..., :grey.shape[-2], :grey.shape[-1]]
+    near = F.interpolate(cell_mean, scale_factor=4.0, mode="nearest")[..., :grey.shape[-2], :grey.shape[-1]]
     variance = F.avg_pool2d((grey - near) ** 2, 4, ceil_mode=True)
     level = (0.5 * torch.log10(variance.clamp_min(1e-8)) - span[0]) / (span[1] - span[0])
     return hat_weights(level.clamp(0.0, 1.0), bins)
@@ -117,7 +118,8 @@ def spread_hints(residual: torch.Tensor, mask: torch.Tensor, lightness: torch.Te
                  texture_bins: int = 0) -> torch.Tensor:
     """Edge-aware fill of sparse (N,2,h,w) `residual` (hint-weighted, zero off the hints) given hint
     `mask` (N,1,h,w) and the image's `lightness` (N,1,h,w, L/100): a bilateral grid over lightness
-    and, given `texture` (texture_weights, `texture_bins` of them), local texture. Hints are splatted
+    and, given `texture` (texture_weights; `texture_bins` of them, a Python int so the export sees fixed
+    kernels, as _pyramid_blur's `channels`), local texture. Hints are splatted
     into the grid's cells (hat weights), each cell is blurred (_pyramid_blur) and normalised by its
     blurred mask, and each pixel reads the cells of its own lightness and texture, plus `fallback`
     times the guide-blind estimate. Only Conv, Resize, Relu, Log and arithmetic (exports to
@@ -232,9 +234,11 @@ class ColorizeHint(ColorizeLab):
         hinted = F.avg_pool2d(hint_ab * hint_mask, 4, ceil_mode=True) * AB_RANGE
         residual = hinted - ab * mask
         if self.hint_bins > 0:
-            texture = texture_weights(grey, self.texture_bins, self.texture_span) if self.texture_bins > 0 else None
-            ab = ab + spread_hints(residual, mask, F.avg_pool2d(grey, 4, ceil_mode=True), self.hint_bins,
-                                   self.hint_fallback, texture=texture, texture_bins=self.texture_bins)
+            lightness = F.avg_pool2d(grey, 4, ceil_mode=True)
+            texture = (texture_weights(grey, lightness, self.texture_bins, self.texture_span)
+                       if self.texture_bins > 0 else None)
+            ab = ab + spread_hints(residual, mask, lightness, self.hint_bins, self.hint_fallback, texture=texture,
+                                   texture_bins=self.texture_bins)
         else:
             ab = ab + propagate_hints(residual, mask)
         return F.interpolate(ab, size=grey.shape[-2:], mode="bilinear", align_corners=False)

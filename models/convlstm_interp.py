@@ -133,13 +133,14 @@ class ConvLSTMInterpolator(nn.Module):
         nn.init.zeros_(self.decode[2].bias)
         # context > 0: dilated 3x3 convs (dilation 2, 4, 8, ...) over the decoder's input, added to its
         # hidden layer, for reach over large motion; the last one zero-initialised (starts as without)
-        layers, dim = [], 2 * top + 1
-        for k in range(context):
-            layers += [nn.Conv2d(dim, 2 * features, 3, padding=2 ** (k + 1), dilation=2 ** (k + 1)),
-                       nn.LeakyReLU(0.1, inplace=True)]
-            dim = 2 * features
-        self.context = nn.Sequential(*layers, nn.Conv2d(dim, 4 * features, 1)) if context else None
-        if self.context is not None:
+        self.context = None
+        if context:
+            layers, dim = [], 2 * top + 1
+            for k in range(context):
+                layers += [nn.Conv2d(dim, 2 * features, 3, padding=2 ** (k + 1), dilation=2 ** (k + 1)),
+                           nn.LeakyReLU(0.1, inplace=True)]
+                dim = 2 * features
+            self.context = nn.Sequential(*layers, nn.Conv2d(dim, 4 * features, 1))
             nn.init.zeros_(self.context[-1].weight)
             nn.init.zeros_(self.context[-1].bias)
 

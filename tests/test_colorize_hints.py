@@ -126,11 +126,11 @@ def test_the_texture_guide_keeps_a_hint_on_its_own_texture_at_equal_lightness():
     grey = torch.full((1, 1, 64, 96), 0.5)
     checker = (torch.arange(64).view(-1, 1) + torch.arange(96).view(1, -1)) % 2 * 2.0 - 1.0
     grey[..., 48:] += 0.1 * checker[:, 48:]  # textured right half, same 4x4-cell means
-    texture = texture_weights(grey)
+    lightness = torch.nn.functional.avg_pool2d(grey, 4)
+    texture = texture_weights(grey, lightness)
     assert texture.shape == (1, 3, 16, 24) and torch.allclose(texture.sum(1), torch.ones(1, 16, 24))
     assert texture[0, 0, :, :12].min() == 1.0 and texture[0, 2, :, 12:].min() == 1.0  # smooth / textured ends
-    assert torch.equal(texture_weights(grey.half()).float(), texture)
-    lightness = torch.nn.functional.avg_pool2d(grey, 4)
+    assert torch.equal(texture_weights(grey.half(), lightness.half()).float(), texture)
     residual, mask = torch.zeros(1, 2, 16, 24), torch.zeros(1, 1, 16, 24)
     residual[0, :, 8, 2], mask[0, 0, 8, 2] = torch.tensor([30.0, 10.0]), 1.0  # in the smooth half
     residual[0, :, 8, 21], mask[0, 0, 8, 21] = torch.tensor([-30.0, -10.0]), 1.0  # in the textured half
