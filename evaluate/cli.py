@@ -55,6 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     col = p.add_argument_group("--task colorize")
     col.add_argument("--hints", default="", help="hint models: also score with this many truth hints, e.g. "
                      "0,1,5,10,20 (fixed seeds; evaluate/colorize.py)")
+    col.add_argument("--vividness", default="", help="models with the control: also score at these vividness "
+                     "values, e.g. 1.5,2,2.5 (the automatic rows; 1 is the default row)")
     unc = p.add_argument_group("--task uncertainty")
     unc.add_argument("--estimator", choices=["mc", "tta"], default="mc", help="MC dropout or flip/rotation TTA")
     unc.add_argument("--passes", type=int, default=40, help="stochastic passes K (TTA uses at most 8)")

@@ -10,7 +10,9 @@ Images that are already grey (two in Set14) have no colour to recover and are sk
 Hint models (spec.hint_inputs) run in automatic mode (zero hints), and with `--hints 0,1,5,10,20`
 also with that many hints drawn from the truth (models.hints.truth_hints: uniform positions, the
 patch's mean colour, seed = the image's index in its set, so the curve is reproducible); those rows
-are named "MODEL +N hints". `seconds` is the models' own time (hint encoding excluded).
+are named "MODEL +N hints". `seconds` is the models' own time (hint encoding excluded). Models with
+the vividness control (spec.vividness_input) run at its default 1; `--vividness 1.5,2` adds automatic
+rows at those values, named "MODEL vividness V" (the accuracy / colourfulness trade-off a user picks).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from common.images import hwc_to_nchw, nchw_to_hwc
 from common.metrics import colorfulness, psnr_rgb, quantize, ssim
 from models import get_spec
 from models.hints import encode_hints, truth_hints
+from models.io import DEFAULT_VIVIDNESS, MAX_VIVIDNESS, VIVIDNESS
 from models.lab_color import grey_from_rgb, grey_to_rgb
 
 from .common import by_model_and_set, markdown_table, mean, model_runner, read_set, select_models
@@ -53,8 +56,11 @@ def hint_arrays(rgb: np.ndarray, count: int, seed: int) -> tuple:
 
 
 def evaluate_colorize(model_name: str, sets: Dict[str, tuple], weights: Optional[Path] = None,
-                      device: str = "cpu", hints: int = 0) -> List[dict]:
+                      device: str = "cpu", hints: int = 0, vividness: float = DEFAULT_VIVIDNESS) -> List[dict]:
     uses_hints = model_name != BASELINE and get_spec(model_name).hint_inputs
+    scalars = {VIVIDNESS: vividness} if model_name != BASELINE and get_spec(model_name).vividness_input else {}
+    label = model_name + (f" +{hints} hints" if hints else "") + (
+        f" vividness {vividness:g}" if vividness != DEFAULT_VIVIDNESS else "")
     colorize = (lambda grey: nchw_to_hwc(grey_to_rgb(hwc_to_nchw(grey)))) if model_name == BASELINE else \
         model_runner(model_name, weights, device)
     rows = []
@@ -64,13 +70,13 @@ def evaluate_colorize(model_name: str, sets: Dict[str, tuple], weights: Optional
             grey = nchw_to_hwc(grey_from_rgb(hwc_to_nchw(rgb)))
             feeds = hint_arrays(rgb, hints, index) if uses_hints else ()
             start = time.perf_counter()
-            out = colorize(grey, *feeds)
+            out = colorize(grey, *feeds, **scalars)
             seconds += time.perf_counter() - start
             psnrs.append(psnr_rgb(out, rgb))
             ssims.append(ssim(quantize(out), quantize(rgb)))
             colour.append(colorfulness(out))
             colour_gt.append(colorfulness(rgb))
-        rows.append({"model": model_name + (f" +{hints} hints" if hints else ""), "set": set_name, "hints": hints,
+        rows.append({"model": label, "set": set_name, "hints": hints, "vividness": scalars.get(VIVIDNESS),
                      "psnr": mean(psnrs, 4), "ssim": mean(ssims, 5),
                      "colorfulness": mean(colour, 3), "colorfulness_gt": mean(colour_gt, 3), "images": len(images),
                      "skipped_grey": skipped, "seconds": round(seconds, 3)})
@@ -94,19 +100,33 @@ def evaluate_job(name, sets, args) -> List[dict]:
     if name != BASELINE and get_spec(name).hint_inputs:
         for count in hint_counts(args):
             rows += evaluate_colorize(name, sets, weights, args.device, hints=count)
+    if name != BASELINE and get_spec(name).vividness_input:
+        for value in vividness_values(args):
+            rows += evaluate_colorize(name, sets, weights, args.device, vividness=value)
     return rows
+
+
+def _comma_list(args, flag: str, cast, what: str, low: float, high: float) -> list:
+    """The sorted distinct values of a comma-list option such as --hints "0,1,5" (SystemExit when bad)."""
+    text = getattr(args, flag, None) or ""
+    try:
+        values = sorted({cast(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise SystemExit(f"error: --{flag} must be a comma list of {what}, got {text!r}") from None
+    if any(not low <= v <= high for v in values):
+        raise SystemExit(f"error: --{flag} values must be in {low:g}..{high:g}")
+    return values
 
 
 def hint_counts(args) -> List[int]:
     """--hints "0,1,5,10,20": the hints curve's counts (0 is the automatic row, always there)."""
-    text = getattr(args, "hints", None) or ""
-    try:
-        counts = sorted({int(c) for c in text.split(",") if c.strip()})
-    except ValueError:
-        raise SystemExit(f"error: --hints must be a comma list of whole numbers, got {text!r}") from None
-    if any(c < 0 or c > 256 for c in counts):
-        raise SystemExit("error: --hints counts must be in 0..256")
-    return [c for c in counts if c > 0]
+    return [c for c in _comma_list(args, "hints", int, "whole numbers", 0, 256) if c > 0]
+
+
+def vividness_values(args) -> List[float]:
+    """--vividness "1.5,2": the extra automatic rows' values (1, the default row, is always there)."""
+    values = _comma_list(args, "vividness", float, "numbers", 0.0, MAX_VIVIDNESS)
+    return [v for v in values if v != DEFAULT_VIVIDNESS]
 
 
 def line(r: dict) -> str:

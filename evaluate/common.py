@@ -14,7 +14,7 @@ from common.images import DecodedImage, ImageLoadError, hwc_to_nchw, list_images
 from common.paths import benchmark_dir
 from models import REGISTRY, get_spec, load_model
 from models.checkpoint import CheckpointError, record_metrics
-from models.registry import positional_module
+from models.registry import SCALAR_DEFAULTS, positional_module
 
 Runner = Callable[..., np.ndarray]
 
@@ -65,7 +65,8 @@ def model_runner(name: str, weights: Optional[Path] = None, device: str = "cpu")
     """f(*images HxWxC float, **scalars) -> HxWxC float in [0, 1]: the one way evaluation runs a model.
 
     Inputs go in the model's contract order (models/io.py): images reflect-padded to its pad multiple
-    (the output is cropped back), per-image scalars (e.g. t) filled to their tensor's shape.
+    (the output is cropped back), per-image scalars (e.g. t) filled to their tensor's shape; a scalar with a
+    default (models.registry.SCALAR_DEFAULTS: strength, vividness) may be left out.
     """
     spec = get_spec(name)
     io = spec.io
@@ -85,7 +86,8 @@ def model_runner(name: str, weights: Optional[Path] = None, device: str = "cpu")
                 x = hwc_to_nchw(next(pending))
                 feeds.append(F.pad(x, (0, (-w) % m, 0, (-h) % m), mode="reflect") if m > 1 else x)
             else:
-                feeds.append(torch.full(t.concrete_shape(1, h, w), float(scalars[t.name])))
+                value = scalars[t.name] if t.name in scalars else SCALAR_DEFAULTS[t.name]  # e.g. t has none
+                feeds.append(torch.full(t.concrete_shape(1, h, w), float(value)))
         out = model(*(f.to(device) for f in feeds)).clamp_(0, 1)
         return nchw_to_hwc(out[..., : h * spec.scale, : w * spec.scale])
 

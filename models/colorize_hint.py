@@ -13,7 +13,8 @@ without having to survive the bottleneck. `head`:
   - "classify": logits over the in-gamut ab bins (grid 10, Zhang et al. 2016, "Colorful Image
     Colorization") decoded by the annealed mean (softmax at `temperature`, then the expected bin
     centre), trained with rebalanced cross-entropy (train/colorize_losses.bin_classification_loss).
-`chroma_gain` scales the decoded ab in both cases (chosen on held-out training images).
+`chroma_gain` scales the decoded ab in both cases (chosen on held-out training images); an optional
+`vividness` input [N,1] multiplies it per image (the user's colour strength; hints stay exact).
 
 Hints also steer the output directly (no weights): the difference between each hint and the
 prediction under it is spread over the image and added to the prediction; with no hint the
@@ -36,13 +37,13 @@ training.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .colorize_lab import AB_RANGE, ColorizeLab
+from .colorize_lab import AB_RANGE, ColorizeLab, vivid_gain
 from .lab_color import lab_to_rgb, rgb_to_lab
 
 HEADS = ("regress", "classify")
@@ -212,7 +213,7 @@ class ColorizeHint(ColorizeLab):
         return F.conv2d(probs, self.bins)
 
     def predict_ab(self, grey: torch.Tensor, hint_ab: torch.Tensor = None, hint_mask: torch.Tensor = None,
-                   gain: float = 1.0) -> torch.Tensor:
+                   gain: Union[float, torch.Tensor] = 1.0) -> torch.Tensor:
         """(N,1,H,W) L/100 and hints -> (N,2,H,W) a, b in Lab units: the prediction times `gain` (and
         times `hinted_share` on an image with hints), plus the spread hint corrections (so hinted colours
         stay exact at any gain); no hints = automatic."""
@@ -222,7 +223,7 @@ class ColorizeHint(ColorizeLab):
         return self.hinted_ab(self.head_ab(self.trunk(grey, hint_ab, hint_mask)), grey, hint_ab, hint_mask, gain)
 
     def hinted_ab(self, ab: torch.Tensor, grey: torch.Tensor, hint_ab: torch.Tensor, hint_mask: torch.Tensor,
-                  gain: float) -> torch.Tensor:
+                  gain: Union[float, torch.Tensor]) -> torch.Tensor:
         """The network's quarter-resolution ab (Lab units) -> the output's ab at the input's size: times
         `gain` (and `hinted_share` on an image with hints) plus the spread hint corrections. Split out of
         predict_ab so training can score the hinted output itself (train.colorize --hinted-weight)."""
@@ -243,8 +244,10 @@ class ColorizeHint(ColorizeLab):
             ab = ab + propagate_hints(residual, mask)
         return F.interpolate(ab, size=grey.shape[-2:], mode="bilinear", align_corners=False)
 
-    def forward(self, grey: torch.Tensor, hint_ab: torch.Tensor = None, hint_mask: torch.Tensor = None) -> torch.Tensor:
-        ab = self.predict_ab(grey, hint_ab, hint_mask, self.chroma_gain)
+    def forward(self, grey: torch.Tensor, hint_ab: torch.Tensor = None, hint_mask: torch.Tensor = None,
+                vividness: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """`vividness` [N,1] scales the network's own colour (hints stay exact): models.io.VIVIDNESS."""
+        ab = self.predict_ab(grey, hint_ab, hint_mask, vivid_gain(self.chroma_gain, vividness))
         return lab_to_rgb(torch.cat([grey * 100.0, ab], dim=1))
 
 

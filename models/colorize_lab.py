@@ -1,4 +1,4 @@
-"""ColorizeLab: the default colorizer. Grey (N,1,H,W) = L/100 -> RGB (N,3,H,W) in [0,1].
+"""ColorizeLab: the first colorizer (colorize_hint's base). Grey (N,1,H,W) = L/100 -> RGB (N,3,H,W) in [0,1].
 
 A small U-Net predicts only the chroma (a, b of CIE Lab) from the lightness; the output is that
 chroma recombined with the exact input L and converted to RGB inside the module
@@ -8,12 +8,13 @@ Why this shape: chroma is low-frequency, so the net works from quarter resolutio
 stem convs) and its ab map is bilinearly upsampled; a global-average context vector at the bottleneck gives
 every pixel a scene-level cue (sky, foliage). `chroma_gain` scales the predicted ab: regression
 towards the conditional mean desaturates, and the shipped gain was chosen on held-out training
-images (train/colorize.py --calibrate-gain), stored in the checkpoint's args.
+images (train/colorize.py --calibrate-gain), stored in the checkpoint's args. An optional per-image
+`vividness` [N,1] (models.io.VIVIDNESS) multiplies that gain: the user's colour-strength control.
 H and W must be multiples of 2**(len(widths)+1) (the spec's pad_multiple; serving pads).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,11 @@ from torch import nn
 from common.lab import AB_RANGE
 
 from .lab_color import lab_to_rgb
+
+
+def vivid_gain(chroma_gain: float, vividness: Optional[torch.Tensor]) -> Union[float, torch.Tensor]:
+    """The chroma gain of each image: the calibrated `chroma_gain` times its vividness ([N,1]; None = 1)."""
+    return chroma_gain if vividness is None else chroma_gain * vividness.reshape(-1, 1, 1, 1)
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -71,6 +77,6 @@ class ColorizeLab(nn.Module):
             x = dec(torch.cat([x, skip], dim=1))
         return x
 
-    def forward(self, grey: torch.Tensor) -> torch.Tensor:
-        ab = self.predict_ab(grey) * self.chroma_gain
+    def forward(self, grey: torch.Tensor, vividness: Optional[torch.Tensor] = None) -> torch.Tensor:
+        ab = self.predict_ab(grey) * vivid_gain(self.chroma_gain, vividness)
         return lab_to_rgb(torch.cat([grey * 100.0, ab], dim=1))

@@ -10,7 +10,8 @@ Shape symbols in DIM_SYMBOLS map onto the (N, H, W) a caller asks for; any other
 "out_height", "mask_channels") is only ever an output or a not-yet-known dimension.
 
 Adding an optional per-image scalar input (e.g. a denoise `strength`, shape [N,1]) is one field:
-ModelSpec(..., scalar_inputs=("strength",)) puts it after the image inputs everywhere.
+ModelSpec(..., scalar_inputs=("strength",)) puts it after the image inputs everywhere. Scalars are in
+[0, 1] except those named in SCALAR_RANGES (the colorizers' `vividness`, a multiplier of their colour).
 """
 from __future__ import annotations
 
@@ -32,6 +33,11 @@ LR, PREV_LR, HIDDEN, SR, HIDDEN_OUT = "lr", "prev_lr", "hidden", "sr", "hidden_o
 HINT_AB, HINT_MASK = "hint_ab", "hint_mask"  # colour hints of hint colorizers (models/colorize_hint.py)
 MASKS_INPUT = "masks"  # the Monte-Carlo dropout variant's extra input (models/mc_dropout.py)
 IMAGE_NAMES = {"sr": ("lr", "sr"), "colorize": ("grey", "rgb")}  # (input, output) per single-image task
+# The colorizers' colour strength: their own chroma (a, b) times this, on top of the calibrated chroma_gain
+# (1 = the calibrated, most accurate colour; 0 = none but the hints'; 2.5 = colorize_hint_cls's own colour
+# before its 0.4 gain). The exception to scalars in [0, 1]: a multiplier reads better than a remapped 0..1.
+VIVIDNESS, DEFAULT_VIVIDNESS, MAX_VIVIDNESS = "vividness", 1.0, 2.5
+SCALAR_RANGES = {VIVIDNESS: (0.0, MAX_VIVIDNESS)}
 
 
 def _timestep_sampler(shape, rng: np.random.Generator) -> np.ndarray:
@@ -153,8 +159,12 @@ def image(name: str, channels: int, *, scale: int = 1, batch: Dim = "batch") -> 
 
 
 def scalar(name: str) -> TensorSpec:
-    """A per-image control in [0, 1], shape [N, 1]."""
-    return TensorSpec(name, ("batch", 1), layout="N1")
+    """A per-image control, shape [N, 1], in [0, 1] or its SCALAR_RANGES range (random inputs span it)."""
+    if name not in SCALAR_RANGES:
+        return TensorSpec(name, ("batch", 1), layout="N1")
+    low, high = SCALAR_RANGES[name]
+    return TensorSpec(name, ("batch", 1), layout="N1", value_range=(low, high),
+                      sampler=lambda shape, rng: rng.uniform(low, high, shape).astype(np.float32))
 
 
 def contract(spec) -> ModelIO:

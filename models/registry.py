@@ -15,7 +15,7 @@ from common.paths import WEIGHTS_DIR
 
 from .checkpoint import CheckpointError, load_checkpoint, load_state_into, read_sidecar
 from .fingerprint import code_fingerprint
-from .io import ModelIO, contract
+from .io import DEFAULT_VIVIDNESS, VIVIDNESS, ModelIO, contract
 
 if TYPE_CHECKING:  # torch is only needed to build a module: the registry itself loads without it
     from torch import nn
@@ -73,6 +73,7 @@ DISCRIMINATORS = LazyArchitectures({
 })
 
 DEFAULT_STRENGTH = 0.5  # denoise strength of strength models when a caller gives none
+SCALAR_DEFAULTS = {"strength": DEFAULT_STRENGTH, VIVIDNESS: DEFAULT_VIVIDNESS}  # what a caller that sets none gets
 
 
 HR_FEATURE_ARCHS = frozenset({"srgan", "swift_srgan", "conv_autoencoder", "vae_sr"})
@@ -94,7 +95,7 @@ class ModelSpec:
     timestep_input: bool = False  # frame interpolation: (frame0, frame1, t) -> frame at t
     recurrent_hidden: int = 0  # video SR step model: channels of the hidden features carried between frames
     hint_inputs: bool = False  # colorizers taking sparse colour hints: hint_ab [N,2,H,W] + hint_mask [N,1,H,W]
-    scalar_inputs: Tuple[str, ...] = ()  # extra per-image controls in [0, 1], shape [N, 1], after the images
+    scalar_inputs: Tuple[str, ...] = ()  # per-image controls, shape [N, 1], after the images (io.scalar: ranges)
     min_patch: int = 8  # smallest LR training patch that covers the receptive field / downsampling
     adversarial: bool = False  # weights come from GAN training (train/gan.py); PSNR under-rates it
     psnr_twin: str = ""  # GAN models: the pixel-loss model they are fine-tuned from (compared side by side)
@@ -116,6 +117,11 @@ class ModelSpec:
 
     def build(self, **overrides) -> nn.Module:
         return ARCHITECTURES[self.arch](**{**self.kwargs, **overrides})
+
+    @property
+    def vividness_input(self) -> bool:
+        """Takes a colour strength [N,1] in [0, MAX_VIVIDNESS] after the images (colorizers; models.io)."""
+        return VIVIDNESS in self.scalar_inputs
 
     @property
     def strength_input(self) -> bool:
@@ -165,13 +171,14 @@ _SPECS = [
               description="flashsr_real_x4 fine-tuned as a GAN (U-Net discriminator): sharper texture on real "
                           "photos, a little lower PSNR; same strength input and speed"),
     ModelSpec("colorize_lab", "colorize_lab", "colorize", 1, in_channels=1, pad_multiple=32, min_size=8,
-              description="Default colorizer: U-Net predicts Lab chroma from L, recombined with the exact L"),
+              scalar_inputs=(VIVIDNESS,),
+              description="The first colorizer: U-Net predicts Lab chroma from L, recombined with the exact L"),
     ModelSpec("colorize_hint_cls", "colorize_hint", "colorize", 1, {"head": "classify"}, in_channels=1, pad_multiple=32,
-              min_size=8, hint_inputs=True,
+              min_size=8, hint_inputs=True, scalar_inputs=(VIVIDNESS,),
               description="Colorizer with user colour hints (clicked points; none = automatic): ColorizeLab warm "
                           "start, ab-bin classification with rebalancing and annealed mean, 1.5k images"),
     ModelSpec("colorize_hint_l1", "colorize_hint", "colorize", 1, {"head": "regress"}, in_channels=1,
-              pad_multiple=32, min_size=8, hint_inputs=True,
+              pad_multiple=32, min_size=8, hint_inputs=True, scalar_inputs=(VIVIDNESS,),
               description="The hint colorizer trained with the L1 + saturation loss instead (loss comparison)"),
     ModelSpec("grey2rgb_mse", "grey2rgb", "colorize", 1, in_channels=1, pad_multiple=8, min_size=8,
               description="Seed 000 Grey2RGB autoencoder trained with MSE"),

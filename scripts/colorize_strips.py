@@ -1,13 +1,15 @@
 """Side-by-side strips of real old photos: old model | new model | new model with 5 hints.
 
     python scripts/colorize_strips.py [--old colorize_lab] [--new colorize_hint_cls] [--out docs/]
+    python scripts/colorize_strips.py --vividness 1,1.5,2   # the new model at each vividness instead
 
 Reads $STSR_DATA/demo/RNI6 and demo/old_photos (no ground truth exists for them), colours each with
 both models through serve.colorize, and writes one JPEG per folder (a row per photo, each column
 scaled to HEIGHT px) to docs/colorize_strips_<folder>.jpg. The 5 hints are scripted, not a user's
 and not ground truth: EXAMPLE_HINTS places them by position and lightness (sky blue near the top
 when bright, skin tone in the middle, foliage green and warm brown lower down), to show what a few
-clicks change; the dots are drawn on the third column.
+clicks change; the dots are drawn on the third column. With --vividness the columns are the new
+model's automatic colour at each value (docs/colorize_vividness_<folder>.jpg).
 """
 from __future__ import annotations
 
@@ -59,18 +61,21 @@ def _column(rgb: np.ndarray, label: str, hints=()) -> np.ndarray:
     return img
 
 
-def strip(folder: Path, old: str, new: str) -> np.ndarray:
+def strip(folder: Path, old: str, new: str, vividness=()) -> np.ndarray:
     from common.images import read_image
     from serve.colorize import colorize, lightness
 
     rows = []
     for path in sorted(folder.glob("*.png")):
         decoded = read_image(path)
-        grey = lightness(decoded.rgb)
-        hints = example_hints(grey)
-        cols = [_column(colorize(decoded, old, "torch").image[..., :3], old),
-                _column(colorize(decoded, new, "torch").image[..., :3], new),
-                _column(colorize(decoded, new, "torch", hints=hints).image[..., :3], new + " + 5 hints", hints)]
+        if vividness:
+            cols = [_column(colorize(decoded, new, "torch", vividness=v).image[..., :3], f"vividness {v:g}")
+                    for v in vividness]
+        else:
+            hints = example_hints(lightness(decoded.rgb))
+            cols = [_column(colorize(decoded, old, "torch").image[..., :3], old),
+                    _column(colorize(decoded, new, "torch").image[..., :3], new),
+                    _column(colorize(decoded, new, "torch", hints=hints).image[..., :3], new + " + 5 hints", hints)]
         rows.append(np.concatenate(cols, axis=1))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
@@ -84,10 +89,12 @@ def main(argv=None) -> int:
     p.add_argument("--old", default="colorize_lab")
     p.add_argument("--new", default="colorize_hint_cls")
     p.add_argument("--out", type=Path, default=ROOT / "docs")
+    p.add_argument("--vividness", default="", help="comma list, e.g. 1,1.5,2: one column per value instead")
     args = p.parse_args(argv)
+    vividness = [float(v) for v in args.vividness.split(",") if v.strip()]
     for sub in FOLDERS:
-        image = strip(data_root() / sub, args.old, args.new)
-        out = args.out / f"colorize_strips_{sub.split('/')[-1]}.jpg"
+        image = strip(data_root() / sub, args.old, args.new, vividness)
+        out = args.out / f"colorize_{'vividness' if vividness else 'strips'}_{sub.split('/')[-1]}.jpg"
         cv2.imwrite(str(out), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
         print(out)
     return 0

@@ -52,11 +52,11 @@ def full_arguments(api_name: str) -> List[Any]:
     """Every argument of a valid call (raw HTTP calls must send them all); FILE / FILE2 mark files."""
     return list({"/upscale": ["FILE", "flashsr", "2", 256, "auto", False, "png", 95, 0, "auto", 0.5],
                  "/upscale_batch": ["FILES", "flashsr", "2", 256, "auto", "png", 95, 0, "auto", 0.5],
-                 "/colorize": ["FILE", None, "auto", "auto", []],
+                 "/colorize": ["FILE", None, "auto", "auto", [], 1.0],
                  "/uncertainty": ["FILE", "flashsr_x2", 4, "mc", "auto", "auto"],
                  "/interpolate": ["FILE", "FILE2", "×2", None, "auto", "auto"],
                  "/video": ["FILE", "1", "flashsr_x2", "auto", None, 0, "h264", -1, "yuv420p", "skip", "auto"],
-                 "/colorize_video": ["FILE", None, [], False, "auto"],
+                 "/colorize_video": ["FILE", None, [], False, "auto", 1.0],
                  "/benchmark": [["flashsr_x2"], ["onnx"], ["128"], 1, ["exact fp32"]]}[api_name])
 
 
@@ -107,7 +107,8 @@ PARAMETER_ABUSE = {  # api_name -> [(argument index, bad value), ...]; the rest 
                  (10, "strong"), (10, None)],
     "/colorize": [(1, "nope"), (1, 123), (2, "quantum"), (2, ["onnx"]), (3, "fastest"), (4, "red"),
                   (4, [[99999, 0, "#ff0000"]]), (4, [[-1, 0, "#ff0000"]]), (4, [[0, 0, "#zzzzzz"]]),
-                  (4, [[0, 0, [300, 0, 0]]]), (4, [[0, 0, "#ff0000"]] * 5000), (4, [[0, "nan", "#ff0000"]])],
+                  (4, [[0, 0, [300, 0, 0]]]), (4, [[0, 0, "#ff0000"]] * 5000), (4, [[0, "nan", "#ff0000"]]),
+                  (5, -0.5), (5, 2.6), (5, "nan"), (5, "vivid"), (5, True), (5, [1])],
     "/uncertainty": [(1, "nope"), (1, "flashsr_x4x"), (2, 0), (2, 1), (2, 129), (2, "many"), (2, None), (2, 2.5),
                      (3, "bad"), (3, 7), (4, "quantum")],
     "/interpolate": [(2, "×3"), (2, 3), (2, "8"), (2, None), (2, 1), (3, "nope"), (4, "quantum")],
@@ -115,7 +116,7 @@ PARAMETER_ABUSE = {  # api_name -> [(argument index, bad value), ...]; the rest 
                (5, 1000), (5, -1), (5, "fast"), (6, "divx"), (6, 264), (7, 99), (7, "crisp"), (8, "rgb48"),
                (9, "maybe")],
     "/colorize_video": [(1, "nope"), (1, 123), (2, "red"), (2, [[99999, 0, "#ff0000"]]), (2, [[0, 0, "#zzzzzz"]]),
-                        (3, "false"), (3, 1), (3, None), (4, "quantum")],
+                        (3, "false"), (3, 1), (3, None), (4, "quantum"), (5, 3), (5, "loud")],
     "/benchmark": [(0, []), (0, ["nope"]), (0, "flashsr_x4x"), (1, ["quantum"]), (1, []), (2, ["9999"]), (2, []),
                    (3, 0), (3, 21), (3, "x"), (3, None), (3, 2.5), (4, ["fp8"]), (4, "fast")],
 }

@@ -73,8 +73,9 @@ class Backend(ABC):
         return f"{self.kind}:{self.model_name}"
 
     def run(self, inputs: Mapping[str, Any]) -> Dict[str, np.ndarray]:
-        if self.spec.strength_input and "strength" not in inputs and isinstance(inputs, Mapping):
-            inputs = {**inputs, "strength": default_strength(inputs, self.inputs[0].name)}
+        missing = [n for n in self.spec.scalar_inputs if isinstance(inputs, Mapping) and n not in inputs]
+        if missing:  # callers that set no strength / vividness (bench, video, MC) get the default
+            inputs = {**inputs, **{n: default_scalar(n, inputs, self.inputs[0].name) for n in missing}}
         if self.spec.hint_inputs and isinstance(inputs, Mapping) and not {HINT_AB, HINT_MASK} & set(inputs):
             inputs = {**inputs, **no_hints(inputs, self.inputs[0].name)}  # none given: automatic mode
         checked = check_inputs(self.model_name, self.inputs, inputs, self.spec.pad_multiple)
@@ -101,12 +102,12 @@ class Backend(ABC):
         return f"<{type(self).__name__} {self.model_name} on {self.provider}>"
 
 
-def default_strength(inputs: Mapping[str, Any], image_name: str) -> np.ndarray:
-    """(N,1) of the default denoise strength, for callers that do not set one (bench, video, MC)."""
-    from models.registry import DEFAULT_STRENGTH
+def default_scalar(name: str, inputs: Mapping[str, Any], image_name: str) -> np.ndarray:
+    """(N,1) of a scalar input's default (models.registry.SCALAR_DEFAULTS), for callers that set none."""
+    from models.registry import SCALAR_DEFAULTS
 
     batch = np.asarray(inputs[image_name]).shape[0] if image_name in inputs else 1
-    return np.full((batch, 1), DEFAULT_STRENGTH, dtype=np.float32)
+    return np.full((batch, 1), SCALAR_DEFAULTS[name], dtype=np.float32)
 
 
 def no_hints(inputs: Mapping[str, Any], image_name: str) -> Dict[str, np.ndarray]:

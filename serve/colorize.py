@@ -12,13 +12,19 @@ so the result has the input's exact structure at any size and runtime cost stays
 is passed through untouched, 16-bit input keeps full precision (and `save_image` writes 16-bit),
 and images under MIN_SIDE px a side or over the pixel limit get a clear InputError.
 
+Vividness (models with spec.vividness_input: colorize_lab and colorize_hint_*): a per-image multiplier of the
+network's own colour on top of its calibrated chroma gain, 0 to models.io.MAX_VIVIDNESS; 1 (the default)
+is the colour calibrated on held-out photos for accuracy, higher is more vivid and less often right,
+0 leaves only the hints' colour. Hints stay exact at any vividness. It runs inside the graph, so every
+backend takes it.
+
 Hints (models with spec.hint_inputs): a list of (x, y, colour) in the input's pixels, checked by
 serve/colorize_hints.py (clear InputError for positions outside the image, colours outside 0..255,
 more than MAX_HINTS), painted as small patches at the model's resolution (models/hints.py). No hints
 is automatic colorization; a model without hint inputs given hints is an InputError.
 
 CLI: python -m serve.colorize IN.png|FOLDER --out OUT.png|OUT_FOLDER [--model colorize_lab]
-     [--backend auto|torch|onnx|openvino|trt] [--hint X,Y,#rrggbb ...]
+     [--backend auto|torch|onnx|openvino|trt] [--hint X,Y,#rrggbb ...] [--vividness V]
      [--format png|jpeg|webp|webp-lossless|tiff --quality Q] [--overwrite]   (folders: as serve.sr)
 """
 from __future__ import annotations
@@ -26,7 +32,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -35,10 +41,10 @@ from common.images import DecodedImage, format_megapixels, read_image
 from common.lab import lab_to_rgb
 from models import get_spec
 from models.hints import encode_hints, resize_hint_maps
-from models.io import HINT_AB, HINT_MASK
+from models.io import DEFAULT_VIVIDNESS, HINT_AB, HINT_MASK, MAX_VIVIDNESS, VIVIDNESS
 
 from .colorize_hints import check_hint_maps, check_hints
-from .contract import InputError, cli_main
+from .contract import InputError, check_control, cli_main
 from .runtime import get_backend
 from .sr import UpscaleResult, _split_array, save_image
 from .tiling import pad_to_multiple
@@ -74,6 +80,13 @@ def _resize(arr: np.ndarray, size_hw: tuple, shrink: bool) -> np.ndarray:
     return out.reshape(int(size_hw[0]), int(size_hw[1]), -1) if arr.ndim == 3 else out
 
 
+def check_vividness(vividness: Any) -> float:
+    """A vividness as a float in [0, MAX_VIVIDNESS] (None: the default 1); InputError for anything else."""
+    if vividness is None:
+        return DEFAULT_VIVIDNESS
+    return check_control(vividness, "vividness", 0.0, MAX_VIVIDNESS, ("only the hints' colour", "most vivid"))
+
+
 def _rgb_to_ab(rgb: np.ndarray) -> np.ndarray:
     from skimage.color import rgb2lab
 
@@ -91,10 +104,10 @@ def _lab_to_rgb(grey: np.ndarray, ab: np.ndarray, rows: int = 1024) -> np.ndarra
 
 
 def chroma(runner, grey: np.ndarray, hints: Sequence = (), chroma_max_side: int = CHROMA_MAX_SIDE,
-           hint_maps: Optional[tuple] = None):
+           hint_maps: Optional[tuple] = None, vividness: float = DEFAULT_VIVIDNESS):
     """The model's a, b (HxWx2, Lab units) for lightness `grey` (HxW, L/100) with checked hints (and
-    checked dense hint maps, under the point hints), and the (h, w) the model ran at (long side at most
-    chroma_max_side; the ab is upsampled to full size)."""
+    checked dense hint maps, under the point hints) at a checked vividness, and the (h, w) the model ran
+    at (long side at most chroma_max_side; the ab is upsampled to full size)."""
     spec = runner.spec
     height, width = grey.shape
     factor = min(1.0, chroma_max_side / max(height, width))
@@ -110,6 +123,8 @@ def chroma(runner, grey: np.ndarray, hints: Sequence = (), chroma_max_side: int 
             hint_mask = np.maximum(hint_mask, dense_mask)
         pad = ((0, 0), (0, 0), (0, padded.shape[2] - h), (0, padded.shape[3] - w))
         feeds.update({HINT_AB: np.pad(hint_ab, pad), HINT_MASK: np.pad(hint_mask, pad)})
+    if spec.vividness_input:
+        feeds[VIVIDNESS] = np.full((1, 1), vividness, np.float32)
     out = runner.run(feeds)[runner.outputs[0].name]
     ab = _rgb_to_ab(out[0, :, :h, :w].transpose(1, 2, 0))
     return (ab if factor == 1.0 else _resize(ab, (height, width), shrink=False)), small_hw
@@ -119,14 +134,16 @@ def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_M
              chroma_max_side: int = CHROMA_MAX_SIDE, max_input_pixels: int = MAX_INPUT_PIXELS,
              progress: Optional[Callable[[int, int], None]] = None, precision: str = "fp32",
              hints: Optional[Sequence] = None, hint_maps: Optional[tuple] = None,
-             **backend_options) -> ColorizeResult:
+             vividness: Optional[float] = None, **backend_options) -> ColorizeResult:
     """Colorize one image; returns ColorizeResult(image float HxWx3 [+alpha] in [0,1], info, bit_depth).
 
     `image`: a DecodedImage, or an HxW / HxWx1 / HxWx3 / HxWx4 array (float in [0,1], uint8 or uint16).
     info["converted_from_colour"] is True when a colour image was turned grey first. `precision`: 'fp32'
     (exact), 'bf16' (OpenVINO) or 'auto' (serve.precision; no int8 for colorization). `hints`: list of
     (x, y, colour) for hint models (serve/colorize_hints.py); `hint_maps`: (hint_ab HxWx2, hint_mask HxW)
-    dense hints at the image's size (check_hint_maps; Triton's inputs). `backend_options` go to
+    dense hints at the image's size (check_hint_maps; Triton's inputs). `vividness`: the colour strength
+    (module docstring; None = 1; checked for every model, ignored by those without the input, as SR's
+    strength: info["vividness"] is then None). `backend_options` go to
     serve.runtime.get_backend (weights_path, threads, ...).
     """
     decoded = image if isinstance(image, DecodedImage) else _split_array(image)
@@ -144,6 +161,7 @@ def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_M
                          "downscale or crop it first")
     converted = not decoded.was_grey and is_colour(decoded.rgb)
     hints = check_hints(hints, width, height)
+    vividness = check_vividness(vividness)  # checked for every model; those without the input ignore it
     hint_maps = None if hint_maps is None else check_hint_maps(*hint_maps, width, height)
     if (hints or hint_maps is not None) and not spec.hint_inputs:
         raise InputError(f"'{model_name}' takes no colour hints; use a hint model such as colorize_hint_cls")
@@ -153,7 +171,7 @@ def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_M
     if progress:
         progress(0, 1)
     started = time.perf_counter()
-    ab, small_hw = chroma(runner, grey, hints, chroma_max_side, hint_maps)
+    ab, small_hw = chroma(runner, grey, hints, chroma_max_side, hint_maps, vividness)
     seconds = time.perf_counter() - started
     factor = small_hw[0] / height
     rgb = _lab_to_rgb(grey, ab)
@@ -166,7 +184,8 @@ def colorize(image: Union[DecodedImage, np.ndarray], model_name: str = DEFAULT_M
             "output_size": [result.shape[1], result.shape[0]], "chroma_size": [small_hw[1], small_hw[0]],
             "luminance": "exact input lightness (CIE L); model chroma upsampled" if factor != 1.0
             else "exact input lightness (CIE L)", "alpha_preserved": decoded.alpha is not None,
-            "bit_depth": decoded.bit_depth, "hints": len(hints)}
+            "bit_depth": decoded.bit_depth, "hints": len(hints),
+            "vividness": vividness if spec.vividness_input else None}
     if hint_maps is not None:
         info["hint_pixels"] = int((hint_maps[1] > 0).sum())
     if converted:
@@ -215,6 +234,9 @@ def main(argv=None) -> int:
     p.add_argument("--weights", default=None, help="checkpoint to use instead of the shipped weights")
     p.add_argument("--hint", action="append", default=[], metavar="X,Y,COLOUR",
                    help="a colour hint (hint models): pixel x,y and #rrggbb, e.g. 120,40,#3070d0; repeatable")
+    p.add_argument("--vividness", type=float, default=DEFAULT_VIVIDNESS,
+                   help=f"colour strength, 0 to {MAX_VIVIDNESS:g}: 1 = the calibrated (most accurate) colour, "
+                        "higher = more vivid; hints stay exact")
     add_output_arguments(p)
     args = p.parse_args(argv)
     options = {"weights_path": args.weights} if args.weights else {}
@@ -224,7 +246,7 @@ def main(argv=None) -> int:
     def job(source, out):
         decoded = read_image(source)
         result = colorize(decoded, args.model, args.backend, chroma_max_side=args.chroma_size,
-                          precision=args.precision, hints=hints, **options)
+                          precision=args.precision, hints=hints, vividness=args.vividness, **options)
         save_image(result, out, args.bits, format=fmt, quality=args.quality, exif=decoded.exif)
         result.info["input_notes"] = decoded.notes
         return result.info

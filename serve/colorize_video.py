@@ -18,7 +18,7 @@ by the same flow, over pixels where that warp is trustworthy (lightness matches 
 LIGHTNESS_TOLERANCE): chroma change that motion does not explain. Flow runs at FLOW_SIDE px.
 
 CLI: python -m serve.colorize_video FRAMES_FOLDER|VIDEO --out OUT.mp4 [--model M] [--hint X,Y,#rrggbb]
-     [--per-frame] [--fps 25]
+     [--per-frame] [--fps 25] [--vividness V]
 """
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ import torch
 from common.images import to_uint8
 from models import load_model
 from models.flowinterp import backward_warp
+from models.io import MAX_VIVIDNESS
 
-from .colorize import DEFAULT_MODEL, _lab_to_rgb, chroma, lightness
+from .colorize import DEFAULT_MODEL, _lab_to_rgb, check_vividness, chroma, lightness
 from .colorize_hints import check_hints
 from .contract import InputError, cli_main
 from .interp_core import is_scene_cut, thumbnail
@@ -97,12 +98,14 @@ def move_hints(hints: Sequence, flow: torch.Tensor) -> list:
 def colorize_stream(frames: Iterable[np.ndarray], hints: Optional[Sequence] = None, model_name: str = DEFAULT_MODEL,
                     backend: str = "auto", per_frame: bool = False, flow: Optional[FlowField] = None,
                     info: Optional[dict] = None, progress: Optional[Callable[[int, int], None]] = None,
-                    total: int = 0, **backend_options) -> Iterator[np.ndarray]:
+                    total: int = 0, vividness: Optional[float] = None, **backend_options) -> Iterator[np.ndarray]:
     """Colour frames one at a time (RGB or grey HxWx3 / HxW float in [0,1]; colour is turned grey
     first), holding only the previous frame: a clip of any length streams through. `info` (a dict)
     receives keyframes (first frame and scene cuts), hints, mode and the flicker measure as it goes;
-    `progress(done, total)` is called after each frame (it may raise to stop)."""
+    `progress(done, total)` is called after each frame (it may raise to stop). `vividness`: as
+    serve.colorize.colorize's, for every frame."""
     info = {} if info is None else info
+    vividness = check_vividness(vividness)
     runner, prev_grey, prev_ab, size = None, None, None, None
     total_diff, total_count = 0.0, 0
     info.update({"frames": 0, "keyframes": [], "mode": "per-frame" if per_frame else "propagated", "flicker": 0.0,
@@ -116,6 +119,7 @@ def colorize_stream(frames: Iterable[np.ndarray], hints: Optional[Sequence] = No
             hints = check_hints(hints, size[1], size[0])
             info["hints"] = len(hints)
             runner = get_backend(model_name, backend, **backend_options)
+            info["vividness"] = vividness if runner.spec.vividness_input else None
             flow = flow or FlowField()
         elif grey.shape != size:
             raise InputError("every frame must have the same size")
@@ -127,7 +131,7 @@ def colorize_stream(frames: Iterable[np.ndarray], hints: Optional[Sequence] = No
             hints = [] if per_frame else move_hints(hints, field)
         if t == 0 or field is None:
             info["keyframes"].append(t)
-        own, _ = chroma(runner, grey, hints if (t == 0 or not per_frame) else ())
+        own, _ = chroma(runner, grey, hints if (t == 0 or not per_frame) else (), vividness=vividness)
         if field is None:
             ab = own
         else:  # the warp of the previous frame feeds both the carried colour and the flicker measure
@@ -150,12 +154,13 @@ def colorize_stream(frames: Iterable[np.ndarray], hints: Optional[Sequence] = No
 
 def colorize_frames(frames: Sequence[np.ndarray], hints: Optional[Sequence] = None, model_name: str = DEFAULT_MODEL,
                     backend: str = "auto", per_frame: bool = False, flow: Optional[FlowField] = None,
-                    **backend_options) -> Tuple[List[np.ndarray], dict]:
+                    vividness: Optional[float] = None, **backend_options) -> Tuple[List[np.ndarray], dict]:
     """colorize_stream for a list: (the colour frames, info)."""
     if len(frames) > MAX_FRAMES:
         raise InputError(f"{len(frames)} frames is over the limit of {MAX_FRAMES}; split the clip")
     info: dict = {}
-    colour = list(colorize_stream(frames, hints, model_name, backend, per_frame, flow, info=info, **backend_options))
+    colour = list(colorize_stream(frames, hints, model_name, backend, per_frame, flow, info=info, vividness=vividness,
+                                  **backend_options))
     return colour, info
 
 
@@ -193,10 +198,12 @@ def main(argv=None) -> int:
     p.add_argument("--hint", action="append", default=[], metavar="X,Y,COLOUR", help="hint on the first frame")
     p.add_argument("--per-frame", action="store_true", help="colour every frame on its own (flickers; for comparison)")
     p.add_argument("--fps", type=float, default=None, help="output rate (default: the input's, 25 for folders)")
+    p.add_argument("--vividness", type=float, default=None,
+                   help=f"colour strength, 0 to {MAX_VIVIDNESS:g}; 1 (default) = the calibrated colour")
     args = p.parse_args(argv)
     frames, fps = read_clip(args.input)
     colour, info = colorize_frames(frames, [parse_cli_hint(h) for h in args.hint], args.model,
-                                   per_frame=args.per_frame)
+                                   per_frame=args.per_frame, vividness=args.vividness)
     h, w = colour[0].shape[:2]
     writer = Mp4Writer(args.out, Fraction(args.fps or fps).limit_denominator(1001), w, h)
     for frame in colour:

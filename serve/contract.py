@@ -39,6 +39,19 @@ class InputError(ServeError, ValueError):
 REQUEST_ERRORS = (ServeError, CheckpointError, ValueError, KeyError, OSError)
 
 
+def check_control(value: Any, name: str, low: float, high: float, ends: Sequence[str]) -> float:
+    """A per-image control (strength, vividness) as a float in [low, high]; InputError with a sentence for
+    anything else (NaN, booleans, text). `ends` says what each end does, e.g. ("keep texture", "clean hard")."""
+    low_text, high_text = f"{low:g} ({ends[0]})", f"{high:g} ({ends[1]})"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputError(f"{name} must be a number from {low_text} to {high_text}, "
+                         f"not {type(value).__name__} {value!r}")
+    number = float(value)
+    if not np.isfinite(number) or not low <= number <= high:
+        raise InputError(f"{name} must be between {low_text} and {high_text}, got {number}")
+    return number
+
+
 def error_message(exc: BaseException) -> str:
     """The sentence to show for `exc` (a KeyError's str() would wrap its message in quotes)."""
     return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)

@@ -29,7 +29,7 @@ from common.images import DecodedImage, format_megapixels, read_image, to_uint8
 from models import get_spec
 from models.registry import DEFAULT_STRENGTH
 
-from .contract import InputError, cli_main
+from .contract import InputError, check_control, cli_main
 from .resize_plan import MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS, plan_resize, resize_float
 from .runtime import get_backend
 from .tiling import bounded_tile, call_pixel_budget, plan_for, tiled_apply
@@ -89,13 +89,7 @@ def check_size(width: int, height: int, scale: int, max_input_pixels: int, max_o
 
 def check_strength(strength: Any) -> float:
     """A denoise strength as a float in [0, 1]; InputError with a sentence for anything else."""
-    if isinstance(strength, bool) or not isinstance(strength, (int, float, np.integer, np.floating)):
-        raise InputError(f"strength must be a number from 0 (keep texture) to 1 (clean hard), "
-                         f"not {type(strength).__name__} {strength!r}")
-    value = float(strength)
-    if not np.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise InputError(f"strength must be between 0 (keep texture) and 1 (clean hard), got {value}")
-    return value
+    return check_control(strength, "strength", 0.0, 1.0, ("keep texture", "clean hard"))
 
 
 def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x4", backend: str = "auto", *,

@@ -14,6 +14,7 @@ Tensors (images are HxWxC uint8, C = 1, 3 or 4, as decoded from a file; results 
     colorize_hint_cls              image [N,H,W,C] UINT8,           -> image [N,H,W,3|4] FP32    dynamic batching
                                    hint_ab [N,H,W,2] FP32, hint_mask [N,H,W,1] FP32 (both optional;
                                    a, b / 110 and 1 where hinted, at the image's size; zero = automatic)
+      (both colorizers)            vividness [N,1] FP32 (optional, 1: colour strength, serve.colorize)
     flowinterp                     frame0, frame1 [H,W,C] UINT8,    -> frames [factor-1,H,W,3] FP32
                                    factor [1] INT32 (optional, 2)
     <sr model>_uncertainty         image [H,W,C] UINT8,             -> mean [sH,sW,3], std [sH,sW] FP32
@@ -122,19 +123,22 @@ def sr_infer(model: str, opts: ServerOptions) -> Callable:
 def colorize_infer(model: str, opts: ServerOptions) -> Callable:
     from .colorize import colorize
 
-    def one(image: np.ndarray, hint_maps=None) -> np.ndarray:
+    def one(image: np.ndarray, hint_maps=None, vividness=None) -> np.ndarray:
         return colorize(image, model, opts.backend, max_input_pixels=opts.max_input_pixels, hint_maps=hint_maps,
-                        **opts.backend_options).image
+                        vividness=vividness, **opts.backend_options).image
 
     def request(r) -> Dict[str, np.ndarray]:
-        hint_ab, hint_mask = r.data.get("hint_ab"), r.data.get("hint_mask")
+        images = r["image"]
+        hint_ab, hint_mask, vivid = r.data.get("hint_ab"), r.data.get("hint_mask"), r.data.get("vividness")
         if (hint_ab is None) != (hint_mask is None):
             raise InputError("send hint_ab and hint_mask together (or neither, for automatic colour)")
-        if hint_ab is None:
-            return {"image": np.stack([one(im) for im in r["image"]])}
-        if not len(hint_ab) == len(hint_mask) == len(r["image"]):
+        if hint_ab is not None and not len(hint_ab) == len(hint_mask) == len(images):
             raise InputError("hint_ab and hint_mask need one entry per image of the request")
-        return {"image": np.stack([one(im, (ab, mask)) for im, ab, mask in zip(r["image"], hint_ab, hint_mask)])}
+        if vivid is not None and np.asarray(vivid).reshape(-1).size != len(images):
+            raise InputError("vividness needs one value per image of the request")
+        hints = [None] * len(images) if hint_ab is None else list(zip(hint_ab, hint_mask))
+        vivid = [None] * len(images) if vivid is None else [float(v) for v in np.asarray(vivid).reshape(-1)]
+        return {"image": np.stack([one(im, h, v) for im, h, v in zip(images, hints, vivid)])}
 
     return _refusing(lambda requests: [request(r) for r in requests])
 
@@ -198,7 +202,8 @@ def binding_for(name: str, opts: ServerOptions) -> Binding:
         raise ValueError(f"'{name}' is a {spec.task} model; Triton serves sr, colorize and interpolate models")
     hint_in = [Tensor(name="hint_ab", dtype=np.float32, shape=(-1, -1, 2), optional=True),
                Tensor(name="hint_mask", dtype=np.float32, shape=(-1, -1, 1), optional=True)] if spec.hint_inputs else []
-    return Binding(name, lambda: make(name, opts), [image_in] + hint_in,
+    vivid_in = [Tensor(name="vividness", dtype=np.float32, shape=(1,), optional=True)] if spec.vividness_input else []
+    return Binding(name, lambda: make(name, opts), [image_in] + hint_in + vivid_in,
                    [Tensor(name="image", dtype=np.float32, shape=(-1, -1, -1))], batching=True)
 
 

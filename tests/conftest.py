@@ -24,6 +24,20 @@ def smooth_image(rng, h: int, w: int) -> np.ndarray:
     return np.clip(img, 0, 1)
 
 
+def perturbed_hint_checkpoint(path, seed: int, args: dict):
+    """A small hint colorizer (models.colorize_hint) with randomly perturbed weights, so its chroma is non-zero
+    and hints matter, saved to `path` with checkpoint `args`; returns the path."""
+    from models import save_checkpoint
+    from models.colorize_hint import ColorizeHint
+
+    torch.manual_seed(seed)
+    model = ColorizeHint(**args)
+    for p in model.parameters():
+        p.data.add_(torch.randn_like(p) * 0.05)
+    save_checkpoint(path, model, arch="colorize_hint", args=dict(args))
+    return path
+
+
 @pytest.fixture
 def image_folder(tmp_path, rng):
     """A folder of 8 small PNG/JPEG training images."""

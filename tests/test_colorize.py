@@ -175,6 +175,12 @@ def test_evaluation_json(tmp_path, rng, monkeypatch, capsys, random_weights):
         assert {"model", "set", "psnr", "ssim", "colorfulness", "colorfulness_gt"} <= set(row)
         assert row["set"] == "Tiny" and row["images"] == 2 and row["skipped_grey"] == 1
     assert rows[1][0]["colorfulness"] < 1.0 < rows[1][0]["colorfulness_gt"]
+    assert main(["--task", "colorize", "--model", "colorize_lab", "--weights", str(random_weights["colorize_lab"]),
+                 "--sets", "Tiny", "--vividness", "2,1", "--json"]) == 0  # 1 is the default row, not repeated
+    default, vivid = json.loads(capsys.readouterr().out)
+    assert (default["model"], default["vividness"]) == ("colorize_lab", 1.0)
+    assert (vivid["model"], vivid["vividness"]) == ("colorize_lab vividness 2", 2.0)
+    assert vivid["colorfulness"] > 1.5 * default["colorfulness"] > 0
 
 
 # ---------------------------------------------------------------- export
@@ -185,7 +191,8 @@ def test_export_parity(tmp_path, random_weights, name):
 
     path = export_onnx(name, random_weights[name], tmp_path)
     record = read_onnx_record(path)
-    assert [t["name"] for t in record["inputs"]] == ["grey"] and [t["name"] for t in record["outputs"]] == ["rgb"]
+    inputs = ["grey", "vividness"] if name == "colorize_lab" else ["grey"]  # the colour-strength control
+    assert [t["name"] for t in record["inputs"]] == inputs and [t["name"] for t in record["outputs"]] == ["rgb"]
     assert max(record["parity"]["max_abs_error"].values()) <= 1e-4
 
 

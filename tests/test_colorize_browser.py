@@ -1,6 +1,7 @@
 """The colorization tab's hints in a real browser (headless Chromium via Playwright, as test_app_browser):
 a brush stroke painted on the grey photo becomes hints along it, in the photo's pixels and the brush's
-colour; a click still adds a point hint; Colorize then uses them all. Skips without Playwright/Chromium."""
+colour; a click still adds a point hint; Colorize then uses them all, at the vividness slider's value.
+Skips without Playwright/Chromium."""
 from __future__ import annotations
 
 import json
@@ -53,9 +54,13 @@ def test_strokes_and_clicks_become_hints_and_reach_the_model(page, tmp_path):  #
     canvas.click(position={"x": box["width"] * 0.5, "y": box["height"] * 0.2})
     page.wait_for_function(f"document.querySelector('#colorize-hints').innerText.split('#').length > {len(hints) + 1}")
     assert len(hints_shown(page)) == len(hints) + 1
+    vividness = page.locator("#colorize-vividness input[type=number]")
+    vividness.fill("1.5")
+    vividness.press("Enter")
     page.click("#colorize-run")
     page.wait_for_function("document.querySelector('#colorize-output img') !== null")
     page.get_by_text(f"{len(hints) + 1} colour hint(s) used").first.wait_for()
+    page.get_by_text("Vividness 1.5").first.wait_for()  # the slider's value reached the model
 
 
 def test_a_clip_is_colorized_in_the_browser(page, tmp_path):  # noqa: F811

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import get_spec, save_checkpoint
+from models import get_spec
 from models.colorize_hint import (
     ColorizeHint,
     ab_bins,
@@ -19,6 +19,7 @@ from models.colorize_lab import AB_RANGE, ColorizeLab
 from models.hints import encode_hints, rgb_to_ab, truth_hints
 from serve.colorize_hints import MAX_HINTS, check_hints, parse_colour
 from serve.contract import InputError
+from tests.conftest import perturbed_hint_checkpoint
 
 TINY = {"widths": [8, 16], "head": "classify"}
 
@@ -26,13 +27,7 @@ TINY = {"widths": [8, 16], "head": "classify"}
 @pytest.fixture(scope="module")
 def tiny_hint_weights(tmp_path_factory):
     """A small, randomly perturbed classification-head hint model (chroma is non-zero, hints matter)."""
-    torch.manual_seed(0)
-    model = ColorizeHint(**TINY)
-    for p in model.parameters():
-        p.data.add_(torch.randn_like(p) * 0.05)
-    path = tmp_path_factory.mktemp("hint_weights") / "colorize_hint_cls.safetensors"
-    save_checkpoint(path, model, arch="colorize_hint", args=dict(TINY))
-    yield path
+    yield perturbed_hint_checkpoint(tmp_path_factory.mktemp("hint_weights") / "colorize_hint_cls.safetensors", 0, TINY)
     from serve.runtime import clear_cache
 
     clear_cache()
@@ -92,7 +87,7 @@ def test_bins_and_contract():
     bins = ab_bins()
     assert 200 < bins.shape[0] < 320 and bins.abs().max() <= AB_RANGE
     spec = get_spec("colorize_hint_cls")
-    assert spec.io.input_names == ("grey", "hint_ab", "hint_mask") and spec.io.output_names == ("rgb",)
+    assert spec.io.input_names == ("grey", "hint_ab", "hint_mask", "vividness") and spec.io.output_names == ("rgb",)
 
 
 def test_propagation_is_zero_without_hints_and_exact_at_a_hint():
@@ -234,7 +229,7 @@ def test_export_parity_with_hint_inputs(tmp_path, tiny_hint_weights):
 
     path = export_onnx("colorize_hint_cls", tiny_hint_weights, tmp_path)
     record = read_onnx_record(path)
-    assert [t["name"] for t in record["inputs"]] == ["grey", "hint_ab", "hint_mask"]
+    assert [t["name"] for t in record["inputs"]] == ["grey", "hint_ab", "hint_mask", "vividness"]
     assert max(record["parity"]["max_abs_error"].values()) <= 1e-4
 
 

@@ -153,8 +153,8 @@ def _feeds(backend, h, w, seed=0):
     for t in backend.inputs:
         if t.name == "masks":
             feeds[t.name] = (rng.random((3, 64)) > 0.1).astype(np.float32) / 0.9
-        elif t.channels is None:
-            feeds[t.name] = np.full((1, 1, 1, 1), 0.5, np.float32)
+        elif t.channels is None:  # a per-image scalar: t, or a colorizer's vividness
+            feeds[t.name] = np.full(t.concrete_shape(1, h, w), 0.5, np.float32)
         else:
             feeds[t.name] = rng.random((1, t.channels, h, w), dtype=np.float32)
     return feeds

@@ -93,8 +93,8 @@ def test_every_generated_config_matches_its_onnx_graph(name, mc, tmp_path):
         assert config["input"] == signature["input"], f"{stem}_{suffix}: inputs differ from the ONNX graph"
         assert config["output"] == signature["output"], f"{stem}_{suffix}: outputs differ from the ONNX graph"
         if name == "colorize_hint_cls":  # the hint tensors are inputs of the served graph (zero = automatic)
-            assert [e["name"] for e in config["input"]] == ["grey", "hint_ab", "hint_mask"]
-            assert [e["dims"][0] for e in config["input"]] == [1, 2, 1]
+            assert [e["name"] for e in config["input"]] == ["grey", "hint_ab", "hint_mask", "vividness"]
+            assert [e["dims"][0] for e in config["input"]] == [1, 2, 1, 1]
         if suffix == "trt":
             assert config["instance_group"] == [{"kind": "KIND_GPU", "count": 1}]
         try:  # Triton's own schema, when tritonclient is installed: unknown fields or bad enums fail here
@@ -144,7 +144,8 @@ def test_bindings_and_glue_give_the_pipelines_results(rng):
 
 def test_the_hint_colorizer_takes_dense_hint_maps(rng):
     """serve.triton's colorize_hint_cls: optional hint_ab / hint_mask at the image's size; an all-zero mask is
-    automatic colour, a painted square gives exactly the point hint painted there; bad maps are refused."""
+    automatic colour, a painted square gives exactly the point hint painted there; an optional vividness per
+    image; bad maps and values are refused."""
     pytest.importorskip("pytriton")
     from pytriton.proxy.types import Request
 
@@ -153,7 +154,7 @@ def test_the_hint_colorizer_takes_dense_hint_maps(rng):
     from serve.triton import ServerOptions, binding_for
 
     binding = binding_for("colorize_hint_cls", ServerOptions(instances=1))
-    assert [t.name for t in binding.inputs] == ["image", "hint_ab", "hint_mask"] and binding.batching
+    assert [t.name for t in binding.inputs] == ["image", "hint_ab", "hint_mask", "vividness"] and binding.batching
     assert all(t.optional for t in binding.inputs[1:])
     infer = binding.make_infer()
     images = rng.integers(0, 256, (2, 40, 48), dtype=np.uint8)
@@ -168,10 +169,15 @@ def test_the_hint_colorizer_takes_dense_hint_maps(rng):
     hinted = colorize(images[1], "colorize_hint_cls", hints=[(30, 20, (0.1 * 255, 0.3 * 255, 0.9 * 255))]).image
     np.testing.assert_allclose(out[1], hinted, atol=1e-5)
     assert out[1][20, 30, 2] > auto[1][20, 30, 2] + 0.1  # blue where the map says blue
+    vivid = infer([Request(data={"image": images, "vividness": np.array([[1.0], [2.0]], np.float32)})])[0]["image"]
+    np.testing.assert_allclose(vivid[0], auto[0], atol=1e-6)  # per image: 1 is the default
+    np.testing.assert_allclose(vivid[1], colorize(images[1], "colorize_hint_cls", vividness=2.0).image, atol=1e-6)
     bad = {"send hint_ab and hint_mask together": {"image": images, "hint_ab": ab},
            "within -1..1": {"image": images, "hint_ab": ab * 0 + 2, "hint_mask": mask},
            "the image's size": {"image": images, "hint_ab": ab[:, :20], "hint_mask": mask[:, :20]},
-           "one entry per image": {"image": images, "hint_ab": ab[:1], "hint_mask": mask[:1]}}
+           "one entry per image": {"image": images, "hint_ab": ab[:1], "hint_mask": mask[:1]},
+           "vividness must be between 0": {"image": images, "vividness": np.full((2, 1), 9.0, np.float32)},
+           "one value per image": {"image": images, "vividness": np.ones((1, 1), np.float32)}}
     for message, data in bad.items():
         with pytest.raises(Exception, match=message):
             infer([Request(data=data)])
@@ -286,6 +292,10 @@ def test_triton_serves_the_apps_results_and_survives_bad_requests(triton_server,
     auto = client.infer("colorize_hint_cls", [infer_input(http, "image", grey[None], "UINT8")]).as_numpy("image")
     np.testing.assert_allclose(auto[0], colorize(grey, "colorize_hint_cls").image, atol=1e-6)
     assert not np.allclose(auto, hinted, atol=0.02)
+    vivid = client.infer("colorize_hint_cls", [infer_input(http, "image", grey[None], "UINT8"),
+                                               infer_input(http, "vividness", np.array([[2.0]], np.float32), "FP32")])
+    np.testing.assert_allclose(vivid.as_numpy("image")[0], colorize(grey, "colorize_hint_cls", vividness=2.0).image,
+                               atol=1e-6)
 
     # concurrent single-image requests (tritonclient's async_infer: one connection each, in flight together);
     # the dynamic batcher may group them, and each still gets its own result

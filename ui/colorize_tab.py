@@ -11,6 +11,9 @@ with result.image (float HxWx3 in [0,1]) and result.info (as serve.upscale's). U
 tab shows a "not available yet" note, its button is disabled and the API endpoint answers with a
 clear error.
 
+Vividness: a slider (and the endpoints' last argument) multiplying the model's own calibrated colour,
+0 to models.io.MAX_VIVIDNESS, 1 by default (serve.colorize); hints stay exact.
+
 Video (ui/colorize_video_ui.py, endpoint /colorize_video): a clip coloured with stable colours, hints on
 its first frame.
 """
@@ -40,7 +43,7 @@ from .common import (
     user_errors,
     workdir,
 )
-from .inputs import one_of
+from .inputs import checked_vividness, one_of
 
 
 def colorizer() -> Callable:
@@ -57,6 +60,15 @@ def available_models() -> List[str]:
     return sorted(names, key=lambda n: n != DEFAULT_MODEL)
 
 
+def vividness_slider() -> gr.Slider:
+    from models.io import DEFAULT_VIVIDNESS, MAX_VIVIDNESS
+
+    return gr.Slider(0.0, MAX_VIVIDNESS, value=DEFAULT_VIVIDNESS, step=0.05, label="Vividness",
+                     info="1 = the colour calibrated for accuracy; higher = more vivid but more often wrong "
+                          "(the automatic colour is cautious); 0 = only your hints. Hints stay exact.",
+                     elem_id="colorize-vividness")
+
+
 def to_grey(rgb: np.ndarray) -> np.ndarray:
     """BT.601 luma, replicated to 3 channels (what a grey photograph looks like)."""
     y = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
@@ -65,7 +77,7 @@ def to_grey(rgb: np.ndarray) -> np.ndarray:
 
 @user_errors
 def colorize_image(image, model: Optional[str] = None, backend: str = "auto", precision: str = "auto",
-                   hints: Optional[list] = None, progress=gr.Progress()):
+                   hints: Optional[list] = None, vividness: Optional[float] = None, progress=gr.Progress()):
     """Colorize a grey (black-and-white) photo; a colour photo is turned grey first.
 
     Args:
@@ -76,6 +88,8 @@ def colorize_image(image, model: Optional[str] = None, backend: str = "auto", pr
             "fast bf16" (OpenVINO, where the CPU has bf16).
         hints: colour hints for hint models: a list of [x, y, colour], x, y pixels of the photo (0-based),
             colour "#rrggbb" or [r, g, b] in 0..255; at most 256; empty or null for automatic colour.
+        vividness: colour strength, 0 to 2.5: 1 (default, or null) = the model's calibrated colour, higher =
+            more vivid, 0 = only the hints' colour; hints stay exact. Models without it ignore it.
 
     Returns:
         (grey, colorized) image pair, the downloadable result, a summary and a dict of run details.
@@ -86,13 +100,14 @@ def colorize_image(image, model: Optional[str] = None, backend: str = "auto", pr
     model = one_of(model, "model", models, default=models[0])
     backend = checked_backend(backend)
     precision = checked_precision(precision)
+    vividness = checked_vividness(vividness)
     from serve import save_image
 
     decoded = load_image(image, max_pixels=limits().sr_input_pixels)
     was_colour = not decoded.was_grey
     decoded.rgb, decoded.was_grey = to_grey(decoded.rgb), True  # alpha stays: the result keeps it
     result = colorizer()(decoded, model, backend, progress=progress_callback(progress, "colorizing"),
-                         precision=precision, hints=hints)
+                         precision=precision, hints=hints, vividness=vividness)
     out = workdir("colorize")
     stem = decoded.name.rsplit(".", 1)[0][:60] or "image"
     grey_png = save_png(decoded.rgb, out / f"{stem}_grey.png")
@@ -110,6 +125,10 @@ def colorize_image(image, model: Optional[str] = None, backend: str = "auto", pr
     summary = f"**{model}**" + (": the colour input was turned grey first" + (
         " (your hints set the colours)." if info.get("hints") else ".") if was_colour else ".")
     summary += f" {info['hints']} colour hint(s) used." if info.get("hints") else ""
+    if info.get("vividness") not in (None, 1.0):
+        summary += f" Vividness {info['vividness']:g}."
+    elif info.get("vividness") is None and vividness != 1.0:
+        summary += " This model has no vividness control: the slider was not used."
     summary += "".join(f" Note: {n}." for n in notes)
     return (grey_png, colour_png), download, summary + "<br>" + describe_backend(info, backend), info
 
@@ -128,6 +147,7 @@ def build() -> None:
                                     interactive=bool(models))
                 backend = gr.Dropdown(backend_choices(), value="auto", label="Backend")
                 precision = precision_select()
+            vividness = vividness_slider()
             hints = wire_hint_canvas(image)
             run = gr.Button("Colorize", variant="primary", interactive=bool(models), elem_id="colorize-run")
         with gr.Column():
@@ -140,7 +160,6 @@ def build() -> None:
     examples = [[p] for p in (example_path("grey_old_tom_morris.png"), example_path("colour_frame.png")) if p]
     if examples:
         gr.Examples(examples, [image], cache_examples=False)
-    run.click(colorize_image, [image, model, backend, precision, hints], [slider, download, summary, details],
-              api_name="colorize",
-              concurrency_id="compute", preprocess=False)
-    colorize_video_ui.build(model, backend, hints)
+    run.click(colorize_image, [image, model, backend, precision, hints, vividness],
+              [slider, download, summary, details], api_name="colorize", concurrency_id="compute", preprocess=False)
+    colorize_video_ui.build(model, backend, hints, vividness)

@@ -30,12 +30,13 @@ from .common import (
     user_errors,
     workdir,
 )
-from .inputs import flag, one_of
+from .inputs import checked_vividness, flag, one_of
 
 
 @user_errors
 def colorize_video(video, model: Optional[str] = None, hints: Optional[list] = None, per_frame: bool = False,
-                   backend: str = "auto", progress=gr.Progress(), request: gr.Request = None):
+                   backend: str = "auto", vividness: Optional[float] = None, progress=gr.Progress(),
+                   request: gr.Request = None):
     """Colorize a short grey (black-and-white) video with stable colours; a colour video is turned grey first.
 
     Args:
@@ -45,6 +46,8 @@ def colorize_video(video, model: Optional[str] = None, hints: Optional[list] = N
             first frame, colour "#rrggbb" or [r, g, b] in 0..255; at most 256; empty or null for automatic.
         per_frame: false (default): carry the colours along the motion; true: colour every frame on its own.
         backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
+        vividness: colour strength, 0 to 2.5: 1 (default, or null) = the model's calibrated colour, higher =
+            more vivid, 0 = only the hints' colour; as /colorize's.
 
     Returns:
         The colour video (MP4), a summary and a dict of details.
@@ -65,6 +68,7 @@ def colorize_video(video, model: Optional[str] = None, hints: Optional[list] = N
     model = one_of(model, "model", models, default=DEFAULT_MODEL if DEFAULT_MODEL in models else models[0])
     per_frame = flag(per_frame, "per_frame")
     backend = checked_backend(backend)
+    vividness = checked_vividness(vividness)
     path, name, info = uploaded_video(video, progress)
     lim = limits()
     work = info.frames * min(info.width * info.height, FLOW_SIDE ** 2)
@@ -84,7 +88,8 @@ def colorize_video(video, model: Optional[str] = None, hints: Optional[list] = N
         writer = Mp4Writer(partial, info.fps, info.width, info.height, audio=audio_format(path))
         try:
             for frame in colorize_stream(itertools.islice(iter_frames(path), lim.video_frames), hints, model,
-                                         backend, per_frame, info=details, progress=report, total=info.frames):
+                                         backend, per_frame, info=details, progress=report, total=info.frames,
+                                         vividness=vividness):
                 writer.write(to_uint8(frame))
             writer.finish_video()
             audio = writer.copy_audio(path)
@@ -106,8 +111,8 @@ def colorize_video(video, model: Optional[str] = None, hints: Optional[list] = N
     return str(target), text, details
 
 
-def build(model: gr.Dropdown, backend: gr.Dropdown, photo_hints: gr.JSON) -> None:
-    """The video section, sharing the tab's model and backend pickers."""
+def build(model: gr.Dropdown, backend: gr.Dropdown, photo_hints: gr.JSON, vividness: gr.Slider) -> None:
+    """The video section, sharing the tab's model, backend and vividness controls."""
     lim = limits()
     gr.Markdown(f"### Video → colour video\nClips up to {lim.video_seconds:g} s and {lim.video_frames} frames. "
                 "The first frame and each scene cut are colorized; the other frames carry those colours along "
@@ -130,6 +135,6 @@ def build(model: gr.Dropdown, backend: gr.Dropdown, photo_hints: gr.JSON) -> Non
             with gr.Accordion("Details", open=False):
                 details = gr.JSON(label="Details")
     copy.click(lambda h: list(h or []), [photo_hints], [hints], api_visibility="private", queue=False)
-    event = run.click(colorize_video, [video, model, hints, per_frame, backend], [out, summary, details],
+    event = run.click(colorize_video, [video, model, hints, per_frame, backend, vividness], [out, summary, details],
                       api_name="colorize_video", concurrency_id=LONG_JOBS, concurrency_limit=1, preprocess=False)
     cancel_on(stop, event)

@@ -176,3 +176,10 @@ def some_of(values: Any, name: str, choices: Sequence[Any]) -> list:
     if not isinstance(values, (list, tuple)) or not values:
         raise RefusedInput(f"Choose at least one of the {name}.")
     return [one_of(v, name, choices) for v in values]
+
+
+def checked_vividness(value: Any) -> float:
+    """The colorizers' vividness argument: a number in [0, MAX_VIVIDNESS] (models.io); None -> the default."""
+    from models.io import DEFAULT_VIVIDNESS, MAX_VIVIDNESS
+
+    return DEFAULT_VIVIDNESS if value is None else real_number(value, "vividness", 0.0, MAX_VIVIDNESS)
