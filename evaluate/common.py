@@ -14,6 +14,7 @@ from common.images import DecodedImage, ImageLoadError, hwc_to_nchw, list_images
 from common.paths import benchmark_dir
 from models import REGISTRY, get_spec, load_model
 from models.checkpoint import CheckpointError, record_metrics
+from models.io import DEFAULT_VIVIDNESS
 from models.registry import SCALAR_DEFAULTS, positional_module
 
 Runner = Callable[..., np.ndarray]
@@ -104,7 +105,8 @@ def run_jobs(jobs: Iterable, evaluate_one: Callable[[object], List[dict]], args,
         rows += result
         # baselines and serving modes without weights of their own ('flashsr_x4+fusion') keep no sidecar
         if args.update_sidecar and name not in baselines and name in REGISTRY and not getattr(args, "precision", None):
-            automatic = [r for r in result if not r.get("hints")]  # hint-curve rows stay out of the sidecar
+            # the shipped settings only: the hint curve's and the vividness rows stay out of the sidecar
+            automatic = [r for r in result if not r.get("hints") and r.get("vividness") in (None, DEFAULT_VIVIDNESS)]
             record_metrics(args.weights or get_spec(name).weights_path, automatic, tuple(metrics))
         if always_log or not args.json:
             for r in result:

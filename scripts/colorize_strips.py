@@ -89,9 +89,15 @@ def main(argv=None) -> int:
     p.add_argument("--old", default="colorize_lab")
     p.add_argument("--new", default="colorize_hint_cls")
     p.add_argument("--out", type=Path, default=ROOT / "docs")
-    p.add_argument("--vividness", default="", help="comma list, e.g. 1,1.5,2: one column per value instead")
+    p.add_argument("--vividness", default="", help="comma list, e.g. 1,1.5,2: one column per value of --new "
+                   "instead (--old is not used then)")
     args = p.parse_args(argv)
-    vividness = [float(v) for v in args.vividness.split(",") if v.strip()]
+    from serve.colorize import check_vividness
+
+    try:
+        vividness = [check_vividness(float(v)) for v in args.vividness.split(",") if v.strip()]
+    except ValueError as exc:  # InputError is a ValueError
+        p.error(f"--vividness: {exc}")
     for sub in FOLDERS:
         image = strip(data_root() / sub, args.old, args.new, vividness)
         out = args.out / f"colorize_{'vividness' if vividness else 'strips'}_{sub.split('/')[-1]}.jpg"

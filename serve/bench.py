@@ -86,15 +86,18 @@ def time_runs(call, runs: int, warmup: int, cuda: bool) -> List[float]:
 
 
 def _scalar_feed(tensor, count: int) -> np.ndarray:
-    """0.5 per sample, in the tensor's rank: a timestep is (N,1,1,1), a strength (N,1)."""
-    return np.full((count,) + (1,) * (tensor.rank - 1), 0.5, np.float32)
+    """Per sample, in the tensor's rank (a timestep is (N,1,1,1), a strength (N,1)): a control's default
+    (models.registry.SCALAR_DEFAULTS: strength 0.5, vividness 1), else 0.5 (the middle timestep)."""
+    from models.registry import SCALAR_DEFAULTS
+
+    return np.full((count,) + (1,) * (tensor.rank - 1), SCALAR_DEFAULTS.get(tensor.name, 0.5), np.float32)
 
 
 def feeds_for(backend: Backend, x: np.ndarray) -> Dict[str, np.ndarray]:
     """Inputs for every tensor of the model's contract, built from the one image `x`.
 
     Extra image inputs (interpolation's second frame) get `x` shifted by 4 px so there is motion;
-    non-image inputs (a timestep, a denoise strength) get 0.5 per sample.
+    non-image inputs (a timestep, a denoise strength, a vividness) get _scalar_feed's value per sample.
     """
     feeds: Dict[str, np.ndarray] = {}
     for index, tensor in enumerate(backend.inputs):

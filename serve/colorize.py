@@ -15,8 +15,8 @@ and images under MIN_SIDE px a side or over the pixel limit get a clear InputErr
 Vividness (models with spec.vividness_input: colorize_lab and colorize_hint_*): a per-image multiplier of the
 network's own colour on top of its calibrated chroma gain, 0 to models.io.MAX_VIVIDNESS; 1 (the default)
 is the colour calibrated on held-out photos for accuracy, higher is more vivid and less often right,
-0 leaves only the hints' colour. Hints stay exact at any vividness. It runs inside the graph, so every
-backend takes it.
+0 leaves only the hints' colour (grey without hints). Hints stay exact at any vividness. It runs inside the
+graph, so every backend takes it.
 
 Hints (models with spec.hint_inputs): a list of (x, y, colour) in the input's pixels, checked by
 serve/colorize_hints.py (clear InputError for positions outside the image, colours outside 0..255,
@@ -84,7 +84,7 @@ def check_vividness(vividness: Any) -> float:
     """A vividness as a float in [0, MAX_VIVIDNESS] (None: the default 1); InputError for anything else."""
     if vividness is None:
         return DEFAULT_VIVIDNESS
-    return check_control(vividness, "vividness", 0.0, MAX_VIVIDNESS, ("only the hints' colour", "most vivid"))
+    return check_control(vividness, "vividness", 0.0, MAX_VIVIDNESS, ("no colour of the model's own", "most vivid"))
 
 
 def _rgb_to_ab(rgb: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from common.images import to_uint8
-from models import load_model
+from models import get_spec, load_model
 from models.flowinterp import backward_warp
 from models.io import MAX_VIVIDNESS
 
@@ -109,7 +109,8 @@ def colorize_stream(frames: Iterable[np.ndarray], hints: Optional[Sequence] = No
     runner, prev_grey, prev_ab, size = None, None, None, None
     total_diff, total_count = 0.0, 0
     info.update({"frames": 0, "keyframes": [], "mode": "per-frame" if per_frame else "propagated", "flicker": 0.0,
-                 "hints": 0, "model": model_name})
+                 "hints": 0, "model": model_name,
+                 "vividness": vividness if get_spec(model_name).vividness_input else None})
     for t, frame in enumerate(frames):
         if t >= MAX_FRAMES:
             raise InputError(f"more than {MAX_FRAMES} frames is over the limit; split the clip")
@@ -119,7 +120,6 @@ def colorize_stream(frames: Iterable[np.ndarray], hints: Optional[Sequence] = No
             hints = check_hints(hints, size[1], size[0])
             info["hints"] = len(hints)
             runner = get_backend(model_name, backend, **backend_options)
-            info["vividness"] = vividness if runner.spec.vividness_input else None
             flow = flow or FlowField()
         elif grey.shape != size:
             raise InputError("every frame must have the same size")

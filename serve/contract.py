@@ -96,6 +96,14 @@ def check_inputs(model: str, contract: Sequence[TensorSpec], inputs: Mapping[str
             raise InputError(f"{model}: input '{t.name}' H and W must be multiples of {pad_multiple}, got {arr.shape}"
                              " (serve.tiling pads for you)")
         checked[t.name] = np.ascontiguousarray(arr, dtype=np.float32)
+        if t.layout == "N1" and t.value_range is not None:  # a per-image control: strength, vividness
+            (low, high), values = t.value_range, checked[t.name]
+            if not (np.isfinite(values).all() and low <= values.min() <= values.max() <= high):
+                raise InputError(f"{model}: input '{t.name}' must be between {low:g} and {high:g}, "
+                                 f"got {values.ravel()[:8].tolist()}")
+    batches = {t.name: checked[t.name].shape[0] for t in contract if t.shape[0] == "batch"}
+    if len(set(batches.values())) > 1:
+        raise InputError(f"{model}: inputs {sorted(batches)} must share one batch size N, got {batches}")
     return checked
 
 

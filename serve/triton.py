@@ -22,8 +22,11 @@ Tensors (images are HxWxC uint8, C = 1, 3 or 4, as decoded from a file; results 
 
 Interpolation and uncertainty take no dynamic batching: each request is already one batched call
 (factor-1 timesteps, K passes), and PyTriton fails every request of a batch when one of them is
-refused. For the batched models a refusal depends only on the image's shape, and Triton batches only
-requests of equal shapes, so a bad request never takes good ones down with it.
+refused. For the batched models a refusal mostly depends on the image's shape, and Triton batches only
+requests of equal shapes, so a bad image never takes good ones down with it. The colorizers' optional
+inputs are checked by value too (hint_ab within -1..1, vividness within 0..2.5, one entry per image): a
+request with a bad one fails the requests Triton grouped with it, as PyTriton answers a batch with one
+error. Clients that send those inputs should keep them in range.
 
 Each model gets `--instances` instances (threads here; ONNX Runtime releases the GIL). Refused inputs
 (over the pixel limit, too small, 5 channels) come back as an error whose last line is the app's own

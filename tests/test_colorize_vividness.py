@@ -132,7 +132,7 @@ def test_runtimes_take_vividness(tiny_weights, backend):
         assert np.abs(got.image - want).max() < 2e-3
 
 
-def test_a_backend_called_without_vividness_gets_the_default(tiny_weights):
+def test_a_backend_called_without_vividness_gets_the_default_and_checks_it(tiny_weights):
     from serve.runtime import get_backend
 
     runner = get_backend("colorize_hint_cls", "torch-cpu", weights_path=str(tiny_weights))
@@ -140,6 +140,11 @@ def test_a_backend_called_without_vividness_gets_the_default(tiny_weights):
     plain = runner.run({"grey": grey})["rgb"]
     ones = runner.run({"grey": grey, VIVIDNESS: np.ones((1, 1), np.float32)})["rgb"]
     assert np.array_equal(plain, ones)
+    for bad, message in [(np.full((1, 1), 5.0), "must be between 0 and 2.5"),
+                         (np.full((1, 1), np.nan), "must be between 0 and 2.5"),
+                         (np.ones((2, 1)), "must share one batch size")]:  # the backends' own check
+        with pytest.raises(InputError, match=message):
+            runner.run({"grey": grey, VIVIDNESS: bad.astype(np.float32)})
 
 
 def test_the_tab_takes_vividness_and_refuses_bad_values(upload_dir):

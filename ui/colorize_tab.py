@@ -65,7 +65,7 @@ def vividness_slider() -> gr.Slider:
 
     return gr.Slider(0.0, MAX_VIVIDNESS, value=DEFAULT_VIVIDNESS, step=0.05, label="Vividness",
                      info="1 = the colour calibrated for accuracy; higher = more vivid but more often wrong "
-                          "(the automatic colour is cautious); 0 = only your hints. Hints stay exact.",
+                          "(the automatic colour is cautious); 0 = grey, or only your hints' colour. Hints stay exact.",
                      elem_id="colorize-vividness")
 
 
