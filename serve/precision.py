@@ -70,11 +70,24 @@ def read_record(fp32_onnx: Path, precision: str) -> Tuple[Optional[Dict[str, Any
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         model = Path(fp32_onnx).stem.removesuffix("_mc")
+        task = _task_of(model)
+        if task not in (None, "sr"):  # export int8 refuses them: saying "run it" would send the user in a circle
+            return None, f"{precision} is measured for SR models only; {model} ({task}) runs in fp32"
         return None, (f"no measured {precision} quality for {Path(fp32_onnx).name} "
                       f"(run `python -m export int8 --model {model}`)")
     if not Path(fp32_onnx).is_file() or record.get("source_onnx_sha256") != file_sha256(fp32_onnx):
         return None, f"{path.name} was measured on another export of the model (re-run `python -m export int8`)"
     return record, ""
+
+
+def _task_of(model: str) -> Optional[str]:
+    """The registry task of an export's model name, or None for a name the registry does not know."""
+    from models import get_spec
+
+    try:
+        return get_spec(model).task
+    except KeyError:
+        return None
 
 
 def measured_loss(fp32_onnx: Path, kind: str, precision: str) -> Tuple[Optional[float], str]:

@@ -264,10 +264,17 @@ def test_int8_export_of_the_mc_variant(shared_data, tmp_path):
         assert int8.run(feeds)["sr"].shape == (3, 3, 48, 48)
 
 
-def test_non_sr_models_are_refused_for_int8_with_a_reason(tmp_path):
+def test_non_sr_models_are_refused_for_int8_and_auto_says_why(tmp_path):
     from export.int8 import quantize_model
 
     record = quantize_model("colorize_lab", out_dir=tmp_path)
     assert record["refused"] and "only built for SR models" in record["reason"]
     assert not (tmp_path / "colorize_lab.int8.onnx").exists()
 
+    from serve.precision import read_record
+
+    for precision in ("int8", "bf16"):  # auto's reason for skipping them must not send the user to export int8
+        record, why = read_record(tmp_path / "colorize_hint_cls.onnx", precision)
+        assert record is None and why == f"{precision} is measured for SR models only; colorize_hint_cls (colorize) " \
+                                         "runs in fp32"
+    assert "run `python -m export int8 --model flashsr_x2`" in read_record(tmp_path / "flashsr_x2.onnx", "int8")[1]
