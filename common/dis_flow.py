@@ -16,14 +16,24 @@ import numpy as np
 PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 PRESET = "medium"
+MIN_SIDE = 16  # DIS raises on small frames (8x8, 13x5, 1x100 ...): narrower frames are edge-padded to this
 
 
 def make_flow_estimator(preset: str = PRESET) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """f(grey_a, grey_b) -> flow (HxWx2, px) such that sampling b at x + flow gives a (OpenCV's DIS)."""
+    """f(grey_a, grey_b) -> flow (HxWx2, px) such that sampling b at x + flow gives a (OpenCV's DIS).
+    Frames under MIN_SIDE px a side are edge-padded for DIS and the flow cropped back."""
     if preset not in PRESETS:
         raise ValueError(f"unknown DIS preset {preset!r}; use one of {', '.join(PRESETS)}")
     dis = cv2.DISOpticalFlow_create(PRESETS[preset])
-    return lambda a, b: dis.calc(a, b, None)
+
+    def flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        h, w = a.shape[:2]
+        if min(h, w) >= MIN_SIDE:
+            return dis.calc(a, b, None)
+        pad = ((0, max(0, MIN_SIDE - h)), (0, max(0, MIN_SIDE - w)))
+        return np.ascontiguousarray(dis.calc(np.pad(a, pad, mode="edge"), np.pad(b, pad, mode="edge"), None)[:h, :w])
+
+    return flow
 
 
 def warp(img: np.ndarray, flow: np.ndarray) -> tuple:
