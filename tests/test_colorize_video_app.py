@@ -40,7 +40,7 @@ def test_colorize_video_endpoint_colours_a_clip_with_hints(client, clip):
     assert details["flicker"] >= 0 and "5 frames" in summary and "1 hint(s)" in summary
     per_video, _, per = client.predict(handle_file(str(clip)), "colorize_hint_cls", [], True, "auto",
                                        api_name="/colorize_video")
-    assert per["mode"] == "per-frame" and per["hints"] == 0
+    assert per["mode"] == "per-frame" and per["hints"] == 0 and per["vividness"] == 1.0
     auto, _ = video_frames(per_video)
 
     def redness(frame):  # BGR from OpenCV, around the hint
@@ -53,9 +53,21 @@ def test_colorize_video_endpoint_colours_a_clip_with_hints(client, clip):
 def test_colorize_video_refuses_bad_arguments_clearly(client, clip):
     for args, message in ((("colorize_hint_cls", [[500, 0, "#ff0000"]], False, "auto"), "outside the 64x48"),
                           (("colorize_hint_cls", [], "yes", "auto"), "'per_frame' must be true or false"),
-                          (("nope", [], False, "auto"), "model")):
+                          (("nope", [], False, "auto"), "model"),
+                          (("colorize_hint_cls", [], False, "auto", 9), "'vividness' must be from 0 to 2.5")):
         with pytest.raises(AppError, match=message):
             client.predict(handle_file(str(clip)), *args, api_name="/colorize_video")
+
+
+def test_colorize_video_takes_vividness(client, clip):
+    from test_app import video_frames
+
+    runs = {v: client.predict(handle_file(str(clip)), "colorize_hint_cls", [], False, "auto", v,
+                              api_name="/colorize_video") for v in (0.0, 2.0)}
+    assert runs[2.0][2]["vividness"] == 2.0 and "vividness 2" in runs[2.0][1]
+    grey, vivid = (video_frames(runs[v][0])[0][0].astype(float) for v in (0.0, 2.0))
+    spread = lambda f: (f.max(axis=2) - f.min(axis=2)).mean()  # noqa: E731  (chroma of a BGR frame)
+    assert spread(grey) < 3 < spread(vivid), (spread(grey), spread(vivid))
 
 
 def _upload(clip, upload_dir) -> dict:

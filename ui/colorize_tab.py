@@ -89,7 +89,7 @@ def colorize_image(image, model: Optional[str] = None, backend: str = "auto", pr
         hints: colour hints for hint models: a list of [x, y, colour], x, y pixels of the photo (0-based),
             colour "#rrggbb" or [r, g, b] in 0..255; at most 256; empty or null for automatic colour.
         vividness: colour strength, 0 to 2.5: 1 (default, or null) = the model's calibrated colour, higher =
-            more vivid, 0 = only the hints' colour; hints stay exact. Models without it ignore it.
+            more vivid, 0 = only the hints' colour (grey without hints); hints stay exact. Models without it ignore it.
 
     Returns:
         (grey, colorized) image pair, the downloadable result, a summary and a dict of run details.

@@ -47,7 +47,7 @@ def colorize_video(video, model: Optional[str] = None, hints: Optional[list] = N
         per_frame: false (default): carry the colours along the motion; true: colour every frame on its own.
         backend: "auto", "onnx", "torch" or a specific kind such as "onnx-cpu".
         vividness: colour strength, 0 to 2.5: 1 (default, or null) = the model's calibrated colour, higher =
-            more vivid, 0 = only the hints' colour; as /colorize's.
+            more vivid, 0 = only the hints' colour (grey without hints); as /colorize's.
 
     Returns:
         The colour video (MP4), a summary and a dict of details.
@@ -107,6 +107,7 @@ def colorize_video(video, model: Optional[str] = None, hints: Optional[list] = N
                "colours carried along the motion")
             + f" in {seconds:.1f} s; flicker {details.get('flicker', 0):.3f} (mean |Δab| after motion)"
             + (f"; {len(checked)} hint(s) on the first frame" if checked else "")
+            + (f"; vividness {details['vividness']:g}" if details.get("vividness") not in (None, 1.0) else "")
             + f"; audio {'kept' if audio else 'none'}.")
     return str(target), text, details
 
