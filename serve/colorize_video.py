@@ -106,11 +106,16 @@ def colorize_stream(frames: Iterable[np.ndarray], hints: Optional[Sequence] = No
     serve.colorize.colorize's, for every frame."""
     info = {} if info is None else info
     vividness = check_vividness(vividness)
+    spec = get_spec(model_name)
+    if spec.task != "colorize":
+        raise InputError(f"'{model_name}' is a {spec.task} model, not colorization")
+    if hints and not spec.hint_inputs:
+        raise InputError(f"'{model_name}' takes no colour hints; use a hint model such as colorize_hint_cls")
     runner, prev_grey, prev_ab, size = None, None, None, None
     total_diff, total_count = 0.0, 0
     info.update({"frames": 0, "keyframes": [], "mode": "per-frame" if per_frame else "propagated", "flicker": 0.0,
                  "hints": 0, "model": model_name,
-                 "vividness": vividness if get_spec(model_name).vividness_input else None})
+                 "vividness": vividness if spec.vividness_input else None})
     for t, frame in enumerate(frames):
         if t >= MAX_FRAMES:
             raise InputError(f"more than {MAX_FRAMES} frames is over the limit; split the clip")
@@ -191,7 +196,7 @@ def main(argv=None) -> int:
     from .colorize import parse_cli_hint
     from .video_io import Mp4Writer
 
-    p = argparse.ArgumentParser(prog="python -m serve.colorize_video", description=__doc__.split("\n\n")[1])
+    p = argparse.ArgumentParser(prog="python -m serve.colorize_video", description=__doc__.split("\n\n")[0])
     p.add_argument("input", type=Path, help="folder of frames or a video file (colour is turned grey first)")
     p.add_argument("--out", type=Path, required=True, help="output .mp4")
     p.add_argument("--model", default=DEFAULT_MODEL)
@@ -201,6 +206,10 @@ def main(argv=None) -> int:
     p.add_argument("--vividness", type=float, default=None,
                    help=f"colour strength, 0 to {MAX_VIVIDNESS:g}; 1 (default) = the calibrated colour")
     args = p.parse_args(argv)
+    if args.out.suffix.lower() != ".mp4":
+        p.error(f"--out must be an .mp4 file (H.264), not {args.out.name!r}")
+    if args.fps is not None and not 0 < args.fps <= 240:  # NaN fails this too
+        p.error(f"--fps must be a frame rate above 0 and at most 240, not {args.fps}")
     frames, fps = read_clip(args.input)
     colour, info = colorize_frames(frames, [parse_cli_hint(h) for h in args.hint], args.model,
                                    per_frame=args.per_frame, vividness=args.vividness)
@@ -208,6 +217,7 @@ def main(argv=None) -> int:
     writer = Mp4Writer(args.out, Fraction(args.fps or fps).limit_denominator(1001), w, h)
     for frame in colour:
         writer.write(to_uint8(frame))
+    writer.finish_video()  # the frames the encoder still holds; without it the file lost its last frames
     writer.close()
     print(f"{args.out}: {info['frames']} frames, keyframes {info['keyframes']}, flicker {info['flicker']:.3f} "
           f"(mean |delta ab| after flow warping, {info['mode']})")

@@ -315,6 +315,34 @@ def test_video_re_anchors_at_a_scene_cut(tiny_hint_weights):
     assert np.allclose(carried[3], fresh[0], atol=1e-5)  # the cut frame is coloured anew, nothing carried over
 
 
+def test_the_video_cli_writes_every_frame_and_refuses_bad_arguments(tmp_path, capsys):
+    """The CLI once closed its writer without flushing the encoder: 3 frames in, an empty file out."""
+    from PIL import Image
+
+    from serve.colorize_video import main
+    from serve.video_io import read_frames
+
+    if not get_spec("colorize_hint_cls").has_weights():
+        pytest.skip("colorize_hint_cls has no weights")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(_moving_clip(3)):
+        Image.fromarray((frame * 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
+    assert main([str(folder), "--out", str(tmp_path / "c.mp4"), "--fps", "10"]) == 0
+    assert len(list(read_frames(tmp_path / "c.mp4"))) == 3
+    for args, message in [(["--out", str(tmp_path / "c.avi")], "must be an .mp4"),
+                          (["--out", str(tmp_path / "d.mp4"), "--fps", "nan"], "--fps must be"),
+                          (["--out", str(tmp_path / "d.mp4"), "--model", "flashsr_x2"], "not colorization"),
+                          (["--out", str(tmp_path / "d.mp4"), "--model", "colorize_lab", "--hint", "1,1,#ff0000"],
+                           "takes no colour hints")]:
+        try:
+            code = main([str(folder), *args])
+        except SystemExit as exc:  # argparse's own refusals
+            code = exc.code
+        assert code == 2 and message in capsys.readouterr().err, args
+    assert not (tmp_path / "d.mp4").exists()
+
+
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
 def test_runtimes_take_the_hint_inputs(tiny_hint_weights, backend):
     pytest.importorskip("openvino" if backend == "openvino" else "onnxruntime")
