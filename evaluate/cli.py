@@ -67,6 +67,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.model is None and args.task != "vsr":
         p.error("the following arguments are required: --model")
+    if args.model is not None and not args.model.strip(" ,"):
+        p.error("--model is empty: give one or more registered names, the task's baseline, or 'all'")
+    if args.limit < 0:
+        p.error(f"--limit must be 0 (every image) or a positive count, not {args.limit}")
+    if args.scale is not None and args.scale not in (2, 4):
+        p.error(f"--scale must be 2 or 4, not {args.scale}")
+    if args.device != "cpu" and not (args.device.startswith("cuda") and torch.cuda.is_available()):
+        p.error(f"--device {args.device!r} is not available here (use cpu" + (
+            ", or cuda" if torch.cuda.is_available() else "; this torch has no CUDA GPU") + ")")
     return args
 
 

@@ -232,13 +232,20 @@ def run_cli(input_path: PathLike, out: PathLike, job: Process, describe: Callabl
             extension: str = ".png", overwrite: bool = False, desc: str = "images",
             directories: bool = False) -> int:
     """One file: run `job(input, out)` and print `describe(out, info)` (errors reach cli_main: exit 2).
-    A folder: run_batch over its images into the folder `out`, print the summary; exit 1 if any failed."""
+    A folder: run_batch over its images into the folder `out`, print the summary; exit 1 if any failed. `out`
+    may not be the input folder; when it lies inside it, the files already under `out` are not inputs."""
     source = Path(input_path)
     if not source.is_dir():
         info = job(source, Path(out)) or {}
         print(describe(Path(out), info))
         return 0
+    out_dir = Path(out).resolve()
+    if out_dir == source.resolve():
+        raise ValueError(f"--out {out} is the input folder itself: the results would replace or be mistaken for the "
+                         "inputs; choose another folder")
     files, root = collect_inputs(source)
+    # an output folder inside the input folder: its files are earlier results, not inputs
+    files = [f for f in files if out_dir not in f.resolve().parents]
     if not files:
         raise ValueError(f"{input_path}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
     report = run_batch(files, out, job, root=root, extension=extension, overwrite=overwrite, desc=desc,

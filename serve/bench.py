@@ -44,6 +44,9 @@ NAMED_SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "1440p": (2560, 1440)
                "4k": (3840, 2160)}
 
 
+MAX_BENCH_PIXELS = 7680 * 4320  # 8K: above every named size
+
+
 def parse_size(text: str) -> Tuple[int, int]:
     """'256' -> (256, 256); '1080p' -> (1920, 1080); '640x480' -> (640, 480). Returns (W, H)."""
     text = text.strip().lower()
@@ -58,6 +61,9 @@ def parse_size(text: str) -> Tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size '{text}': use N, WxH or one of {', '.join(NAMED_SIZES)}") from None
     if w < 1 or h < 1:
         raise argparse.ArgumentTypeError(f"size '{text}' must be positive")
+    if w * h > MAX_BENCH_PIXELS:  # a typo like 100000 would otherwise allocate and run for ever
+        raise argparse.ArgumentTypeError(f"size '{text}' is {w * h / 1e6:.0f} MP; the benchmark takes at most "
+                                         f"{MAX_BENCH_PIXELS / 1e6:.0f} MP (8K)")
     return w, h
 
 

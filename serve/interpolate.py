@@ -120,6 +120,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-audio", action="store_true")
     args = p.parse_args(argv)
     if len(args.inputs) == 2:
+        if args.sr_model:  # the pair path has no SR stage: say so rather than ignore the flag
+            raise InputError("--sr-model applies to a video; for two images, upscale the frames with serve.sr")
         frames = interpolate_pair(args.inputs[0], args.inputs[1], args.model or DEFAULT_INTERPOLATOR, args.factor,
                                   args.backend,
                                   precision=args.precision)

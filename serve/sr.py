@@ -32,7 +32,7 @@ from models.registry import DEFAULT_STRENGTH
 from .contract import InputError, check_control, cli_main
 from .resize_plan import MAX_INPUT_PIXELS, MAX_OUTPUT_PIXELS, plan_resize, resize_float
 from .runtime import get_backend
-from .tiling import bounded_tile, call_pixel_budget, plan_for, tiled_apply
+from .tiling import bounded_tile, call_pixel_budget, check_tile, plan_for, tiled_apply
 
 
 @dataclass
@@ -125,8 +125,13 @@ def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x
     runner = get_backend(model_name, backend, precision=precision, **backend_options)
     name_in, name_out = runner.inputs[0].name, runner.outputs[0].name
     tile = bounded_tile(tile, height, width)
-    plan = plan_for(runner.receptive_radius, tile=min(tile, spec.max_tile) if spec.max_tile else tile, overlap=overlap,
-                    batch_size=batch_size)
+    tile = min(tile, spec.max_tile) if spec.max_tile else tile
+    if overlap is None:
+        try:
+            check_tile(tile, runner.receptive_radius, model_name, height, width)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    plan = plan_for(runner.receptive_radius, tile=tile, overlap=overlap, batch_size=batch_size)
     lr = decoded.rgb.transpose(2, 0, 1)[None]
     started = time.perf_counter()
     def run_tiles(batch: np.ndarray) -> np.ndarray:

@@ -122,6 +122,23 @@ def plan_for(radius: int, tile: int = 256, blend: int = 8, batch_size: int = 4, 
     return TilePlan(tile=tile, overlap=overlap, blend=blend, batch_size=batch_size, window=window)
 
 
+def useful_plan(plan: TilePlan, radius: int) -> bool:
+    """Exact (every kept pixel saw its whole receptive field) and not mostly overlap (the stride is at least
+    a quarter of the tile): smaller tiles give seams, or step a few pixels at a time and take hours."""
+    return plan.margin >= radius and plan.tile - plan.overlap >= plan.tile / 4
+
+
+def check_tile(tile: int, radius: int, model: str, height: int, width: int) -> None:
+    """Refuse (ValueError with the smallest tile that works) a tile too small for `radius` under plan_for's
+    automatic overlap; 0, a tile that covers the height x width image (one tile, no cut) and large tiles pass."""
+    if tile <= 0 or tile >= max(height, width) or useful_plan(plan_for(radius, tile=tile), radius):
+        return
+    smallest = next(t for t in range(tile + 1, tile + 16 * radius + 64)
+                    if useful_plan(plan_for(radius, tile=t), radius))
+    raise ValueError(f"tile {tile} is too small for {model} (receptive radius {radius} px): use 0 (the whole image) "
+                     f"or at least {smallest} px; smaller tiles would be inexact or mostly overlap")
+
+
 def tile_starts(length: int, tile: int, overlap: int) -> List[int]:
     """Start offsets covering [0, length) with tiles of `tile` (or one of `length` if shorter)."""
     if length <= tile:

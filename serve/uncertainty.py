@@ -36,7 +36,7 @@ from models.mc_dropout import sample_masks
 from .contract import InputError, cli_main
 from .runtime import get_backend
 from .sr import _split_array, check_size
-from .tiling import bounded_tile, pad_to_multiple, plan_for, tile_starts, tiled_apply
+from .tiling import bounded_tile, check_tile, pad_to_multiple, plan_for, tile_starts, tiled_apply
 from .uncertainty_outputs import (
     UncertaintyResult,
     apply_colormap,
@@ -260,6 +260,10 @@ def estimate_uncertainty(image: Union[DecodedImage, np.ndarray], model_name: str
     started = time.perf_counter()
     runner, per_tile, count, calls, extra = _estimator(model_name, spec, estimator, passes, backend, seed, chunk,
                                                        backend_options)
+    try:
+        check_tile(bounded_tile(tile, *lr.shape[:2]), runner.receptive_radius, model_name, *lr.shape[:2])
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     plan = plan_for(runner.receptive_radius, tile=bounded_tile(tile, *lr.shape[:2]), batch_size=1)
     steps = _tile_count(*lr.shape[:2], plan, spec.pad_multiple) * calls
     done = [0]

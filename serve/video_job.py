@@ -139,7 +139,7 @@ def process_video(in_path: PathLike, out_path: PathLike, *, fps_factor: int = 1,
     out_path.parent.mkdir(parents=True, exist_ok=True)
     record = _job_record(in_path, fps_out, count, (width, height), settings, interp=interp_model if interpolate
                          else None, sr=sr_model, dedup=dedup if interpolate else None, segment=segment_frames,
-                         weights=backend_options.get("weights_path"))
+                         weights=backend_options.get("weights_path"), backend=backend, precision=precision)
     work = WorkFolder(out_path, record, resume)
     segments = [work.segment(k) for k in range(math.ceil(count / segment_frames))]
     reused = [k for k, seg in enumerate(segments) if work.resumed and seg.is_file()]
@@ -167,7 +167,7 @@ def process_video(in_path: PathLike, out_path: PathLike, *, fps_factor: int = 1,
             tmp.unlink(missing_ok=True)
             raise
     except BaseException:
-        if not resume:
+        if not resume or not any(work.path.glob("seg_?????.mp4")):  # nothing finished: nothing to resume from
             shutil.rmtree(work.path, ignore_errors=True)
         raise
     shutil.rmtree(work.path, ignore_errors=True)

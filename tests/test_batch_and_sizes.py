@@ -134,6 +134,22 @@ def test_sr_cli_folder_batch(tmp_path, capsys):
     assert "18 files: 18 done, 0 skipped (already done), 0 failed" in capsys.readouterr().out
 
 
+def test_sr_cli_output_folder_inside_or_equal_to_the_input(tmp_path, capsys):
+    """Inside: the earlier results are not fed back in (they were: sub/x/sub/x/a.png on the second run);
+    the same folder: refused (it reported every input as 'already done')."""
+    from serve.sr import main
+
+    source = _folder_of_images(tmp_path / "in", n=4, broken=())
+    common = ["--model", "flashsr_x2", "--backend", "torch-cpu", "--tile", "0"]
+    inner = source / "sub" / "x"
+    for _ in range(2):
+        assert main([str(source), "--out", str(inner), *common]) == 0
+    written = sorted(p.relative_to(inner).as_posix() for p in inner.rglob("*") if p.is_file())
+    assert len(written) == 4 and not any(name.startswith("sub/x") for name in written), written
+    assert main([str(source), "--out", str(source), *common]) == 2
+    assert "is the input folder itself" in capsys.readouterr().err
+
+
 def test_sr_cli_single_file_with_format_and_size(tmp_path, capsys):
     from serve.sr import main
 

@@ -57,3 +57,18 @@ def test_main_leaves_autograd_on(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("STSR_DATA", str(tmp_path))
     assert main(["--task", "sr", "--model", "bicubic", "--scale", "2", "--sets", "Tiny", "--json"]) == 0
     assert torch.is_grad_enabled()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "colorize_lab", "--task", "colorize", "--limit", "-1"], "--limit must be 0"),  # was: all but the last
+    (["--model", ""], "--model is empty"),  # was: nothing, exit 0
+    (["--model", "bicubic", "--scale", "0"], "--scale must be 2 or 4"),  # was: 2 and 4 silently
+    (["--model", "bicubic", "--device", "bogus"], "is not available here"),  # was: a torch traceback
+    (["--task", "colorize", "--model", "colorize_lab", "--vividness", "9"], "values must be in 0..2.5"),
+])
+def test_cli_refuses_bad_arguments_with_a_sentence(args, message, capsys):
+    from evaluate.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code not in (0, None) and message in (capsys.readouterr().err + str(exc.value.code))

@@ -335,13 +335,21 @@ def test_bad_videos_give_clear_messages_and_leave_nothing(tmp_path, rng, checkpo
     assert info["vfr"] and "converted to a constant" in info["notes"][0]
 
 
-def test_cli_reports_bad_input(tmp_path):
+def test_cli_reports_bad_input(tmp_path, capsys):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video at all")
     done = subprocess.run([sys.executable, "-m", "serve.interpolate", str(bad), "--out", str(tmp_path / "o.mp4")],
                           cwd=PROJECT_ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.startswith("error: bad.mp4: not a readable video")
     assert not (tmp_path / "o.mp4").exists()
+    from serve.interpolate import main
+
+    pair = []
+    for i in range(2):
+        pair.append(tmp_path / f"f{i}.png")
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(pair[-1])
+    code = main([str(pair[0]), str(pair[1]), "--out", str(tmp_path / "m.png"), "--sr-model", "flashsr_x2"])
+    assert code == 2 and "--sr-model applies to a video" in capsys.readouterr().err  # it was silently ignored
 
 
 def test_the_default_interpolators_are_constants_and_lead_their_dropdowns():

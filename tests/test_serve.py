@@ -271,9 +271,14 @@ def test_pixel_limits_and_empty_images_are_refused_before_running(assets):
 def test_sr_cli_writes_the_image_and_reports_errors(assets, tmp_path, capsys):
     Image.fromarray((rand(10, 12, 3, seed=7) * 255).astype(np.uint8)).save(tmp_path / "in.png")
     code = sr_main([str(tmp_path / "in.png"), "--model", "flashsr_x2", "--out", str(tmp_path / "out.png"),
-                    "--backend", "onnx", "--tile", "8", "--weights", assets["x2"]])
+                    "--backend", "onnx", "--tile", "24", "--weights", assets["x2"]])
     assert code == 0 and Image.open(tmp_path / "out.png").size == (24, 20)
     assert "24x20 from 12x10" in capsys.readouterr().out
+    # a tile this small would step 1 px at a time and lose exactness (4096 tiles and 195 levels off at tile 1)
+    assert sr_main([str(tmp_path / "in.png"), "--model", "flashsr_x2", "--out", str(tmp_path / "small.png"),
+                    "--backend", "onnx", "--tile", "8", "--weights", assets["x2"]]) == 2
+    assert "tile 8 is too small for flashsr_x2 (receptive radius 5 px): use 0 (the whole image) or at least 24 px" \
+        in capsys.readouterr().err and not (tmp_path / "small.png").exists()
     assert sr_main([str(tmp_path / "absent.png"), "--out", str(tmp_path / "x.png")]) == 2
     assert "file not found" in capsys.readouterr().err
 

@@ -269,6 +269,12 @@ def test_resume_after_a_kill_skips_finished_segments(tmp_path, monkeypatch):
         process_video(src, out, progress=killed, **job)
     info = process_video(src, out, **{**job, "encoder": "h264", "crf": 25})
     assert info["segments_reused"] == 0
+    with pytest.raises(KeyboardInterrupt):  # nor does another precision (job.json records backend and precision)
+        process_video(src, out, progress=killed, **job)
+    assert process_video(src, out, **{**job, "precision": "auto"})["segments_reused"] == 0
+    with pytest.raises(ValueError, match="unknown backend"):  # refused before any segment: no work folder left
+        process_video(src, tmp_path / "bad.mp4", **{**job, "sr_model": "flashsr_x2", "backend": "bogus"})
+    assert not (tmp_path / ".bad.mp4.work").exists()
 
 
 @pytest.mark.slow
