@@ -32,9 +32,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from common.cpu import cpu_flags
-from models import CheckpointError, get_spec, save_checkpoint
+from models import get_spec, save_checkpoint
 
 from .backends import Backend, module_available
+from .contract import REQUEST_ERRORS, error_message
 from .memory import PeakMemory
 from .precision import RUNTIME_OF_KIND, parse_precision, read_record
 from .runtime import RECOVERABLE_ERRORS, get_backend, onnx_path_for
@@ -124,6 +125,8 @@ def bench_input(source: str, channels: int, w: int, h: int, seed: int) -> np.nda
     from PIL import Image
 
     path = EXAMPLE_INPUT if source == "example" else Path(source)
+    if not path.is_file():
+        raise ValueError(f"--input {source}: no such image file (use 'example', 'random' or a path to a photo)")
     with Image.open(path) as im:
         im = im.convert("RGB" if channels == 3 else "L")
         factor = max(w / im.width, h / im.height)
@@ -352,16 +355,22 @@ def main(argv=None) -> int:
         p.error("--runs must be >= 1 and --warmup >= 0")
     if args.weights not in (None, "random") and "," in args.models:
         p.error("--weights PATH applies to one model; use --weights random or STSR_WEIGHTS=DIR for several")
+    if args.threads is not None and args.threads < 1:
+        p.error(f"--threads must be at least 1 (or left out for the runtime's default), not {args.threads}")
+    if not any(m.strip() for m in args.models.split(",")) or not any(v.strip() for v in args.sizes.split(",")):
+        p.error("--models and --sizes need at least one entry each")
+    out_dir = Path(args.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        p.error(f"--out-dir {out_dir} is a file, not a folder")
     if args.threads and module_available("torch"):  # ORT and OpenVINO take `threads` per session
         import torch
 
         torch.set_num_threads(args.threads)
     try:
         rows = run_bench(args)
-    except (KeyError, CheckpointError, argparse.ArgumentTypeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (argparse.ArgumentTypeError, *REQUEST_ERRORS) as exc:  # unknown model / backend / precision, bad input
+        print(f"error: {error_message(exc)}", file=sys.stderr)
         return 2
-    out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps({"environment": environment(args), "results": rows}, indent=2))
     plot(rows, out_dir / "bench.png")

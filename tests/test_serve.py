@@ -315,6 +315,25 @@ def test_bench_runs_models_with_a_strength_input(tmp_path, capsys):
     assert code == 0 and len(rows) == 1 and not rows[0]["skipped"] and rows[0]["median_ms"] > 0
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--backends", "bogus"], "unknown backend 'bogus'"), (["--precisions", "bogus"], "precision must be one of"),
+    (["--threads", "-1"], "--threads must be at least 1"), (["--input", "/no/such.png"], "no such image file"),
+    (["--sizes", ","], "need at least one entry"), (["--models", "nope"], "unknown model 'nope'"),
+    (["--sizes", "100000"], "at most 33 MP"),  # it allocated 10 GP and ran until killed
+])
+def test_bench_refuses_bad_arguments_with_a_sentence(args, message, tmp_path, capsys):
+    """A CLI bug hunt found tracebacks (and one hang) here; each is now one line."""
+    base = {"--models": "flashsr_x2", "--backends": "onnx", "--sizes": "32", "--runs": "1", "--warmup": "0",
+            "--out-dir": str(tmp_path)}
+    base.update(dict(zip(args[::2], args[1::2])))
+    try:
+        code = bench.main([item for pair in base.items() for item in pair])
+    except SystemExit as exc:  # argparse's own
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err, err
+
+
 @pytest.fixture
 def fake_tensorrt(assets, monkeypatch):
     """Stand-ins for the tensorrt package and serve.trt_runtime, so TrtBackend's wiring runs on CPU."""
