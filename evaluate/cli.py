@@ -73,6 +73,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--limit must be 0 (every image) or a positive count, not {args.limit}")
     if args.scale is not None and args.scale not in (2, 4):
         p.error(f"--scale must be 2 or 4, not {args.scale}")
+    from serve.precision import parse_precision
+    from serve.runtime import ALIASES, KINDS
+
+    if args.backend not in KINDS + ALIASES:
+        p.error(f"--backend {args.backend!r} is not one of {', '.join(KINDS + ALIASES)}")
+    if args.precision is not None:
+        try:
+            parse_precision(args.precision)
+        except ValueError as exc:
+            p.error(f"--precision: {exc}")
+    if args.seed < 0:
+        p.error(f"--seed must be 0 or more, not {args.seed}")
+    if args.bench_json is not None and not args.bench_json.is_file():  # checked before the evaluation, not after
+        p.error(f"--bench-json {args.bench_json}: no such file (serve.bench writes bench.json)")
     if args.device != "cpu" and not (args.device.startswith("cuda") and torch.cuda.is_available()):
         p.error(f"--device {args.device!r} is not available here (use cpu" + (
             ", or cuda" if torch.cuda.is_available() else "; this torch has no CUDA GPU") + ")")

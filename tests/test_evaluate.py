@@ -65,6 +65,10 @@ def test_main_leaves_autograd_on(tmp_path, monkeypatch, capsys):
     (["--model", "bicubic", "--scale", "0"], "--scale must be 2 or 4"),  # was: 2 and 4 silently
     (["--model", "bicubic", "--device", "bogus"], "is not available here"),  # was: a torch traceback
     (["--task", "colorize", "--model", "colorize_lab", "--vividness", "9"], "values must be in 0..2.5"),
+    (["--model", "bicubic", "--precision", "fp8"], "--precision: precision must be one of"),
+    (["--task", "uncertainty", "--model", "flashsr_x2", "--backend", "bogus"], "--backend 'bogus' is not one of"),
+    (["--task", "uncertainty", "--model", "flashsr_x2", "--seed", "-1"], "--seed must be 0 or more"),
+    (["--model", "bicubic", "--markdown", "--bench-json", "/no/such.json"], "no such file"),  # was: after the run
 ])
 def test_cli_refuses_bad_arguments_with_a_sentence(args, message, capsys):
     from evaluate.cli import main
