@@ -168,6 +168,14 @@ def cmd_triton(args) -> None:
 def cmd_int8(args) -> None:
     from .int8 import MAX_LOSS_DB, quantize_model
 
+    if args.seed < 0:
+        raise ExportError(f"--seed must be 0 or more, not {args.seed}")
+    if args.max_loss is not None and not 0 <= args.max_loss < 10:  # NaN fails this too (it refused nothing)
+        raise ExportError(f"--max-loss must be a loss in dB from 0 to 10, not {args.max_loss}")
+    if args.model and args.model in REGISTRY and REGISTRY[args.model].task != "sr":
+        raise ExportError(f"int8 is built for SR models only; {args.model} is a {REGISTRY[args.model].task} model "
+                          "(it runs in fp32 on every backend)")
+
     if args.all:
         jobs = []
         for spec in REGISTRY.values():

@@ -236,6 +236,9 @@ def run_cli(input_path: PathLike, out: PathLike, job: Process, describe: Callabl
     may not be the input folder; when it lies inside it, the files already under `out` are not inputs."""
     source = Path(input_path)
     if not source.is_dir():
+        if Path(out).is_dir() and not directories:
+            raise ValueError(f"--out {out} is a folder; give the output file's name (a folder --out is for a folder "
+                             "input)")
         info = job(source, Path(out)) or {}
         print(describe(Path(out), info))
         return 0

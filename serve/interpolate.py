@@ -119,6 +119,8 @@ def main(argv=None) -> int:
     p.add_argument("--sr-model", default=None, help="also upscale every frame with this SR model")
     p.add_argument("--no-audio", action="store_true")
     args = p.parse_args(argv)
+    if args.max_seconds is not None and not args.max_seconds > 0:  # NaN fails this too (it meant no limit)
+        p.error(f"--max-seconds must be a positive number of seconds, not {args.max_seconds}")
     if len(args.inputs) == 2:
         if args.sr_model:  # the pair path has no SR stage: say so rather than ignore the flag
             raise InputError("--sr-model applies to a video; for two images, upscale the frames with serve.sr")

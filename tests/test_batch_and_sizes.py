@@ -148,6 +148,9 @@ def test_sr_cli_output_folder_inside_or_equal_to_the_input(tmp_path, capsys):
     assert len(written) == 4 and not any(name.startswith("sub/x") for name in written), written
     assert main([str(source), "--out", str(source), *common]) == 2
     assert "is the input folder itself" in capsys.readouterr().err
+    one = next(source.glob("*.png"))
+    assert main([str(one), "--out", str(tmp_path), *common]) == 2  # was a raw "[Errno 21] Is a directory"
+    assert "is a folder; give the output file's name" in capsys.readouterr().err
 
 
 def test_sr_cli_single_file_with_format_and_size(tmp_path, capsys):

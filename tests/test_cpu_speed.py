@@ -278,3 +278,14 @@ def test_non_sr_models_are_refused_for_int8_and_auto_says_why(tmp_path):
         assert record is None and why == f"{precision} is measured for SR models only; colorize_hint_cls (colorize) " \
                                          "runs in fp32"
     assert "run `python -m export int8 --model flashsr_x2`" in read_record(tmp_path / "flashsr_x2.onnx", "int8")[1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "colorize_lab"], "int8 is built for SR models only; colorize_lab is a colorize model"),
+    (["--model", "flashsr_x2", "--seed", "-1"], "--seed must be 0 or more"),  # was a numpy traceback
+    (["--model", "flashsr_x2", "--max-loss", "nan"], "--max-loss must be"),  # NaN refused nothing
+])
+def test_int8_cli_refuses_bad_requests_before_writing_anything(args, message, capsys):
+    from export.__main__ import main
+
+    assert main(["int8", *args]) == 1 and message in capsys.readouterr().err
