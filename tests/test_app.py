@@ -165,9 +165,13 @@ def test_interpolate_tab(client):
         with pytest.raises(AppError, match="not available yet"):
             client.predict(a, b, "×2", None, "auto", api_name="/interpolate")
         return
-    frames, _ = client.predict(a, b, "×4", interpolation_models()[0], "auto", api_name="/interpolate")
-    assert len(frames) == 3
+    frames, summary = client.predict(a, b, "×4", interpolation_models()[0], "auto", api_name="/interpolate")
+    assert len(frames) == 3 and "alpha" not in summary
     assert all(load(f["image"]).shape == load(EXAMPLES / "frame_00010.jpg").shape for f in frames)
+    rgba = np.asarray(Image.open(EXAMPLES / "frame_00010.jpg").convert("RGBA")).copy()
+    rgba[..., 3] = 128
+    _, summary = client.predict(handle_file(str(_save_tmp(rgba))), b, "×2", None, "auto", api_name="/interpolate")
+    assert "transparency (alpha) was dropped" in summary  # said, not silently lost
 
 
 def test_video_super_resolution(client, tmp_path):

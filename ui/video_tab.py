@@ -131,7 +131,9 @@ def interpolate_frames(frame0, frame1, factor: str = "×2", model: Optional[str]
     out = workdir("interpolate")
     items = [(save_png(f, out / f"middle_{i + 1}_of_{count}.png"), f"t = {(i + 1) / (count + 1):.2f}")
              for i, f in enumerate(middles)]
-    return items, f"**{model}**: {count} frame(s) in {time.perf_counter() - started:.2f} s."
+    note = (" Note: the frames' transparency (alpha) was dropped; the in-between frames are opaque."
+            if a.alpha is not None or b.alpha is not None else "")
+    return items, f"**{model}**: {count} frame(s) in {time.perf_counter() - started:.2f} s.{note}"
 
 
 def _upscale_video(path: str, target, info, sr_model: str, backend: str, report: Callable[[int, int], None],
