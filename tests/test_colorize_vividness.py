@@ -168,6 +168,9 @@ def test_the_tab_takes_vividness_and_refuses_bad_values(upload_dir):
     vivid, summary, info = run("2")  # API clients may send numbers as text
     assert info["vividness"] == 2.0 and "Vividness 2." in summary
     assert _chroma(vivid) > 1.5 * _chroma(default)
+    (_, _), _, summary, _ = colorize_tab.colorize_image(str(path), "colorize_hint_cls", "onnx", "auto",
+                                                        [[5, 5, "#ff0000"]], 2.0, progress=None)
+    assert "where your hints reach, their colour wins" in summary  # hints dominate: the summary says so
     for bad in ("lots", float("nan"), 3.0, -1):
         with pytest.raises(gr.Error, match="'vividness' must be"):
             run(bad)

@@ -126,7 +126,9 @@ def colorize_image(image, model: Optional[str] = None, backend: str = "auto", pr
         " (your hints set the colours)." if info.get("hints") else ".") if was_colour else ".")
     summary += f" {info['hints']} colour hint(s) used." if info.get("hints") else ""
     if info.get("vividness") not in (None, 1.0):
-        summary += f" Vividness {info['vividness']:g}."
+        summary += f" Vividness {info['vividness']:g}" + (
+            " (it scales the model's own colour; where your hints reach, their colour wins)." if info.get("hints")
+            else ".")
     elif info.get("vividness") is None and vividness != 1.0:
         summary += " This model has no vividness control: the slider was not used."
     summary += "".join(f" Note: {n}." for n in notes)

@@ -9,6 +9,7 @@ import numpy as np
 from common.image_write import EXTENSIONS, FORMATS
 from common.metrics import detail_ratio_y, gmsd_y, psnr_y, ssim_y
 from common.resize import bicubic_downscale, bicubic_resize, mod_crop
+from models import REGISTRY
 from serve import save_image
 
 from . import sr_batch
@@ -102,17 +103,18 @@ def upscale_image(image, model: str, scale: int, tile: int = DEFAULT_TILE, backe
     out = workdir("sr")
     stem = decoded.name.rsplit(".", 1)[0][:60] or "image"
     after = result.image
-    after_png = save_png(after, out / f"{stem}_{spec.name}.png")
+    ran = REGISTRY.get(result.info.get("model"), spec)  # outscale may run the family's other scale
+    after_png = save_png(after, out / f"{stem}_{ran.name}.png")
     before_png = save_resized_png(np.concatenate([decoded.rgb, decoded.alpha[..., None]], axis=2)
                                   if decoded.alpha is not None else decoded.rgb, after.shape[:2],
                                   out / f"{stem}_bicubic.png")
-    download = str(save_image(result, out / f"{stem}_{spec.name}_out{EXTENSIONS[out_format]}",
+    download = str(save_image(result, out / f"{stem}_{ran.name}_out{EXTENSIONS[out_format]}",
                               format=out_format, quality=quality if out_format in LOSSY else None,
                               exif=decoded.exif))
     info = dict(result.info)
     info["download_bits"] = info.get("saved", {}).get("bit_depth", result.bit_depth)
     lines = [f"**{info.get('run') or spec.name}**: {info['input_size'][0]}×{info['input_size'][1]} → "
-             f"{info['output_size'][0]}×{info['output_size'][1]} in {info['seconds']:.2f} s — {spec.description}",
+             f"{info['output_size'][0]}×{info['output_size'][1]} in {info['seconds']:.2f} s — {ran.description}",
              describe_backend(info, backend)]
     if compare:
         lines.append(_compare(after[..., :3], decoded.rgb, hr, s, info))
