@@ -57,8 +57,9 @@ def hint_arrays(rgb: np.ndarray, count: int, seed: int) -> tuple:
 
 def evaluate_colorize(model_name: str, sets: Dict[str, tuple], weights: Optional[Path] = None,
                       device: str = "cpu", hints: int = 0, vividness: float = DEFAULT_VIVIDNESS) -> List[dict]:
-    uses_hints = model_name != BASELINE and get_spec(model_name).hint_inputs
-    scalars = {VIVIDNESS: vividness} if model_name != BASELINE and get_spec(model_name).vividness_input else {}
+    spec = None if model_name == BASELINE else get_spec(model_name)
+    uses_hints = spec is not None and spec.hint_inputs
+    scalars = {VIVIDNESS: vividness} if spec is not None and spec.vividness_input else {}
     label = model_name + (f" +{hints} hints" if hints else "") + (
         f" vividness {vividness:g}" if vividness != DEFAULT_VIVIDNESS else "")
     colorize = (lambda grey: nchw_to_hwc(grey_to_rgb(hwc_to_nchw(grey)))) if model_name == BASELINE else \

@@ -127,10 +127,7 @@ def upscale(image: Union[DecodedImage, np.ndarray], model_name: str = "flashsr_x
     tile = bounded_tile(tile, height, width)
     tile = min(tile, spec.max_tile) if spec.max_tile else tile
     if overlap is None:
-        try:
-            check_tile(tile, runner.receptive_radius, model_name, height, width)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+        check_tile(tile, runner.receptive_radius, model_name, height, width)
     plan = plan_for(runner.receptive_radius, tile=tile, overlap=overlap, batch_size=batch_size)
     lr = decoded.rgb.transpose(2, 0, 1)[None]
     started = time.perf_counter()

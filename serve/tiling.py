@@ -21,6 +21,8 @@ from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
+from .contract import InputError
+
 RunBatch = Callable[[np.ndarray], np.ndarray]  # (N,C,h,w) -> (N,C',h*s,w*s)
 MAX_TILE = int(os.environ.get("STSR_MAX_TILE", 1024))  # the largest tile side "whole image" (tile=0) runs at
 # Input pixels one runtime call may take (tiles x tile area). A call's activations grow with it (64 float
@@ -129,13 +131,13 @@ def useful_plan(plan: TilePlan, radius: int) -> bool:
 
 
 def check_tile(tile: int, radius: int, model: str, height: int, width: int) -> None:
-    """Refuse (ValueError with the smallest tile that works) a tile too small for `radius` under plan_for's
+    """Refuse (InputError with the smallest tile that works) a tile too small for `radius` under plan_for's
     automatic overlap; 0, a tile that covers the height x width image (one tile, no cut) and large tiles pass."""
     if tile <= 0 or tile >= max(height, width) or useful_plan(plan_for(radius, tile=tile), radius):
         return
     smallest = next(t for t in range(tile + 1, tile + 16 * radius + 64)
                     if useful_plan(plan_for(radius, tile=t), radius))
-    raise ValueError(f"tile {tile} is too small for {model} (receptive radius {radius} px): use 0 (the whole image) "
+    raise InputError(f"tile {tile} is too small for {model} (receptive radius {radius} px): use 0 (the whole image) "
                      f"or at least {smallest} px; smaller tiles would be inexact or mostly overlap")
 
 

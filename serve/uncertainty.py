@@ -260,11 +260,9 @@ def estimate_uncertainty(image: Union[DecodedImage, np.ndarray], model_name: str
     started = time.perf_counter()
     runner, per_tile, count, calls, extra = _estimator(model_name, spec, estimator, passes, backend, seed, chunk,
                                                        backend_options)
-    try:
-        check_tile(bounded_tile(tile, *lr.shape[:2]), runner.receptive_radius, model_name, *lr.shape[:2])
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    plan = plan_for(runner.receptive_radius, tile=bounded_tile(tile, *lr.shape[:2]), batch_size=1)
+    side = bounded_tile(tile, *lr.shape[:2])
+    check_tile(side, runner.receptive_radius, model_name, *lr.shape[:2])
+    plan = plan_for(runner.receptive_radius, tile=side, batch_size=1)
     steps = _tile_count(*lr.shape[:2], plan, spec.pad_multiple) * calls
     done = [0]
 

@@ -24,6 +24,8 @@ from typing import Callable, List, Optional
 import gradio as gr
 import numpy as np
 
+from models.io import DEFAULT_VIVIDNESS, MAX_VIVIDNESS
+
 from . import colorize_video_ui
 from .colorize_hints_ui import wire_hint_canvas
 from .common import (
@@ -61,8 +63,6 @@ def available_models() -> List[str]:
 
 
 def vividness_slider() -> gr.Slider:
-    from models.io import DEFAULT_VIVIDNESS, MAX_VIVIDNESS
-
     return gr.Slider(0.0, MAX_VIVIDNESS, value=DEFAULT_VIVIDNESS, step=0.05, label="Vividness",
                      info="1 = the colour calibrated for accuracy; higher = more vivid but more often wrong "
                           "(the automatic colour is cautious); 0 = grey, or only your hints' colour. Hints stay exact.",
@@ -125,11 +125,11 @@ def colorize_image(image, model: Optional[str] = None, backend: str = "auto", pr
     summary = f"**{model}**" + (": the colour input was turned grey first" + (
         " (your hints set the colours)." if info.get("hints") else ".") if was_colour else ".")
     summary += f" {info['hints']} colour hint(s) used." if info.get("hints") else ""
-    if info.get("vividness") not in (None, 1.0):
+    if info.get("vividness") not in (None, DEFAULT_VIVIDNESS):
         summary += f" Vividness {info['vividness']:g}" + (
             " (it scales the model's own colour; where your hints reach, their colour wins)." if info.get("hints")
             else ".")
-    elif info.get("vividness") is None and vividness != 1.0:
+    elif info.get("vividness") is None and vividness != DEFAULT_VIVIDNESS:
         summary += " This model has no vividness control: the slider was not used."
     summary += "".join(f" Note: {n}." for n in notes)
     return (grey_png, colour_png), download, summary + "<br>" + describe_backend(info, backend), info

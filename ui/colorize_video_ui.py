@@ -18,6 +18,7 @@ from typing import Optional
 import gradio as gr
 
 from common.images import to_uint8
+from models.io import DEFAULT_VIVIDNESS
 
 from .cancel import cancel_on, start_job, stop_button
 from .common import (
@@ -107,7 +108,8 @@ def colorize_video(video, model: Optional[str] = None, hints: Optional[list] = N
                "colours carried along the motion")
             + f" in {seconds:.1f} s; flicker {details.get('flicker', 0):.3f} (mean |Δab| after motion)"
             + (f"; {len(checked)} hint(s) on the first frame" if checked else "")
-            + (f"; vividness {details['vividness']:g}" if details.get("vividness") not in (None, 1.0) else "")
+            + (f"; vividness {details['vividness']:g}"
+               if details.get("vividness") not in (None, DEFAULT_VIVIDNESS) else "")
             + f"; audio {'kept' if audio else 'none'}.")
     return str(target), text, details
 
